@@ -1,0 +1,186 @@
+"""Plain records of Twilio Conversations resources, as the upstream client returns and the cache stores them.
+
+Immutable, JSON round-trippable (`to_json` / `from_json`), free of SDK objects: a record must never carry I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, ClassVar, Generic, TypeVar
+
+
+class DeliveryStatus(str, Enum):
+    """A receipt's status as Twilio names it. Order of `RANK` is the only forward direction a receipt moves."""
+
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    UNDELIVERED = "undelivered"
+
+    @property
+    def terminal(self) -> bool:
+        """Failed and undelivered end a message's delivery: Twilio never retries them."""
+        return self in (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED)
+
+    @property
+    def final(self) -> bool:
+        """No later status can follow (terminal, or read): such receipts may be cached for long."""
+        return self.terminal or self is DeliveryStatus.READ
+
+
+# sent < delivered < read; failed and undelivered are terminal and outrank everything.
+STATUS_RANK: dict[DeliveryStatus, int] = {
+    DeliveryStatus.SENT: 1,
+    DeliveryStatus.DELIVERED: 2,
+    DeliveryStatus.READ: 3,
+    DeliveryStatus.UNDELIVERED: 4,
+    DeliveryStatus.FAILED: 4,
+}
+
+
+def _dt(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    text = str(value)
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    return datetime.fromisoformat(text)
+
+
+class _Record:
+    """JSON round trip shared by every record: datetimes as ISO-8601, enums as their value."""
+
+    _datetime_fields: ClassVar[tuple[str, ...]] = ("date_created", "date_updated")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, Enum):
+                value = value.value
+            elif isinstance(value, _Record):
+                value = value.to_dict()
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        kwargs = {k: v for k, v in data.items() if k in names}
+        for name in cls._datetime_fields:
+            if name in kwargs:
+                kwargs[name] = _dt(kwargs[name])
+        return cls(**kwargs)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class ConversationRecord(_Record):
+    sid: str
+    account_sid: str | None = None
+    chat_service_sid: str | None = None
+    friendly_name: str | None = None
+    unique_name: str | None = None
+    state: str | None = None  # active | inactive | closed
+    attributes: str | None = None  # JSON text, as Twilio sends it
+    date_created: datetime | None = None
+    date_updated: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MessageRecord(_Record):
+    sid: str
+    conversation_sid: str
+    index: int
+    account_sid: str | None = None
+    chat_service_sid: str | None = None  # not in Twilio's payload; filled from the scope it was fetched in
+    author: str | None = None
+    body: str | None = None
+    media: list[dict[str, Any]] | None = None
+    attributes: str | None = None
+    participant_sid: str | None = None
+    delivery: dict[str, Any] | None = None  # Twilio's aggregated summary: total + all/some/none per status
+    content_sid: str | None = None
+    date_created: datetime | None = None
+    date_updated: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ParticipantRecord(_Record):
+    _datetime_fields: ClassVar[tuple[str, ...]] = ("date_created", "date_updated", "last_read_timestamp")
+
+    sid: str
+    conversation_sid: str
+    account_sid: str | None = None
+    chat_service_sid: str | None = None
+    identity: str | None = None  # set for chat participants only
+    attributes: str | None = None
+    messaging_binding: dict[str, Any] | None = None  # {type: sms|whatsapp, address, proxy_address}
+    role_sid: str | None = None
+    last_read_message_index: int | None = None
+    last_read_timestamp: datetime | None = None
+    date_created: datetime | None = None
+    date_updated: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReceiptRecord(_Record):
+    sid: str
+    conversation_sid: str
+    message_sid: str
+    participant_sid: str | None = None
+    account_sid: str | None = None
+    chat_service_sid: str | None = None
+    channel_message_sid: str | None = None
+    status: DeliveryStatus | None = None
+    error_code: int | None = None
+    date_created: datetime | None = None
+    date_updated: datetime | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        data = dict(data)
+        if data.get("status") is not None:
+            data["status"] = DeliveryStatus(data["status"])
+        if data.get("error_code") == 0:
+            data["error_code"] = None
+        return super().from_dict(data)
+
+
+@dataclass(frozen=True)
+class WebhookConfigRecord(_Record):
+    _datetime_fields: ClassVar[tuple[str, ...]] = ()
+
+    account_sid: str | None = None
+    chat_service_sid: str | None = None
+    method: str | None = None
+    filters: list[str] = field(default_factory=list)
+    pre_webhook_url: str | None = None
+    post_webhook_url: str | None = None
+    target: str | None = None
+
+
+R = TypeVar("R", bound=_Record)
+
+
+@dataclass(frozen=True)
+class Page(Generic[R]):
+    """One upstream list page. `next_page_token` is Twilio's opaque PageToken (None on the last page)."""
+
+    items: list[R]
+    page_size: int
+    next_page_token: str | None = None
+    previous_page_token: str | None = None
