@@ -1,0 +1,215 @@
+"""The `delivery-gateway` command: serve (real Twilio), demo (embedded emulator), emulator, webhooks install.
+
+Never holds gateway logic of its own: it parses arguments, builds Settings, and hands over to app/emulator code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from delivery_gateway.settings import Settings
+
+PROG = "delivery-gateway"
+DEMO_HINT = f"run `{PROG} demo` to try the gateway on its built-in emulator without credentials"
+
+
+class ConfigError(Exception):
+    """A configuration problem the user must fix; printed as one line, exit status 2."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from env/.env, with bad values turned into one readable line naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first.get("loc", ())) or "configuration"
+        message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+        raise ConfigError(f"{name}: {message} ({DEMO_HINT})") from None
+
+
+def _serve_settings() -> Settings:
+    settings = load_settings()
+    missing = settings.missing_credentials()
+    if missing:
+        raise ConfigError(f"{missing[0]} is not set; it is needed to reach Twilio ({DEMO_HINT})")
+    return settings
+
+
+async def _run_uvicorn(app, host: str, port: int) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on", proxy_headers=True)
+    await uvicorn.Server(config).serve()
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    settings = _serve_settings()
+    from delivery_gateway.app import create_app
+
+    asyncio.run(_run_uvicorn(create_app(settings), args.host, args.port))
+
+
+def _emulator_credentials() -> tuple[str, str, bool]:
+    """The emulator's credentials: the environment's when set, else freshly made up (and reported)."""
+    from delivery_gateway.sids import ACCOUNT, is_sid, new_sid
+
+    sid = os.environ.get("TWILIO_ACCOUNT_SID")
+    token = os.environ.get("TWILIO_AUTH_TOKEN")
+    if sid and not is_sid(sid, ACCOUNT):
+        raise ConfigError("TWILIO_ACCOUNT_SID: must be 'AC' followed by 32 hex digits")
+    made_up = not (sid and token)
+    if made_up:
+        import secrets
+
+        sid, token = new_sid(ACCOUNT), secrets.token_hex(16)
+    return sid, token, made_up
+
+
+def cmd_emulator(args: argparse.Namespace) -> None:
+    from delivery_gateway.emulator import EmulatorConfig, create_emulator_app
+
+    sid, token, made_up = _emulator_credentials()
+    config = EmulatorConfig(account_sid=sid, auth_token=token, seed=args.seed, seed_data=not args.empty)
+    base = f"http://{args.host}:{args.port}"
+    print(f"Twilio Conversations emulator on {base} (not Twilio: test data only)")
+    if made_up:
+        print("TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN were not set; the emulator made these up:")
+        print(f"  TWILIO_ACCOUNT_SID={sid}")
+        print(f"  TWILIO_AUTH_TOKEN={token}")
+    print(f"Point the gateway at it with DELIVERY_GATEWAY_TWILIO_BASE_URL={base}", flush=True)
+    asyncio.run(_run_uvicorn(create_emulator_app(config), args.host, args.port))
+
+
+async def _demo(host: str, port: int, seed: int) -> None:
+    from delivery_gateway.app import create_app
+    from delivery_gateway.emulator import EmulatorConfig
+    from delivery_gateway.emulator.server import serve_emulator
+    from delivery_gateway.sids import ACCOUNT, new_sid
+
+    sid, token = new_sid(ACCOUNT), "demo-" + new_sid("XX")[2:]
+    public = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    state_dir = Path(tempfile.mkdtemp(prefix="delivery-gateway-demo-"))
+    emulator_config = EmulatorConfig(account_sid=sid, auth_token=token, seed=seed, seed_data=True, simulate=True)
+    async with serve_emulator(emulator_config, host="127.0.0.1", port=0) as emulator:
+        settings = load_settings(
+            TWILIO_ACCOUNT_SID=sid,
+            TWILIO_AUTH_TOKEN=token,
+            DELIVERY_GATEWAY_TWILIO_BASE_URL=emulator.base_url,
+            DELIVERY_GATEWAY_PUBLIC_URL=public,
+            DELIVERY_GATEWAY_STORE_URL=f"sqlite:///{state_dir / 'ledger.sqlite3'}",
+            DELIVERY_GATEWAY_CACHE_URL="memory://",
+            DELIVERY_GATEWAY_PUBSUB_URL="memory://",
+            DELIVERY_GATEWAY_DEMO_MODE=True,
+        )
+        emulator.state.set_webhook(post_webhook_url=f"{public}/webhooks/twilio", filters=ALL_WEBHOOK_EVENTS)
+        banner = [
+            "",
+            "  delivery-gateway -- DEMO MODE",
+            "  Data comes from the built-in Twilio Conversations emulator, not from Twilio.",
+            "  No credentials are needed, from you or from callers: do not expose this to a network.",
+            f"  GraphiQL:  {public}/graphql",
+            f"  Webhooks:  {public}/webhooks/twilio (the emulator posts simulated deliveries here)",
+            f"  Emulator:  {emulator.base_url}",
+            "",
+        ]
+        print("\n".join(banner), flush=True)
+        await _run_uvicorn(create_app(settings), host, port)
+
+
+ALL_WEBHOOK_EVENTS = [
+    "onMessageAdded",
+    "onMessageUpdated",
+    "onMessageRemoved",
+    "onDeliveryUpdated",
+    "onParticipantUpdated",
+    "onConversationUpdated",
+    "onConversationStateUpdated",
+]
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    asyncio.run(_demo(args.host, args.port, args.seed))
+
+
+async def _install_webhooks(url: str, service_sid: str | None) -> tuple[object, object]:
+    from delivery_gateway.install_webhooks import install_webhooks
+    from delivery_gateway.metrics import Metrics
+    from delivery_gateway.upstream.client import UpstreamClient
+
+    settings = _serve_settings()
+    async with UpstreamClient(settings, metrics=Metrics()) as upstream:
+        return await install_webhooks(upstream, url, service_sid=service_sid)
+
+
+def cmd_webhooks_install(args: argparse.Namespace) -> None:
+    from delivery_gateway.sids import SERVICE, is_sid
+
+    if args.service and not is_sid(args.service, SERVICE):
+        raise ConfigError(f"--service: {args.service!r} is not a Conversation Service SID (IS + 32 hex digits)")
+    before, after = asyncio.run(_install_webhooks(args.url, args.service))
+    scope = f"service {args.service}" if args.service else "account default"
+    print(f"Webhook configuration ({scope})")
+    print(f"  before: {_describe(before)}")
+    print(f"  after:  {_describe(after)}")
+
+
+def _describe(config: object) -> str:
+    return (
+        f"post_webhook_url={getattr(config, 'post_webhook_url', None)!r} "
+        f"method={getattr(config, 'method', None)!r} filters={getattr(config, 'filters', None)!r}"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="GraphQL gateway for Twilio Conversations delivery state")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_address(sub: argparse.ArgumentParser, port: int) -> argparse.ArgumentParser:
+        sub.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+        sub.add_argument("--port", type=int, default=port, help=f"port to bind (default {port})")
+        return sub
+
+    serve = with_address(commands.add_parser("serve", help="run the gateway against Twilio (env config)"), 8000)
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = with_address(commands.add_parser("demo", help="gateway + built-in emulator, no credentials"), 8000)
+    demo.add_argument("--seed", type=int, default=7, help="seed for the emulator's data and simulator")
+    demo.set_defaults(handler=cmd_demo)
+
+    emulator = with_address(commands.add_parser("emulator", help="the Twilio Conversations emulator alone"), 8099)
+    emulator.add_argument("--seed", type=int, default=7)
+    emulator.add_argument("--empty", action="store_true", help="start without seed data")
+    emulator.set_defaults(handler=cmd_emulator)
+
+    webhooks = commands.add_parser("webhooks", help="manage Twilio's webhook configuration")
+    webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    install = webhook_commands.add_parser("install", help="point Twilio's post-event webhook at this gateway")
+    install.add_argument("--url", required=True, help="the public URL of /webhooks/twilio")
+    install.add_argument("--service", default=None, help="a Conversation Service SID (IS…); default: account")
+    install.set_defaults(handler=cmd_webhooks_install)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except ConfigError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

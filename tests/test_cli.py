@@ -1,0 +1,76 @@
+"""The command line's contract: `serve` refuses to start without credentials or with bad values, in one line.
+
+Never starts a long-running server: only the fast-failing paths are exercised here (demo/emulator run elsewhere).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from delivery_gateway.cli import build_parser, main
+
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "DELIVERY_GATEWAY_"))}
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "delivery_gateway.cli", *args],
+        env={**CLEAN_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=os.path.dirname(__file__),  # no .env file here
+    )
+
+
+def test_serve_without_credentials_names_the_variable_and_points_at_demo():
+    result = run_cli("serve")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "TWILIO_ACCOUNT_SID" in lines[0]
+    assert "delivery-gateway demo" in lines[0]
+
+
+def test_serve_without_token_names_the_token():
+    result = run_cli("serve", env={"TWILIO_ACCOUNT_SID": "AC" + "0" * 32})
+    assert result.returncode == 2
+    assert "TWILIO_AUTH_TOKEN" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DELIVERY_GATEWAY_CACHE_URL", "memcached://localhost"),
+        ("DELIVERY_GATEWAY_PUBSUB_URL", "kafka://x"),
+        ("DELIVERY_GATEWAY_STORE_URL", "postgres://x"),
+        ("DELIVERY_GATEWAY_TWILIO_BASE_URL", "not a url"),
+        ("TWILIO_ACCOUNT_SID", "ACnothex"),
+        ("DELIVERY_GATEWAY_UPSTREAM_CONCURRENCY", "0"),
+    ],
+)
+def test_serve_with_a_bad_value_names_it(variable: str, value: str):
+    env = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "t", variable: value}
+    result = run_cli("serve", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_webhooks_install_rejects_a_malformed_service_sid(monkeypatch):
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "1" * 32)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "t")
+    assert main(["webhooks", "install", "--url", "https://gw.example/webhooks/twilio", "--service", "IS123"]) == 2
+
+
+def test_every_documented_command_parses():
+    parser = build_parser()
+    for argv in (["serve"], ["demo", "--port", "9"], ["emulator", "--empty"], ["webhooks", "install", "--url", "u"]):
+        assert callable(parser.parse_args(argv).handler)
