@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(default=3.0, gt=0, alias="DELIVERY_GATEWAY_UPSTREAM_CONNECT_TIMEOUT")
     upstream_read_timeout: float = Field(default=10.0, gt=0, alias="DELIVERY_GATEWAY_UPSTREAM_READ_TIMEOUT")
     upstream_max_retries: int = Field(default=3, ge=0, le=10, alias="DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES")
+    # Circuit breaker: this many consecutive 5xx/timeouts/resets open it for `cooldown` seconds, then one probe.
+    upstream_breaker_failures: int = Field(default=5, ge=1, alias="DELIVERY_GATEWAY_UPSTREAM_BREAKER_FAILURES")
+    upstream_breaker_cooldown: float = Field(default=5.0, gt=0, alias="DELIVERY_GATEWAY_UPSTREAM_BREAKER_COOLDOWN")
 
     # Cache TTLs, seconds, per resource kind.
     ttl_conversation: float = Field(default=60.0, ge=0, alias="DELIVERY_GATEWAY_TTL_CONVERSATION")
@@ -62,11 +65,82 @@ class Settings(BaseSettings):
     # Set by `delivery-gateway demo` only: lets callers in without credentials.
     demo_mode: bool = Field(default=False, alias="DELIVERY_GATEWAY_DEMO_MODE")
 
-    @field_validator("api_keys", mode="before")
+    # Access control and hardening (auth.py, limits.py, http_guards.py).
+    # Extra Twilio API key pairs accepted as Access Token signers, for rotation: "SK…:secret,SK…:secret".
+    # TWILIO_API_KEY / TWILIO_API_SECRET, when set, are accepted too.
+    twilio_signing_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict, alias="DELIVERY_GATEWAY_TWILIO_SIGNING_KEYS"
+    )
+    # Chat services whose tokens are accepted; empty: any service (the grant must still name one).
+    chat_service_sids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="DELIVERY_GATEWAY_CHAT_SERVICE_SIDS"
+    )
+    token_leeway: float = Field(default=10.0, ge=0, le=300, alias="DELIVERY_GATEWAY_TOKEN_LEEWAY")
+    max_body_bytes: int = Field(default=131072, ge=1024, alias="DELIVERY_GATEWAY_MAX_BODY_BYTES")
+    max_webhook_bytes: int = Field(default=65536, ge=1024, alias="DELIVERY_GATEWAY_MAX_WEBHOOK_BYTES")
+    body_read_timeout: float = Field(default=30.0, gt=0, alias="DELIVERY_GATEWAY_BODY_READ_TIMEOUT")
+    max_query_depth: int = Field(default=10, ge=1, le=50, alias="DELIVERY_GATEWAY_MAX_QUERY_DEPTH")
+    max_aliases: int = Field(default=30, ge=0, alias="DELIVERY_GATEWAY_MAX_ALIASES")
+    max_tokens: int = Field(default=2000, ge=100, alias="DELIVERY_GATEWAY_MAX_TOKENS")
+    max_page_size: int = Field(default=100, ge=1, le=1000, alias="DELIVERY_GATEWAY_MAX_PAGE_SIZE")
+    max_query_cost: int = Field(default=1000, ge=1, alias="DELIVERY_GATEWAY_MAX_QUERY_COST")
+    max_subscriptions_per_connection: int = Field(
+        default=20, ge=1, alias="DELIVERY_GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION"
+    )
+    ws_init_timeout: float = Field(default=10.0, gt=0, alias="DELIVERY_GATEWAY_WS_INIT_TIMEOUT")
+    # Browser origins allowed cross-origin (CORS and WebSocket); empty: same-origin only.
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="DELIVERY_GATEWAY_ALLOWED_ORIGINS"
+    )
+
+    @field_validator("api_keys", "chat_service_sids", "allowed_origins", mode="before")
     @classmethod
-    def _split_keys(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return [key.strip() for key in value.split(",") if key.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("chat_service_sids")
+    @classmethod
+    def _service_sids(cls, value: list[str]) -> list[str]:
+        from delivery_gateway.sids import is_sid
+
+        bad = [sid for sid in value if not is_sid(sid, "IS")]
+        if bad:
+            raise ValueError(f"{bad!r}: each must be 'IS' followed by 32 hex digits")
+        return value
+
+    @field_validator("twilio_signing_keys", mode="before")
+    @classmethod
+    def _split_signing_keys(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs: dict[str, str] = {}
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            key_sid, sep, secret = item.strip().partition(":")
+            if not sep or not secret:
+                raise ValueError("expected 'SK…:secret' pairs separated by commas")
+            pairs[key_sid.strip()] = secret.strip()
+        return pairs
+
+    @field_validator("twilio_signing_keys")
+    @classmethod
+    def _signing_key_sids(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        from delivery_gateway.sids import is_sid
+
+        bad = [sid for sid in value if not is_sid(sid, "SK")]
+        if bad:
+            raise ValueError(f"{bad!r}: each key must be 'SK' followed by 32 hex digits")
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        from strawberry.http.websocket_origin import normalize_allowed_origins
+
+        normalize_allowed_origins(value)  # raises ValueError on anything but '*' or scheme://host[:port]
         return value
 
     @field_validator("cache_url", "pubsub_url", "store_url")
@@ -100,6 +174,13 @@ class Settings(BaseSettings):
     @property
     def auth_token(self) -> str | None:
         return self.twilio_auth_token.get_secret_value() if self.twilio_auth_token else None
+
+    def signing_keys(self) -> dict[str, str]:
+        """Every Twilio API key (SID → secret) whose Access Tokens the gateway accepts."""
+        keys = {sid: secret.get_secret_value() for sid, secret in self.twilio_signing_keys.items()}
+        if self.twilio_api_key and self.twilio_api_secret:
+            keys.setdefault(self.twilio_api_key, self.twilio_api_secret.get_secret_value())
+        return keys
 
     def missing_credentials(self) -> list[str]:
         """Names of the variables `serve` needs and lacks, in the order a user should set them."""

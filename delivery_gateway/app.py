@@ -1,0 +1,151 @@
+"""The Starlette app factory: settings → backends → routes and middleware, assembled in one visible place.
+
+Never holds request logic: every route's behaviour lives in its own module; this file only wires and orders them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+
+from delivery_gateway.auth import AuthMiddleware
+from delivery_gateway.cache import ResourceCache
+from delivery_gateway.context import GatewayServices
+from delivery_gateway.graphql_app import create_graphql_app
+from delivery_gateway.http_guards import guard_middleware
+from delivery_gateway.ledger import create_ledger
+from delivery_gateway.metrics import Metrics
+from delivery_gateway.pubsub import create_pubsub
+from delivery_gateway.settings import Settings
+from delivery_gateway.upstream.api import ConversationsAPI
+from delivery_gateway.upstream.client import UpstreamClient
+from delivery_gateway.webhooks import WEBHOOK_PATH, WebhookIngest
+
+log = logging.getLogger("delivery_gateway")
+
+GRAPHQL_PATH = "/graphql"
+READINESS_TIMEOUT = 2.0
+
+
+def build_services(settings: Settings, *, upstream: ConversationsAPI | None = None) -> GatewayServices:
+    """Every per-process backend, chosen by the settings' URLs; nothing is connected until `start_services`."""
+    metrics = Metrics()
+    return GatewayServices(
+        settings=settings,
+        upstream=upstream if upstream is not None else UpstreamClient(settings, metrics=metrics),
+        cache=ResourceCache.from_url(settings.cache_url, metrics=metrics),
+        metrics=metrics,
+        ledger=create_ledger(settings.store_url),
+        pubsub=create_pubsub(settings.pubsub_url, queue_size=settings.subscriber_queue_size, metrics=metrics),
+    )
+
+
+async def _maybe(component: Any, method: str) -> None:
+    action = getattr(component, method, None)
+    if action is not None:
+        await action()
+
+
+class Gateway:
+    """One gateway process: its services, webhook ingest and GraphQL endpoint, started and stopped together."""
+
+    def __init__(self, settings: Settings, *, upstream: ConversationsAPI | None = None) -> None:
+        self.settings = settings
+        self.services = build_services(settings, upstream=upstream)
+        self.ingest = WebhookIngest(self.services)
+        self.graphql = create_graphql_app(self.services)
+        self.started = False
+
+    async def start(self) -> None:
+        services = self.services
+        await _maybe(services.upstream, "start")
+        await services.ledger.start()
+        await services.pubsub.start()
+        recovered = await self.ingest.start()
+        if recovered:
+            log.info("reprocessed %d webhook events left by the previous run", recovered)
+        self.started = True
+
+    async def stop(self) -> None:
+        """Stop in reverse order; one failing close never keeps the others open."""
+        self.started = False
+        services = self.services
+        for component, method in (
+            (self.ingest, "stop"),
+            (services.pubsub, "stop"),
+            (services.ledger, "close"),
+            (services.cache, "close"),
+            (services.upstream, "aclose"),
+        ):
+            try:
+                await _maybe(component, method)
+            except Exception:
+                log.exception("error while stopping %s", type(component).__name__)
+
+    async def readiness(self) -> dict[str, str]:
+        """Each backend's state: 'ok' or why not. Backends with a `ping` are asked; the rest count as up."""
+        report = {"started": "ok" if self.started else "starting"}
+        for name in ("ledger", "pubsub", "cache"):
+            component = getattr(self.services, name)
+            ping = getattr(component, "ping", None)
+            if ping is None:
+                report[name] = "ok"
+                continue
+            try:
+                await asyncio.wait_for(ping(), READINESS_TIMEOUT)
+                report[name] = "ok"
+            except Exception as exc:
+                report[name] = f"unavailable: {type(exc).__name__}"
+        return report
+
+
+def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI | None = None) -> Starlette:
+    """The gateway's ASGI app. `upstream` replaces the Twilio client (tests pass a fake or a counting wrapper)."""
+    settings = settings if settings is not None else Settings()
+    gateway = Gateway(settings, upstream=upstream)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        report = await gateway.readiness()
+        ready = all(state == "ok" for state in report.values())
+        return JSONResponse({"status": "ok" if ready else "unavailable", "checks": report},
+                            status_code=200 if ready else 503)
+
+    async def metrics(request: Request) -> Response:
+        body, content_type = gateway.services.metrics.render()
+        return Response(body, media_type=content_type)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    routes = [
+        Route(GRAPHQL_PATH, gateway.graphql, methods=["GET", "POST"]),
+        WebSocketRoute(GRAPHQL_PATH, gateway.graphql),
+        *gateway.ingest.routes(),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    middleware = [
+        *guard_middleware(settings, webhook_paths=[WEBHOOK_PATH], graphql_paths=[GRAPHQL_PATH]),
+        Middleware(AuthMiddleware.from_settings, settings=settings, paths=[GRAPHQL_PATH]),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.gateway = gateway
+    return app

@@ -1,0 +1,123 @@
+"""Turns presented credentials (an `Authorization` value) into the `Caller` an operation runs under.
+
+Never grants access on a failed check, never logs or echoes a credential: failures carry only a safe reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Iterable, Mapping
+
+from delivery_gateway.auth.tokens import TokenRejected, TwilioTokenVerifier
+from delivery_gateway.callers import DEMO_CALLER, Caller, CallerKind
+from delivery_gateway.settings import Settings
+
+log = logging.getLogger("delivery_gateway.auth")
+
+MAX_CREDENTIAL_LENGTH = 8192
+
+
+class AuthenticationFailed(Exception):
+    """No usable credentials. `reason` is safe to log and to show: it never contains the credential."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def key_label(key: str) -> str:
+    """A short, non-reversible label for a static key, safe for logs and for `Caller.identity`."""
+    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def bearer_credential(authorization: object) -> str:
+    """The credential of an `Authorization: Bearer …` value; raises AuthenticationFailed otherwise."""
+    if not isinstance(authorization, str) or not authorization.strip():
+        raise AuthenticationFailed("missing credentials")
+    if len(authorization) > MAX_CREDENTIAL_LENGTH:
+        raise AuthenticationFailed("credentials too long")
+    scheme, _, credential = authorization.strip().partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential or " " in credential:
+        raise AuthenticationFailed("expected 'Authorization: Bearer <token>'")
+    return credential
+
+
+class Authenticator:
+    """Static bearer keys (full access), then Twilio Access Tokens (participant), else demo or failure."""
+
+    def __init__(
+        self,
+        *,
+        api_keys: Iterable[str] = (),
+        account_sid: str | None = None,
+        signing_keys: Mapping[str, str] | None = None,
+        allowed_services: Iterable[str] = (),
+        leeway: float = 10.0,
+        demo_mode: bool = False,
+    ) -> None:
+        self._api_keys = [key.encode() for key in api_keys if key]
+        self._tokens = TwilioTokenVerifier(
+            account_sid=account_sid,
+            signing_keys=signing_keys or {},
+            allowed_services=allowed_services,
+            leeway=leeway,
+        )
+        self.demo_mode = demo_mode
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Authenticator:
+        return cls(
+            api_keys=settings.api_keys,
+            account_sid=settings.twilio_account_sid,
+            signing_keys=settings.signing_keys(),
+            allowed_services=settings.chat_service_sids,
+            leeway=settings.token_leeway,
+            demo_mode=settings.demo_mode,
+        )
+
+    def _match_api_key(self, credential: str) -> str | None:
+        presented = credential.encode()
+        matched: bytes | None = None
+        for key in self._api_keys:  # no early exit: every key is compared, in constant time each
+            if hmac.compare_digest(presented, key):
+                matched = key
+        return key_label(matched.decode()) if matched is not None else None
+
+    def authenticate_credential(self, credential: str) -> Caller:
+        label = self._match_api_key(credential)
+        if label is not None:
+            return Caller(kind=CallerKind.INTERNAL, identity=label)
+        if credential.count(".") != 2:
+            raise AuthenticationFailed("invalid credentials")
+        try:
+            token = self._tokens.verify(credential)
+        except TokenRejected as exc:
+            log.info("access token rejected: %s", exc.reason)
+            raise AuthenticationFailed("invalid credentials") from None
+        return Caller(kind=CallerKind.PARTICIPANT, identity=token.identity, service_sid=token.service_sid)
+
+    def authenticate(self, authorization: object) -> Caller:
+        """The caller for an `Authorization` value (None/absent allowed): demo mode admits anonymous callers.
+
+        Presented-but-bad credentials fail even in demo mode, so a typo never silently downgrades a caller.
+        """
+        if authorization is None or (isinstance(authorization, str) and not authorization.strip()):
+            if self.demo_mode:
+                return DEMO_CALLER
+            raise AuthenticationFailed("missing credentials")
+        return self.authenticate_credential(bearer_credential(authorization))
+
+    def authenticate_connection_params(self, payload: object) -> Caller:
+        """The caller for a WebSocket `connection_init` payload: `{"Authorization": "Bearer …"}`."""
+        authorization = None
+        if isinstance(payload, dict):
+            for name, value in payload.items():
+                if isinstance(name, str) and name.lower() == "authorization":
+                    authorization = value
+                    break
+        elif payload is not None:
+            raise AuthenticationFailed("connection_init payload must be an object")
+        return self.authenticate(authorization)

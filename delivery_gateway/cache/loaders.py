@@ -1,0 +1,82 @@
+"""Read-through helpers for DataLoader batch functions: one cache round trip, fetch the misses, store them.
+
+Never calls upstream itself (the caller passes `fetch_missing`) and never caches failures.
+
+Strawberry's DataLoader cache is synchronous and holds futures, so the shared cache is consulted *inside*
+the batch function:
+
+    async def load_messages(keys: list[MessageKey]) -> list[MessageRecord | BaseException]:
+        return await cached_many(
+            cache, keys,
+            cache_key=lambda k: cache_keys.message(k.service_sid, k.conversation_sid, k.sid),
+            fetch_missing=lambda missing: fetch_each(missing, lambda k: upstream.fetch_message(
+                k.conversation_sid, k.sid, service_sid=k.service_sid)),
+            encode=MessageRecord.to_dict, decode=MessageRecord.from_dict,
+            ttl_for=lambda record: ttls.messages,
+        )
+    loader = DataLoader(load_fn=load_messages)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from delivery_gateway.cache.resource_cache import ResourceCache
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+async def cached_many(
+    cache: ResourceCache,
+    items: Sequence[K],
+    *,
+    cache_key: Callable[[K], str],
+    fetch_missing: Callable[[list[K]], Awaitable[Mapping[K, V | BaseException]]],
+    encode: Callable[[V], Any],
+    decode: Callable[[Any], V],
+    ttl_for: Callable[[V], float],
+) -> list[V | BaseException]:
+    """Values for `items`, in order, as a DataLoader `load_fn` must return them.
+
+    1. one `get_many` for every item's key; 2. `fetch_missing(misses)` (unique, in first-seen order) returns
+    {item: value or exception}; 3. successes are stored (`encode`d, grouped by `ttl_for(value)`);
+    exceptions are returned in place (DataLoader raises them to that key's caller only). An item
+    `fetch_missing` leaves out gets a `LookupError`.
+    """
+    key_of = {item: cache_key(item) for item in items}
+    found = await cache.get_many(key_of.values())
+    results: dict[K, V | BaseException] = {}
+    missing: list[K] = []
+    for item, key in key_of.items():
+        if key in found:
+            try:
+                results[item] = decode(found[key])
+                continue
+            except (KeyError, TypeError, ValueError):  # a stale shape: refetch
+                pass
+        missing.append(item)
+    if missing:
+        fetched = await fetch_missing(missing)
+        to_store: dict[str, tuple[Any, float]] = {}
+        for item in missing:
+            if item not in fetched:
+                results[item] = LookupError(f"{item!r} was not returned by fetch_missing")
+                continue
+            value = fetched[item]
+            results[item] = value
+            if not isinstance(value, BaseException):
+                to_store[key_of[item]] = (encode(value), ttl_for(value))
+        await cache.set_many_ttls(to_store)
+    return [results[item] for item in items]
+
+
+async def fetch_each(
+    items: Sequence[K], fetch_one: Callable[[K], Awaitable[V]]
+) -> dict[K, V | BaseException]:
+    """`fetch_missing` for upstreams without a batch endpoint: one call per item, concurrently (the
+    UpstreamClient's semaphore bounds them), exceptions captured per item."""
+    values = await asyncio.gather(*(fetch_one(item) for item in items), return_exceptions=True)
+    return dict(zip(items, values, strict=True))

@@ -1,0 +1,129 @@
+"""`ResourceCache`: JSON values by key (cache/keys.py) in front of upstream, with hit/miss metrics per kind.
+
+Never raises because the cache is down or slow: failures read as misses and writes are dropped (logged and
+counted as result="error"), so the gateway degrades to calling upstream instead of failing.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from delivery_gateway.cache import keys as cache_keys
+from delivery_gateway.cache.backend import DEFAULT_OP_TIMEOUT, CacheBackend, backend_from_url
+from delivery_gateway.cache.ttl import GENERATION_TTL
+from delivery_gateway.metrics import Metrics
+
+_logger = logging.getLogger("delivery_gateway.cache")
+
+# What a cache outage looks like (redis-py's errors subclass RedisError; sockets raise OSError). A value
+# that is not JSON-serialisable is a programming error and is raised, not swallowed.
+_BACKEND_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+try:  # redis is a dependency, but keep the memory backend usable without it
+    from redis.exceptions import RedisError
+
+    _BACKEND_ERRORS = (*_BACKEND_ERRORS, RedisError)
+except ImportError:  # pragma: no cover
+    pass
+
+
+class ResourceCache:
+    """Async cache of JSON-serialisable values (store `record.to_dict()`, never records or SDK objects).
+
+    `get_many` is one round trip (MGET on Redis). A TTL <= 0 means "do not store". See `cache/loaders.py`
+    for the DataLoader helper.
+    """
+
+    def __init__(self, backend: CacheBackend, *, metrics: Metrics | None = None) -> None:
+        self.backend = backend
+        self.metrics = metrics if metrics is not None else Metrics()
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        metrics: Metrics | None = None,
+        namespace: str = "dg",
+        timeout: float = DEFAULT_OP_TIMEOUT,
+    ) -> ResourceCache:
+        return cls(backend_from_url(url, namespace=namespace, timeout=timeout), metrics=metrics)
+
+    # -- reads -----------------------------------------------------------------------------------------
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """{key: value} for the keys present (misses are absent). Duplicates are looked up once."""
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        try:
+            values = await self.backend.multi_get(unique)
+        except (*_BACKEND_ERRORS, ValueError) as exc:  # ValueError: an entry that is not JSON
+            _logger.warning("cache multi_get of %d keys failed: %r", len(unique), exc)
+            self._count(unique, "error")
+            return {}
+        found = {key: value for key, value in zip(unique, values, strict=True) if value is not None}
+        self._count(found, "hit")
+        self._count([key for key in unique if key not in found], "miss")
+        return found
+
+    async def get(self, key: str) -> Any | None:
+        return (await self.get_many([key])).get(key)
+
+    # -- writes ----------------------------------------------------------------------------------------
+
+    async def set_many(self, items: Mapping[str, Any], ttl: float) -> None:
+        """Store every item with one TTL (seconds). Values must be JSON-serialisable."""
+        if not items or ttl <= 0:
+            return
+        try:
+            await self.backend.multi_set(list(items.items()), ttl)
+        except _BACKEND_ERRORS as exc:
+            _logger.warning("cache multi_set of %d keys failed: %r", len(items), exc)
+
+    async def set_many_ttls(self, items: Mapping[str, tuple[Any, float]]) -> None:
+        """Store items with their own TTLs: {key: (value, ttl)}; one backend call per distinct TTL."""
+        by_ttl: dict[float, dict[str, Any]] = defaultdict(dict)
+        for key, (value, ttl) in items.items():
+            by_ttl[ttl][key] = value
+        for ttl, group in by_ttl.items():
+            await self.set_many(group, ttl)
+
+    async def set(self, key: str, value: Any, ttl: float) -> None:
+        await self.set_many({key: value}, ttl)
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        unique = list(dict.fromkeys(keys))
+        try:
+            return await self.backend.delete_many(unique)
+        except _BACKEND_ERRORS as exc:
+            _logger.warning("cache delete of %d keys failed: %r", len(unique), exc)
+            return 0
+
+    async def delete(self, key: str) -> int:
+        return await self.delete_many([key])
+
+    async def bump(self, keys: Sequence[str]) -> None:
+        """Write a fresh generation token to each key (see `keys.messages_generation`)."""
+        await self.set_many({key: secrets.token_hex(4) for key in keys}, GENERATION_TTL)
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+    async def __aenter__(self) -> ResourceCache:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- metrics ---------------------------------------------------------------------------------------
+
+    def _count(self, keys: Iterable[str], result: str) -> None:
+        per_kind: dict[str, int] = defaultdict(int)
+        for key in keys:
+            per_kind[cache_keys.kind_of(key)] += 1
+        for kind, n in per_kind.items():
+            self.metrics.cache_requests.labels(kind, result).inc(n)

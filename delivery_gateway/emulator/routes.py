@@ -1,0 +1,259 @@
+"""The emulated Conversations v1 REST operations, account-scoped and under /v1/Services/{ChatServiceSid}.
+
+Handlers validate parameters and read or change the store (operation.py does the shared plumbing); never
+post webhooks themselves, only queue them on the dispatcher.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from starlette.routing import Route
+
+from delivery_gateway.emulator import spec
+from delivery_gateway.emulator.errors import bad_request, conflict, not_found
+from delivery_gateway.emulator.models import WHATSAPP_PREFIX
+from delivery_gateway.emulator.operation import Call, Handler, twilio_operation
+from delivery_gateway.emulator.representations import (
+    conversation_json,
+    message_json,
+    participant_json,
+    receipt_json,
+    webhooks_json,
+)
+from delivery_gateway.emulator.webhook_events import (
+    ON_CONVERSATION_ADDED,
+    ON_MESSAGE_UPDATED,
+    ON_PARTICIPANT_ADDED,
+    conversation_params,
+    message_params,
+    participant_params,
+)
+
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+SERVICE_PREFIX = "/v1/Services/{ChatServiceSid}"
+
+
+def _attributes(form, default: str | None = "{}") -> str | None:
+    """The Attributes parameter, which Twilio requires to be structurally valid JSON."""
+    attributes = form.get("Attributes", default)
+    if attributes is not None:
+        try:
+            json.loads(attributes)
+        except ValueError:
+            raise bad_request("Invalid Attributes: must be a structurally valid JSON string") from None
+    return attributes
+
+
+def _enum(value: str | None, schema_name: str, parameter: str) -> str | None:
+    if value is not None and value not in spec.enum_values(schema_name):
+        raise bad_request(f"Invalid {parameter}: {value!r}")
+    return value
+
+
+# Conversations.
+
+
+async def list_conversations(call: Call):
+    state = _enum(call.query.get("State"), "conversation_enum_state", "State")
+    items = [c for c in call.store.conversations_in(call.service_sid) if state is None or c.state == state]
+    return call.page(
+        items, lambda c: c.seq, conversation_json, filters={"State": state} if state else None
+    ), 200
+
+
+async def create_conversation(call: Call):
+    form = await call.form()
+    unique_name = form.get("UniqueName")
+    if unique_name and call.store.find_conversation(call.service_sid, unique_name):
+        raise conflict(f"Conversation with provided unique name {unique_name} already exists", 50353)
+    conversation = call.store.create_conversation(
+        service_sid=call.service_sid,
+        friendly_name=form.get("FriendlyName"),
+        unique_name=unique_name,
+        attributes=_attributes(form),
+        state=_enum(form.get("State"), "conversation_enum_state", "State") or "active",
+        messaging_service_sid=form.get("MessagingServiceSid"),
+    )
+    call.emit(conversation.service_sid, ON_CONVERSATION_ADDED, conversation_params(call.store, conversation))
+    return conversation_json(call.store, call.scope, conversation), 201
+
+
+async def fetch_conversation(call: Call):
+    return conversation_json(call.store, call.scope, call.conversation()), 200
+
+
+# Messages.
+
+
+async def list_messages(call: Call):
+    conversation = call.conversation()
+    order = _enum(call.query.get("Order"), "conversation_message_enum_order_type", "Order") or "asc"
+    items = list(call.store.messages[conversation.sid].values())
+    descending = order == "desc"
+    if descending:
+        items.reverse()
+    filters = {"Order": order} if "Order" in call.query else None
+    return call.page(items, lambda m: m.index, message_json, descending=descending, filters=filters), 200
+
+
+async def create_message(call: Call):
+    conversation = call.conversation()
+    form = await call.form()
+    body, media_sid, content_sid = form.get("Body"), form.get("MediaSid"), form.get("ContentSid")
+    if not (body or media_sid or content_sid):
+        raise bad_request("Missing required parameter Body, MediaSid or ContentSid in the post body")
+    media = (
+        [{"sid": media_sid, "content_type": "image/jpeg", "filename": None, "size": 0}] if media_sid else None
+    )
+    message, _ = call.store.create_message(
+        conversation.sid,
+        author=form.get("Author") or "system",
+        body=body,
+        attributes=_attributes(form),
+        media=media,
+        content_sid=content_sid,
+        source="API",
+        announce=call.webhooks_enabled,
+    )
+    return message_json(call.store, call.scope, message), 201
+
+
+async def fetch_message(call: Call):
+    conversation = call.conversation()
+    return message_json(call.store, call.scope, call.message(conversation, call.path["Sid"])), 200
+
+
+async def update_message(call: Call):
+    conversation = call.conversation()
+    message = call.message(conversation, call.path["Sid"])
+    form = await call.form()
+    call.store.update_message(
+        message, body=form.get("Body"), author=form.get("Author"), attributes=_attributes(form, None)
+    )
+    call.emit(conversation.service_sid, ON_MESSAGE_UPDATED, message_params(call.store, message))
+    return message_json(call.store, call.scope, message), 200
+
+
+# Receipts.
+
+
+async def list_receipts(call: Call):
+    conversation = call.conversation()
+    message = call.message(conversation, call.path["MessageSid"])
+    return call.page(call.store.receipts_of(message.sid), lambda r: r.seq, receipt_json), 200
+
+
+async def fetch_receipt(call: Call):
+    conversation = call.conversation()
+    message = call.message(conversation, call.path["MessageSid"])
+    receipt = call.store.receipts.get(message.sid, {}).get(call.path["Sid"])
+    if receipt is None:
+        raise not_found(call.request.url.path)
+    return receipt_json(call.store, call.scope, receipt), 200
+
+
+# Participants.
+
+
+async def list_participants(call: Call):
+    conversation = call.conversation()
+    return call.page(
+        list(call.store.participants[conversation.sid].values()), lambda p: p.seq, participant_json
+    ), 200
+
+
+async def create_participant(call: Call):
+    conversation = call.conversation()
+    form = await call.form()
+    identity = form.get("Identity")
+    address = form.get("MessagingBinding.Address")
+    proxy_address = form.get("MessagingBinding.ProxyAddress")
+    if not identity and not address:
+        raise bad_request("Missing required parameter Identity or MessagingBinding.Address in the post body")
+    if address:
+        number = address.removeprefix(WHATSAPP_PREFIX)
+        if not E164.match(number):
+            raise bad_request(f"Invalid 'To' Phone Number: {address}", code=21211)
+        if not proxy_address:
+            raise bad_request("Missing required parameter MessagingBinding.ProxyAddress in the post body")
+    store = call.store
+    if store.find_participant_by(conversation.sid, identity=identity or None, address=address or None):
+        raise conflict("Participant already exists", 50433)
+    participant = store.create_participant(
+        conversation.sid,
+        identity=identity or None,
+        address=address or None,
+        proxy_address=proxy_address if address else None,
+        attributes=_attributes(form),
+        role_sid=form.get("RoleSid"),
+    )
+    call.emit(conversation.service_sid, ON_PARTICIPANT_ADDED, participant_params(store, participant))
+    return participant_json(store, call.scope, participant), 201
+
+
+async def fetch_participant(call: Call):
+    conversation = call.conversation()
+    sid = call.path["Sid"]
+    participants = call.store.participants[conversation.sid]
+    participant = participants.get(sid) or call.store.find_participant_by(
+        conversation.sid, identity=sid, address=None
+    )
+    if participant is None:
+        raise not_found(call.request.url.path)
+    return participant_json(call.store, call.scope, participant), 200
+
+
+# Webhook configuration (account-level and service-level).
+
+
+async def fetch_webhooks(call: Call):
+    settings = call.store.webhook_settings(call.scope.service_sid)
+    return webhooks_json(call.store, call.scope, settings), 200
+
+
+async def update_webhooks(call: Call):
+    form = await call.form()
+    settings = call.store.webhook_settings(call.scope.service_sid)
+    if "PostWebhookUrl" in form:
+        settings.post_webhook_url = form["PostWebhookUrl"] or None
+    if "PreWebhookUrl" in form:
+        settings.pre_webhook_url = form["PreWebhookUrl"] or None
+    if "Method" in form:
+        method = form["Method"].upper()
+        if method not in ("GET", "POST"):
+            raise bad_request(f"Invalid Method: {form['Method']!r}")
+        settings.method = method
+    if "Filters" in form:
+        settings.filters = [f for f in form.getlist("Filters") if f]
+    if "Target" in form:
+        settings.target = _enum(form["Target"], "configuration_webhook_enum_target", "Target") or "webhook"
+    return webhooks_json(call.store, call.scope, settings), 200
+
+
+CONVERSATION_OPERATIONS: list[tuple[str, str, Handler]] = [
+    ("GET", "", list_conversations),
+    ("POST", "", create_conversation),
+    ("GET", "/{Sid}", fetch_conversation),
+    ("GET", "/{ConversationSid}/Messages", list_messages),
+    ("POST", "/{ConversationSid}/Messages", create_message),
+    ("GET", "/{ConversationSid}/Messages/{Sid}", fetch_message),
+    ("POST", "/{ConversationSid}/Messages/{Sid}", update_message),
+    ("GET", "/{ConversationSid}/Messages/{MessageSid}/Receipts", list_receipts),
+    ("GET", "/{ConversationSid}/Messages/{MessageSid}/Receipts/{Sid}", fetch_receipt),
+    ("GET", "/{ConversationSid}/Participants", list_participants),
+    ("POST", "/{ConversationSid}/Participants", create_participant),
+    ("GET", "/{ConversationSid}/Participants/{Sid}", fetch_participant),
+]
+
+
+def emulator_routes() -> list[Route]:
+    """Every operation, each under the spec's own path template (which is also its request-counter key)."""
+    routes = []
+    for prefix in ("/v1", SERVICE_PREFIX):
+        for method, suffix, handler in CONVERSATION_OPERATIONS:
+            routes.append(twilio_operation(method, f"{prefix}/Conversations{suffix}", handler))
+        routes.append(twilio_operation("GET", f"{prefix}/Configuration/Webhooks", fetch_webhooks))
+        routes.append(twilio_operation("POST", f"{prefix}/Configuration/Webhooks", update_webhooks))
+    return routes

@@ -1,0 +1,173 @@
+"""Demo data for `delivery-gateway demo`: conversations over chat, SMS and WhatsApp in every delivery state.
+
+Builds straight into the store with settled receipts; never fires webhooks and never schedules the simulator.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from delivery_gateway.emulator.delivery import (
+    DELIVERED,
+    FAILED,
+    FAILED_CODES,
+    READ,
+    SENT,
+    UNDELIVERED,
+    UNDELIVERED_CODES,
+)
+from delivery_gateway.emulator.models import WHATSAPP, Message, Participant
+from delivery_gateway.emulator.store import ConversationStore
+
+SMS_PROXY = "+15017122661"
+WHATSAPP_PROXY = "whatsapp:+14155238886"
+
+# Final outcome weights per channel; every outcome also appears at least once in the long conversation.
+OUTCOMES = {
+    "sms": [(DELIVERED, 70), (SENT, 12), (UNDELIVERED, 10), (FAILED, 8)],
+    WHATSAPP: [(READ, 50), (DELIVERED, 25), (SENT, 10), (UNDELIVERED, 8), (FAILED, 7)],
+}
+PATHS = {
+    SENT: [SENT],
+    DELIVERED: [SENT, DELIVERED],
+    READ: [SENT, DELIVERED, READ],
+    FAILED: [FAILED],
+    UNDELIVERED: [SENT, UNDELIVERED],
+}
+LINES = [
+    "Hi! Your order has shipped.",
+    "Great, when will it arrive?",
+    "Between 2pm and 4pm tomorrow.",
+    "Can you leave it with the neighbour?",
+    "Sure, noted on the delivery.",
+    "Thanks a lot!",
+    "Your driver is 10 minutes away.",
+    "Delivered, have a nice day.",
+]
+
+
+@dataclass(frozen=True)
+class DemoConversation:
+    friendly_name: str
+    unique_name: str
+    chat: tuple[str, ...]
+    sms: tuple[str, ...]
+    whatsapp: tuple[str, ...]
+    messages: int
+    service: bool = False  # under the non-default "Support EU" service
+
+
+DEMO_CONVERSATIONS = (
+    DemoConversation(
+        "Order #1042 delivery",
+        "order-1042",
+        ("agent.alice",),
+        ("+15551230001",),
+        ("whatsapp:+15551230002",),
+        64,
+    ),
+    DemoConversation(
+        "Appointment reminders", "reminders", ("agent.bob",), ("+15551230003", "+15551230004"), (), 12
+    ),
+    DemoConversation(
+        "WhatsApp onboarding", "onboarding", ("agent.carol",), (), ("whatsapp:+15551230005",), 10
+    ),
+    DemoConversation("Team room", "team-room", ("agent.alice", "agent.bob"), (), (), 8),
+    DemoConversation(
+        "EU returns desk",
+        "eu-returns",
+        ("agent.dora",),
+        ("+447700900123",),
+        ("whatsapp:+447700900124",),
+        15,
+        service=True,
+    ),
+)
+
+
+class DemoSeeder:
+    """Writes DEMO_CONVERSATIONS into a store; outcomes come from Random(seed), so seeded runs repeat."""
+
+    def __init__(self, store: ConversationStore, seed: int | None) -> None:
+        self.store = store
+        self.rng = random.Random(f"{seed}/seed-data")
+        self.forced: dict[str, list[str]] = {
+            "sms": [DELIVERED, SENT, UNDELIVERED, FAILED],
+            WHATSAPP: [READ, DELIVERED, SENT, UNDELIVERED, FAILED],
+        }
+
+    def seed(self) -> None:
+        service = self.store.create_service("Support EU")
+        start = self.store.clock() - timedelta(days=2)
+        for number, demo in enumerate(DEMO_CONVERSATIONS):
+            self._conversation(demo, service.sid if demo.service else None, start + timedelta(hours=number))
+
+    def _conversation(self, demo: DemoConversation, service_sid: str | None, start: datetime) -> None:
+        store = self.store
+        conversation = store.create_conversation(
+            service_sid=service_sid,
+            friendly_name=demo.friendly_name,
+            unique_name=demo.unique_name,
+            attributes='{"demo": true}',
+            date_created=start,
+        )
+        chat = [store.create_participant(conversation.sid, identity=i, date_created=start) for i in demo.chat]
+        for address in demo.sms:
+            store.create_participant(
+                conversation.sid, address=address, proxy_address=SMS_PROXY, date_created=start
+            )
+        for address in demo.whatsapp:
+            store.create_participant(
+                conversation.sid, address=address, proxy_address=WHATSAPP_PROXY, date_created=start
+            )
+        authors = [*demo.chat, *demo.sms, *demo.whatsapp]
+        last: Message | None = None
+        for index in range(demo.messages):
+            author = demo.chat[0] if index % 2 == 0 else authors[index % len(authors)]
+            when = start + timedelta(minutes=3 * index)
+            last = self._message(conversation.sid, author, LINES[index % len(LINES)], when)
+        if last is not None:
+            self._read_horizons(chat, last)
+
+    def _message(self, conversation_sid: str, author: str, body: str, when: datetime) -> Message:
+        message, receipts = self.store.create_message(
+            conversation_sid, author=author, body=body, date_created=when, notify=False
+        )
+        for step, receipt in enumerate(receipts):
+            while receipt.planned:
+                status, error_code = receipt.planned.pop(0)
+                receipt.advance(
+                    status, error_code, when + timedelta(seconds=5 + step + 20 * len(receipt.reached))
+                )
+        return message
+
+    def plan(self, participant: Participant, message: Message) -> list[tuple[str, int | None]]:
+        channel = participant.channel
+        forced = self.forced[channel]
+        outcome = forced.pop(0) if forced else self._weighted(OUTCOMES[channel])
+        codes = {FAILED: FAILED_CODES[channel], UNDELIVERED: UNDELIVERED_CODES[channel]}.get(outcome)
+        path: list[tuple[str, int | None]] = [(status, None) for status in PATHS[outcome]]
+        if codes:
+            path[-1] = (outcome, self.rng.choice(codes))
+        return path
+
+    def _weighted(self, weights: list[tuple[str, int]]) -> str:
+        outcomes, counts = zip(*weights, strict=True)
+        return self.rng.choices(outcomes, weights=counts)[0]
+
+    def _read_horizons(self, chat: list[Participant], last: Message) -> None:
+        for lag, participant in enumerate(chat):
+            index = max(last.index - 3 * lag, 0)
+            self.store.mark_read(participant, index, last.date_created + timedelta(minutes=1))
+
+
+def seed_demo_data(store: ConversationStore, seed: int | None) -> None:
+    """Fill `store` with the demo conversations (one with 64 messages, one under a non-default service)."""
+    seeder = DemoSeeder(store, seed)
+    previous, store.planner = store.planner, seeder.plan
+    try:
+        seeder.seed()
+    finally:
+        store.planner = previous

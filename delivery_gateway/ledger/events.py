@@ -1,0 +1,263 @@
+"""Typed Twilio post-events as the ledger applies them, the changes it records, the pure apply rules.
+
+Pure data and pure functions only: never performs I/O, never knows about HTTP, caches or pub/sub.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from delivery_gateway.records import STATUS_RANK, DeliveryStatus, ReceiptRecord
+
+
+class ChangeKind(StrEnum):
+    DELIVERY = "delivery"
+    READ_HORIZON = "read_horizon"
+    MESSAGE = "message"
+    CONVERSATION = "conversation"
+
+
+@dataclass(frozen=True)
+class DeliveryEvent:
+    """onDeliveryUpdated: one receipt reached `status` at `date_updated`."""
+
+    conversation_sid: str
+    message_sid: str
+    receipt_sid: str
+    status: DeliveryStatus
+    participant_sid: str | None = None
+    channel_message_sid: str | None = None
+    error_code: int | None = None
+    date_created: str | None = None
+    date_updated: str | None = None
+    service_sid: str | None = None
+    account_sid: str | None = None
+    source: str = "webhook"
+
+    @property
+    def dedupe_key(self) -> str:
+        # A receipt takes each status at most once: the status itself identifies the transition.
+        return f"dlv:{self.receipt_sid}:{self.status.value}"
+
+
+@dataclass(frozen=True)
+class ReadHorizonEvent:
+    """onParticipantUpdated: a participant's read horizon (last read message index)."""
+
+    conversation_sid: str
+    participant_sid: str
+    last_read_message_index: int | None
+    identity: str | None = None
+    last_read_timestamp: str | None = None
+    date_updated: str | None = None
+    service_sid: str | None = None
+    account_sid: str | None = None
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"rh:{self.participant_sid}:{self.last_read_message_index}"
+
+
+@dataclass(frozen=True)
+class MessageEvent:
+    """onMessageAdded / onMessageUpdated / onMessageRemoved."""
+
+    action: str  # added | updated | removed
+    conversation_sid: str
+    message_sid: str
+    index: int | None = None
+    author: str | None = None
+    body: str | None = None
+    attributes: str | None = None
+    media: list[dict[str, Any]] | None = None
+    participant_sid: str | None = None
+    date_created: str | None = None
+    date_updated: str | None = None
+    service_sid: str | None = None
+    account_sid: str | None = None
+
+    @property
+    def dedupe_key(self) -> str:
+        if self.action == "updated":
+            digest = json.dumps([self.date_updated, self.body, self.attributes], separators=(",", ":"))
+            return f"msg:{self.message_sid}:updated:{digest}"
+        return f"msg:{self.message_sid}:{self.action}"
+
+
+@dataclass(frozen=True)
+class ConversationEvent:
+    """onConversationUpdated / onConversationStateUpdated."""
+
+    action: str  # updated | state_updated
+    conversation_sid: str
+    state: str | None = None
+    state_from: str | None = None
+    friendly_name: str | None = None
+    unique_name: str | None = None
+    attributes: str | None = None
+    date_updated: str | None = None
+    service_sid: str | None = None
+    account_sid: str | None = None
+
+    @property
+    def dedupe_key(self) -> str:
+        digest = json.dumps(
+            [
+                self.action,
+                self.state,
+                self.friendly_name,
+                self.unique_name,
+                self.attributes,
+                self.date_updated,
+            ],
+            separators=(",", ":"),
+        )
+        return f"conv:{self.conversation_sid}:{digest}"
+
+
+LedgerEvent = DeliveryEvent | ReadHorizonEvent | MessageEvent | ConversationEvent
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One status a receipt took, in the order the ledger learnt of them."""
+
+    status: DeliveryStatus
+    error_code: int | None
+    at: str | None  # Twilio's DateUpdated of that status
+    source: str
+    recorded_seq: int  # ledger sequence when recorded (0 when the entry changed nothing)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["status"] = self.status.value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HistoryEntry:
+        return cls(
+            status=DeliveryStatus(data["status"]),
+            error_code=data.get("error_code"),
+            at=data.get("at"),
+            source=data.get("source") or "webhook",
+            recorded_seq=int(data.get("recorded_seq") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class LedgerChange:
+    """One applied change: what subscribers receive and what a resuming client replays, in `seq` order."""
+
+    seq: int
+    kind: ChangeKind
+    conversation_sid: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cursor(self) -> str:
+        return str(self.seq)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "seq": self.seq,
+                "kind": self.kind.value,
+                "conversation_sid": self.conversation_sid,
+                "payload": self.payload,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> LedgerChange:
+        data = json.loads(text)
+        return cls(
+            seq=int(data["seq"]),
+            kind=ChangeKind(data["kind"]),
+            conversation_sid=data["conversation_sid"],
+            payload=data.get("payload") or {},
+        )
+
+    # Convenience accessors for delivery changes.
+    @property
+    def receipt(self) -> ReceiptRecord | None:
+        data = self.payload.get("receipt")
+        return ReceiptRecord.from_dict(data) if data else None
+
+    @property
+    def previous_status(self) -> DeliveryStatus | None:
+        value = self.payload.get("previous_status")
+        return DeliveryStatus(value) if value else None
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What applying one event did. `change` is None when nothing observable changed (duplicate or stale)."""
+
+    change: LedgerChange | None
+    duplicate: bool = (
+        False  # the exact event was applied before; `change` then is the original change, if any
+    )
+    recorded: bool = False  # a new history entry was kept (possibly without changing the current state)
+
+
+def status_key(status: DeliveryStatus | str | None, at: str | None) -> tuple[int, str, str]:
+    """Total order of a receipt's statuses: rank first; terminal ties broken by time, then name.
+
+    The current status is the maximum of this key over the whole history, so any order of arrival agrees.
+    """
+    if status is None:
+        return (0, "", "")
+    status = DeliveryStatus(status)
+    return (STATUS_RANK[status], at or "", status.value)
+
+
+def receipt_from_event(event: DeliveryEvent, previous: ReceiptRecord | None, wins: bool) -> ReceiptRecord:
+    """The receipt's current record after `event`: identity fields are filled from whichever side has them."""
+
+    def pick(name: str):
+        new = getattr(event, name, None)
+        old = getattr(previous, name, None) if previous is not None else None
+        return old if old is not None else new
+
+    base = {
+        "sid": event.receipt_sid,
+        "conversation_sid": event.conversation_sid,
+        "message_sid": event.message_sid,
+        "participant_sid": pick("participant_sid"),
+        "account_sid": pick("account_sid"),
+        "chat_service_sid": (previous.chat_service_sid if previous else None) or event.service_sid,
+        "channel_message_sid": pick("channel_message_sid"),
+    }
+    date_created = (previous.date_created.isoformat() if previous and previous.date_created else None) or (
+        event.date_created
+    )
+    if wins or previous is None:
+        base.update(status=event.status.value, error_code=event.error_code, date_updated=event.date_updated)
+    else:
+        base.update(
+            status=previous.status.value if previous.status else None,
+            error_code=previous.error_code,
+            date_updated=previous.date_updated.isoformat() if previous.date_updated else None,
+        )
+    base["date_created"] = date_created
+    return ReceiptRecord.from_dict(base)
+
+
+def delivery_change_payload(receipt: ReceiptRecord, previous_status: DeliveryStatus | None) -> dict[str, Any]:
+    return {
+        "receipt": receipt.to_dict(),
+        "message_sid": receipt.message_sid,
+        "previous_status": previous_status.value if previous_status else None,
+        "service_sid": receipt.chat_service_sid,
+    }
+
+
+def event_to_dict(event: LedgerEvent) -> dict[str, Any]:
+    out = asdict(event)
+    if isinstance(event, DeliveryEvent):
+        out["status"] = event.status.value
+    return out

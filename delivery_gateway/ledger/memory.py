@@ -1,0 +1,113 @@
+"""In-process delivery ledger (`memory://`): for tests and throwaway demos.
+
+Never durable and never shared between processes: a restart forgets everything it held.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Iterable
+
+from delivery_gateway.ledger.base import SyncLedgerCore, sort_history
+from delivery_gateway.ledger.events import ApplyResult, ChangeKind, HistoryEntry, LedgerChange, LedgerEvent
+from delivery_gateway.records import ReceiptRecord
+
+
+class MemoryLedger(SyncLedgerCore):
+    def __init__(self) -> None:
+        self._inbox: dict[int, str] = {}
+        self._inbox_ids = itertools.count(1)
+        self._seen_keys: dict[str, int] = {}
+        self._receipts: dict[str, ReceiptRecord] = {}
+        self._by_message: dict[str, set[str]] = defaultdict(set)
+        self._histories: dict[str, list[HistoryEntry]] = defaultdict(list)
+        self._changes: list[LedgerChange] = []
+        self._by_conversation: dict[str, list[LedgerChange]] = defaultdict(list)
+        self._horizons: dict[str, int] = {}
+        self._resends: dict[str, str] = {}  # new -> old
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    # primitives
+    def _seen(self, key: str) -> int | None:
+        return self._seen_keys.get(key)
+
+    def _mark_seen(self, key: str, seq: int) -> None:
+        self._seen_keys[key] = seq
+
+    def _get_receipt(self, sid: str) -> ReceiptRecord | None:
+        return self._receipts.get(sid)
+
+    def _put_receipt(self, record: ReceiptRecord) -> None:
+        self._receipts[record.sid] = record
+        self._by_message[record.message_sid].add(record.sid)
+
+    def _add_history(self, receipt_sid: str, entry: HistoryEntry) -> None:
+        self._histories[receipt_sid].append(entry)
+
+    def _append_change(self, kind: ChangeKind, conversation_sid: str, payload: dict) -> LedgerChange:
+        change = LedgerChange(len(self._changes) + 1, kind, conversation_sid, payload)
+        self._changes.append(change)
+        self._by_conversation[conversation_sid].append(change)
+        return change
+
+    def _get_change(self, seq: int) -> LedgerChange | None:
+        return self._changes[seq - 1] if 0 < seq <= len(self._changes) else None
+
+    def _get_horizon(self, participant_sid: str) -> int | None:
+        return self._horizons.get(participant_sid)
+
+    def _put_horizon(self, participant_sid: str, index: int) -> None:
+        self._horizons[participant_sid] = index
+
+    # async contract
+    async def inbox_add(self, body: str) -> int:
+        entry_id = next(self._inbox_ids)
+        self._inbox[entry_id] = body
+        return entry_id
+
+    async def inbox_pending(self, limit: int = 1000) -> list[tuple[int, str]]:
+        return sorted(self._inbox.items())[:limit]
+
+    async def inbox_done(self, entry_id: int) -> None:
+        self._inbox.pop(entry_id, None)
+
+    async def apply(self, event: LedgerEvent) -> ApplyResult:
+        return self.apply_sync(event)
+
+    async def changes_after(
+        self, conversation_sid: str, after_seq: int, limit: int = 1000
+    ) -> list[LedgerChange]:
+        return [c for c in self._by_conversation.get(conversation_sid, ()) if c.seq > after_seq][:limit]
+
+    async def last_seq(self) -> int:
+        return len(self._changes)
+
+    async def receipt(self, sid: str) -> ReceiptRecord | None:
+        return self._receipts.get(sid)
+
+    async def receipts_for_message(self, message_sid: str) -> list[ReceiptRecord]:
+        return [self._receipts[s] for s in sorted(self._by_message.get(message_sid, ()))]
+
+    async def history(self, receipt_sid: str) -> list[HistoryEntry]:
+        return sort_history(self._histories.get(receipt_sid, ()))
+
+    async def history_many(self, receipt_sids: Iterable[str]) -> dict[str, list[HistoryEntry]]:
+        return {sid: sort_history(self._histories.get(sid, ())) for sid in receipt_sids}
+
+    async def read_horizon(self, participant_sid: str) -> int | None:
+        return self._horizons.get(participant_sid)
+
+    async def record_resend(self, conversation_sid: str, old_sid: str, new_sid: str) -> None:
+        self._resends[new_sid] = old_sid
+
+    async def resent_as(self, old_sid: str) -> list[str]:
+        return [new for new, old in self._resends.items() if old == old_sid]
+
+    async def resend_of(self, new_sid: str) -> str | None:
+        return self._resends.get(new_sid)

@@ -1,0 +1,265 @@
+"""Redis delivery ledger (`redis://host:port/db?prefix=...`): one ledger shared by every gateway replica.
+
+Never applies an event in more than one round trip: each apply is one atomic Lua script, so sequence
+order is commit order across replicas. Durable only as far as Redis persists (enable AOF in production).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+
+from delivery_gateway.ledger.base import sort_history
+from delivery_gateway.ledger.events import (
+    ApplyResult,
+    DeliveryEvent,
+    HistoryEntry,
+    LedgerChange,
+    LedgerEvent,
+    MessageEvent,
+    ReadHorizonEvent,
+    event_to_dict,
+    status_key,
+)
+from delivery_gateway.records import ReceiptRecord
+
+_APPLY = r"""
+local p = ARGV[1]
+local dedupe = p .. 'seen:' .. ARGV[2]
+local kind = ARGV[3]
+local conv = ARGV[4]
+local event = cjson.decode(ARGV[5])
+
+local seen = redis.call('GET', dedupe)
+if seen then
+  local seq = tonumber(seen)
+  if seq > 0 then
+    local found = redis.call('ZRANGEBYSCORE', p .. 'changes:' .. conv, seq, seq)
+    return {1, found[1] or false, 0}
+  end
+  return {1, false, 0}
+end
+
+local function append(payload)
+  local seq = redis.call('INCR', p .. 'seq')
+  local text = cjson.encode({seq = seq, kind = kind, conversation_sid = conv, payload = payload})
+  redis.call('ZADD', p .. 'changes:' .. conv, seq, text)
+  return seq, text
+end
+
+local function isnull(v) return v == nil or v == cjson.null end
+
+if kind == 'delivery' then
+  local rkey = p .. 'receipt:' .. event.receipt_sid
+  local rank, at, status = tonumber(ARGV[6]), ARGV[7], ARGV[8]
+  local cur = redis.call('HMGET', rkey, 'record', 'rank', 'at', 'status')
+  local wins = false
+  if not cur[1] then
+    wins = true
+  else
+    local crank = tonumber(cur[2])
+    if rank > crank or (rank == crank and (at > cur[3] or (at == cur[3] and status > cur[4]))) then
+      wins = true
+    end
+  end
+  local record = cjson.decode(ARGV[9])
+  local prev_status = cjson.null
+  if cur[1] then
+    local prev = cjson.decode(cur[1])
+    prev_status = prev.status
+    local fields = {'participant_sid', 'account_sid', 'chat_service_sid', 'channel_message_sid',
+                    'date_created'}
+    for _, f in ipairs(fields) do
+      if not isnull(prev[f]) then record[f] = prev[f] end
+    end
+  end
+  local seq = 0
+  local text = false
+  if wins then
+    local stored = cjson.encode(record)
+    redis.call('HSET', rkey, 'record', stored, 'rank', rank, 'at', at, 'status', status)
+    redis.call('SADD', p .. 'msgreceipts:' .. event.message_sid, event.receipt_sid)
+    seq, text = append({receipt = record, message_sid = event.message_sid, previous_status = prev_status,
+                        service_sid = record.chat_service_sid})
+  end
+  local entry = cjson.decode(ARGV[10])
+  entry.recorded_seq = seq
+  redis.call('RPUSH', p .. 'history:' .. event.receipt_sid, cjson.encode(entry))
+  redis.call('SET', dedupe, seq)
+  return {0, text, 1}
+elseif kind == 'read_horizon' then
+  if isnull(event.last_read_message_index) then return {0, false, 0} end
+  local hkey = p .. 'horizon:' .. event.participant_sid
+  local prev = redis.call('GET', hkey)
+  local idx = tonumber(event.last_read_message_index)
+  if prev and idx <= tonumber(prev) then
+    redis.call('SET', dedupe, 0)
+    return {0, false, 0}
+  end
+  redis.call('SET', hkey, idx)
+  if prev then event.previous_index = tonumber(prev) else event.previous_index = cjson.null end
+  local seq, text = append(event)
+  redis.call('SET', dedupe, seq)
+  return {0, text, 1}
+else
+  local seq, text = append(event)
+  redis.call('SET', dedupe, seq)
+  return {0, text, 1}
+end
+"""
+
+
+def split_redis_url(url: str, default_prefix: str) -> tuple[str, str]:
+    """A redis URL without our `prefix` query parameter, and that prefix (ending in ':')."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    prefix = query.pop("prefix", [default_prefix])[0]
+    rest = "&".join(f"{k}={v}" for k, values in query.items() for v in values)
+    clean = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
+    return clean, prefix if prefix.endswith(":") else prefix + ":"
+
+
+def _kind(event: LedgerEvent) -> str:
+    if isinstance(event, DeliveryEvent):
+        return "delivery"
+    if isinstance(event, ReadHorizonEvent):
+        return "read_horizon"
+    if isinstance(event, MessageEvent):
+        return "message"
+    return "conversation"
+
+
+class RedisLedger:
+    def __init__(self, url: str, *, prefix: str = "dg:ledger:") -> None:
+        self.url = url
+        self.prefix = prefix
+        self._redis: aioredis.Redis | None = None
+        self._apply = None
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisLedger:
+        clean, prefix = split_redis_url(url, "dg:ledger:")
+        return cls(clean, prefix=prefix)
+
+    async def start(self) -> None:
+        if self._redis is None:
+            self._redis = aioredis.Redis.from_url(self.url, decode_responses=True)
+            self._apply = self._redis.register_script(_APPLY)
+            await self._redis.ping()
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    @property
+    def _r(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise RuntimeError("RedisLedger used before start()")
+        return self._redis
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # inbox
+    async def inbox_add(self, body: str) -> int:
+        entry_id = int(await self._r.incr(self._k("inbox_id")))
+        await self._r.hset(self._k("inbox"), str(entry_id), body)
+        return entry_id
+
+    async def inbox_pending(self, limit: int = 1000) -> list[tuple[int, str]]:
+        entries = await self._r.hgetall(self._k("inbox"))
+        return sorted((int(k), v) for k, v in entries.items())[:limit]
+
+    async def inbox_done(self, entry_id: int) -> None:
+        await self._r.hdel(self._k("inbox"), str(entry_id))
+
+    # apply
+    async def apply(self, event: LedgerEvent) -> ApplyResult:
+        kind = _kind(event)
+        data = event_to_dict(event)
+        args: list[str | int] = [
+            self.prefix,
+            event.dedupe_key,
+            kind,
+            event.conversation_sid,
+            json.dumps(data),
+        ]
+        if isinstance(event, DeliveryEvent):
+            rank, at, status = status_key(event.status, event.date_updated)
+            record = {
+                "sid": event.receipt_sid,
+                "conversation_sid": event.conversation_sid,
+                "message_sid": event.message_sid,
+                "participant_sid": event.participant_sid,
+                "account_sid": event.account_sid,
+                "chat_service_sid": event.service_sid,
+                "channel_message_sid": event.channel_message_sid,
+                "status": event.status.value,
+                "error_code": event.error_code,
+                "date_created": event.date_created,
+                "date_updated": event.date_updated,
+            }
+            entry = HistoryEntry(event.status, event.error_code, event.date_updated, event.source, 0)
+            args += [rank, at, status, json.dumps(record), json.dumps(entry.to_dict())]
+        duplicate, text, recorded = await self._apply(args=args)
+        change = LedgerChange.from_json(text) if text else None
+        return ApplyResult(change=change, duplicate=bool(duplicate), recorded=bool(recorded))
+
+    async def changes_after(
+        self, conversation_sid: str, after_seq: int, limit: int = 1000
+    ) -> list[LedgerChange]:
+        rows = await self._r.zrangebyscore(
+            self._k("changes", conversation_sid), f"({after_seq}", "+inf", start=0, num=limit
+        )
+        return [LedgerChange.from_json(r) for r in rows]
+
+    async def last_seq(self) -> int:
+        return int(await self._r.get(self._k("seq")) or 0)
+
+    async def receipt(self, sid: str) -> ReceiptRecord | None:
+        text = await self._r.hget(self._k("receipt", sid), "record")
+        return ReceiptRecord.from_json(text) if text else None
+
+    async def receipts_for_message(self, message_sid: str) -> list[ReceiptRecord]:
+        sids = sorted(await self._r.smembers(self._k("msgreceipts", message_sid)))
+        if not sids:
+            return []
+        async with self._r.pipeline(transaction=False) as pipe:
+            for sid in sids:
+                pipe.hget(self._k("receipt", sid), "record")
+            texts = await pipe.execute()
+        return [ReceiptRecord.from_json(t) for t in texts if t]
+
+    async def history(self, receipt_sid: str) -> list[HistoryEntry]:
+        return (await self.history_many([receipt_sid]))[receipt_sid]
+
+    async def history_many(self, receipt_sids: Iterable[str]) -> dict[str, list[HistoryEntry]]:
+        sids = list(dict.fromkeys(receipt_sids))
+        if not sids:
+            return {}
+        async with self._r.pipeline(transaction=False) as pipe:
+            for sid in sids:
+                pipe.lrange(self._k("history", sid), 0, -1)
+            lists = await pipe.execute()
+        return {
+            sid: sort_history(HistoryEntry.from_dict(json.loads(t)) for t in texts)
+            for sid, texts in zip(sids, lists, strict=True)
+        }
+
+    async def read_horizon(self, participant_sid: str) -> int | None:
+        value = await self._r.get(self._k("horizon", participant_sid))
+        return None if value is None else int(value)
+
+    async def record_resend(self, conversation_sid: str, old_sid: str, new_sid: str) -> None:
+        if await self._r.hsetnx(self._k("resend_of"), new_sid, old_sid):
+            await self._r.rpush(self._k("resent_as", old_sid), new_sid)
+
+    async def resent_as(self, old_sid: str) -> list[str]:
+        return list(await self._r.lrange(self._k("resent_as", old_sid), 0, -1))
+
+    async def resend_of(self, new_sid: str) -> str | None:
+        return await self._r.hget(self._k("resend_of"), new_sid)

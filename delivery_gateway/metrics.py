@@ -1,0 +1,98 @@
+"""Prometheus metrics of one gateway app, on a registry of its own, rendered for `/metrics`.
+
+Never touches prometheus_client's global REGISTRY: several apps (and tests) in one process must not collide.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# Upstream latencies: local emulator calls take ~1 ms, Twilio 50-500 ms, timeouts up to ~10 s.
+UPSTREAM_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """Every metric the gateway exports. Build one per app; pass it to whatever records.
+
+    Others register extra metrics on `registry` (or add them here, next to the ones below).
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+
+        # Upstream (Twilio) calls: one sample per HTTP attempt, retries included.
+        self.upstream_requests = Counter(
+            "delivery_gateway_upstream_requests_total",
+            "HTTP attempts to the Twilio API, by method, templated route and status "
+            "(HTTP code, or timeout / connection_error).",
+            ("method", "route", "status"),
+            registry=r,
+        )
+        self.upstream_latency = Histogram(
+            "delivery_gateway_upstream_request_duration_seconds",
+            "Duration of one HTTP attempt to the Twilio API.",
+            ("method", "route"),
+            buckets=UPSTREAM_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_retries = Counter(
+            "delivery_gateway_upstream_retries_total",
+            "Upstream attempts that were retried, by reason (429, 5xx, connection_error, timeout).",
+            ("method", "route", "reason"),
+            registry=r,
+        )
+        self.upstream_coalesced = Counter(
+            "delivery_gateway_upstream_coalesced_total",
+            "Upstream reads served by joining an identical in-flight call instead of making a new one.",
+            ("route",),
+            registry=r,
+        )
+        self.upstream_circuit_open = Gauge(
+            "delivery_gateway_upstream_circuit_open",
+            "1 while the upstream circuit breaker rejects calls (open), else 0.",
+            registry=r,
+        )
+        self.upstream_circuit_rejections = Counter(
+            "delivery_gateway_upstream_circuit_rejections_total",
+            "Upstream calls refused without an HTTP attempt because the circuit breaker was open.",
+            ("method", "route"),
+            registry=r,
+        )
+
+        # Resource cache.
+        self.cache_requests = Counter(
+            "delivery_gateway_cache_requests_total",
+            "Resource cache lookups per key, by resource kind and result (hit / miss).",
+            ("kind", "result"),
+            registry=r,
+        )
+
+        # Others' room: webhooks, subscriptions, pub/sub.
+        self.webhooks_received = Counter(
+            "delivery_gateway_webhooks_received_total",
+            "Twilio webhooks received, by event type and outcome (accepted, rejected, duplicate, ...).",
+            ("event_type", "outcome"),
+            registry=r,
+        )
+        self.subscriptions_active = Gauge(
+            "delivery_gateway_subscriptions_active",
+            "GraphQL subscriptions currently open.",
+            registry=r,
+        )
+        self.pubsub_messages = Counter(
+            "delivery_gateway_pubsub_messages_total",
+            "Pub/sub messages, by direction (published / received).",
+            ("direction",),
+            registry=r,
+        )
+
+    def sample(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """Current value of one sample (0.0 when absent); for tests and debugging."""
+        value = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if value is None else value
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition body and its Content-Type, for a `/metrics` response."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

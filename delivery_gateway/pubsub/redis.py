@@ -1,0 +1,101 @@
+"""Redis pub/sub (`redis://host:port/db?prefix=...`): what one replica publishes reaches subscribers on all.
+
+Never opens more than one Redis subscription per channel per process (local fan-out does the rest), and never
+reports a subscription live before Redis confirmed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from delivery_gateway.ledger.redis import split_redis_url
+from delivery_gateway.pubsub.base import PubSub
+
+log = logging.getLogger(__name__)
+
+
+class RedisPubSub(PubSub):
+    def __init__(
+        self, url: str, *, prefix: str = "dg:pubsub:", queue_size: int = 256, metrics: Any = None
+    ) -> None:
+        super().__init__(queue_size=queue_size, metrics=metrics)
+        self.url = url
+        self.prefix = prefix
+        self._redis: aioredis.Redis | None = None
+        self._pubsub: aioredis.client.PubSub | None = None
+        self._reader: asyncio.Task | None = None
+        self._confirmed: dict[str, asyncio.Event] = {}
+
+    @classmethod
+    def from_url(cls, url: str, *, queue_size: int = 256, metrics: Any = None) -> RedisPubSub:
+        clean, prefix = split_redis_url(url, "dg:pubsub:")
+        return cls(clean, prefix=prefix, queue_size=queue_size, metrics=metrics)
+
+    async def start(self) -> None:
+        if self._redis is not None:
+            return
+        self._redis = aioredis.Redis.from_url(self.url, decode_responses=True)
+        await self._redis.ping()
+        self._pubsub = self._redis.pubsub()
+        # A standing subscription keeps the reader's listen() loop alive while no channel is subscribed.
+        await self._subscribe_confirmed(self.prefix + "_control", start_reader=True)
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+            self._reader = None
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+            self._pubsub = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    async def publish(self, channel: str, message: str) -> None:
+        if self._redis is None:
+            raise RuntimeError("RedisPubSub used before start()")
+        self._count_published()
+        await self._redis.publish(self.prefix + channel, message)
+
+    async def _listen(self, channel: str) -> None:
+        await self._subscribe_confirmed(self.prefix + channel)
+
+    async def _unlisten(self, channel: str) -> None:
+        if self._pubsub is not None:
+            await self._pubsub.unsubscribe(self.prefix + channel)
+
+    async def _subscribe_confirmed(self, full_channel: str, *, start_reader: bool = False) -> None:
+        assert self._pubsub is not None, "RedisPubSub used before start()"
+        event = self._confirmed[full_channel] = asyncio.Event()
+        await self._pubsub.subscribe(full_channel)
+        if start_reader:
+            self._reader = asyncio.create_task(self._read(), name="redis-pubsub-reader")
+        await asyncio.wait_for(event.wait(), timeout=10)
+
+    async def _read(self) -> None:
+        assert self._pubsub is not None
+        while True:
+            try:
+                async for message in self._pubsub.listen():
+                    kind = message.get("type")
+                    full = message.get("channel")
+                    if kind == "subscribe":
+                        event = self._confirmed.pop(full, None)
+                        if event is not None:
+                            event.set()
+                    elif kind == "message" and full.startswith(self.prefix):
+                        self._dispatch(full[len(self.prefix) :], message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # connection lost: redis-py resubscribes on reconnect; keep reading
+                log.warning("redis pub/sub reader failed; retrying", exc_info=True)
+                await asyncio.sleep(0.5)

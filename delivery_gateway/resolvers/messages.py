@@ -1,0 +1,67 @@
+"""Message-level field logic: the author participant, receipts (only when Twilio can hold any) and recipients.
+
+Never calls upstream directly (loaders do) and never fetches receipts for chat-only messages.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from delivery_gateway.records import MessageRecord, ParticipantRecord, ReceiptRecord
+from delivery_gateway.resolvers.delivery import RecipientState, has_receipt_recipients, recipient_states
+
+if TYPE_CHECKING:
+    from delivery_gateway.context import RequestContext
+
+
+async def participants_of(context: RequestContext, service_sid: str | None, conversation_sid: str):
+    """Every participant of the conversation: one Participants list per conversation and request (or none)."""
+    return await context.loaders.participants.load((service_sid, conversation_sid))
+
+
+async def participant_by_sid(
+    context: RequestContext, service_sid: str | None, conversation_sid: str, participant_sid: str | None
+) -> ParticipantRecord | None:
+    if not participant_sid:
+        return None
+    for participant in await participants_of(context, service_sid, conversation_sid):
+        if participant.sid == participant_sid:
+            return participant
+    return None
+
+
+async def author_of(context: RequestContext, service_sid: str | None, message: MessageRecord):
+    """The author's participant record (by participant SID, else identity/address); None for system sends."""
+    participants = await participants_of(context, service_sid, message.conversation_sid)
+    for participant in participants:
+        if message.participant_sid and participant.sid == message.participant_sid:
+            return participant
+    if message.author:
+        for participant in participants:
+            binding = participant.messaging_binding or {}
+            if message.author in (participant.identity, binding.get("address")):
+                return participant
+    return None
+
+
+def receipts_expected(message: MessageRecord, participants: list[ParticipantRecord]) -> bool:
+    """Twilio keeps receipts only for recipients reached through a binding (SMS, WhatsApp...)."""
+    delivery = message.delivery or {}
+    return bool(delivery.get("total")) or has_receipt_recipients(message, participants)
+
+
+async def receipts_of(
+    context: RequestContext, service_sid: str | None, message: MessageRecord
+) -> list[ReceiptRecord]:
+    participants = await participants_of(context, service_sid, message.conversation_sid)
+    if not receipts_expected(message, participants):
+        return []
+    return await context.loaders.receipts.load((service_sid, message.conversation_sid, message.sid))
+
+
+async def recipients_of(
+    context: RequestContext, service_sid: str | None, message: MessageRecord
+) -> list[RecipientState]:
+    participants = await participants_of(context, service_sid, message.conversation_sid)
+    receipts = await receipts_of(context, service_sid, message)
+    return recipient_states(message, participants, receipts)

@@ -1,0 +1,34 @@
+"""Builds the GraphQL schema of the gateway from its root types and the extensions the settings ask for.
+
+Never performs I/O at build time; registering another root (mutation, subscription) is a one-line change here.
+"""
+
+from __future__ import annotations
+
+from graphql import GraphQLSchema, lexicographic_sort_schema, print_schema
+from strawberry.extensions import DisableIntrospection, ParserCache, ValidationCache
+
+from delivery_gateway.schema.errors import GatewaySchema
+from delivery_gateway.schema.query import Query
+from delivery_gateway.settings import Settings
+
+__all__ = ["build_schema", "schema_sdl"]
+
+
+def build_schema(settings: Settings) -> GatewaySchema:
+    extensions: list = [lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256)]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    return GatewaySchema(
+        query=Query,
+        mutation=None,
+        subscription=None,
+        extensions=extensions,
+    )
+
+
+def schema_sdl(settings: Settings | None = None) -> str:
+    """The schema as SDL, lexicographically sorted for stable diffs (what `schema.graphql` holds)."""
+    schema = build_schema(settings or Settings(_env_file=None))
+    graphql_schema: GraphQLSchema = schema._schema
+    return print_schema(lexicographic_sort_schema(graphql_schema)) + "\n"

@@ -1,0 +1,57 @@
+"""How long to wait before retrying an upstream attempt: exponential backoff, full jitter, Retry-After.
+
+Never sleeps and never decides *whether* a call is idempotent: it only computes delays.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def is_retryable_status(status: int) -> bool:
+    """429 Too Many Requests and every 5xx are worth another try (for idempotent calls)."""
+    return status == 429 or 500 <= status <= 599
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date); None when absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+@dataclass
+class RetryPolicy:
+    """Delay before retry number `attempt + 1`: uniform(0, min(cap, base * 2**attempt)) ("full jitter").
+
+    A Retry-After from the server wins over the computed delay, unless it exceeds `max_retry_after`: then
+    `delay()` returns None and the caller should give up at once rather than hold a GraphQL request hostage.
+    """
+
+    max_retries: int = 3
+    base: float = 0.1
+    cap: float = 2.0
+    max_retry_after: float = 5.0
+    rng: Callable[[float, float], float] = field(default=random.uniform, repr=False)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float | None:
+        if retry_after is not None:
+            return retry_after if retry_after <= self.max_retry_after else None
+        return self.rng(0.0, min(self.cap, self.base * (2**attempt)))

@@ -1,0 +1,138 @@
+"""After a ledger change, updates or evicts exactly the cache entries it affects (named by cache/keys.py).
+
+Never invents cache keys and never fails the event: a cache error only costs a later upstream call. Data it
+writes comes from the event and what is already cached (no upstream call here).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from delivery_gateway.ledger import ApplyResult, DeliveryLedger, LedgerEvent
+from delivery_gateway.ledger.events import ConversationEvent, DeliveryEvent, MessageEvent, ReadHorizonEvent
+from delivery_gateway.records import MessageRecord, ParticipantRecord, ReceiptRecord
+from delivery_gateway.resolvers.delivery import receipts_final
+from delivery_gateway.settings import Settings
+from delivery_gateway.webhooks.summary import delivery_summary
+
+log = logging.getLogger(__name__)
+
+
+def _keys():
+    from delivery_gateway.cache import keys
+
+    return keys
+
+
+def scopes(service_sid: str | None) -> list[str | None]:
+    """Loaders key by the service SID as the client gave it: None (default service) and the explicit one."""
+    return [None] if service_sid is None else [None, service_sid]
+
+
+class CacheInvalidator:
+    def __init__(self, cache: Any, ledger: DeliveryLedger, settings: Settings) -> None:
+        self.cache = cache
+        self.ledger = ledger
+        self.settings = settings
+
+    async def after_apply(self, event: LedgerEvent, result: ApplyResult) -> None:
+        if self.cache is None:
+            return
+        if isinstance(event, DeliveryEvent):
+            if result.change is not None and result.change.receipt is not None:
+                await self._delivery(event, result.change.receipt)
+        elif isinstance(event, ReadHorizonEvent):
+            if result.change is not None:
+                await self._read_horizon(event)
+        elif isinstance(event, MessageEvent):
+            if not result.duplicate:
+                await self._message(event)
+        elif isinstance(event, ConversationEvent) and not result.duplicate:
+            await self._conversation(event)
+
+    # Delivery: the receipts list of the message, and the message's delivery summary
+    async def _delivery(self, event: DeliveryEvent, receipt: ReceiptRecord) -> None:
+        keys = _keys()
+        conv, msg = event.conversation_sid, event.message_sid
+        receipt_keys = {s: keys.receipts(s, conv, msg) for s in scopes(event.service_sid)}
+        message_keys = {s: keys.message(s, conv, msg) for s in scopes(event.service_sid)}
+        found = await self.cache.get_many([*receipt_keys.values(), *message_keys.values()])
+
+        updated_lists: dict[str, list[ReceiptRecord]] = {}
+        for key in receipt_keys.values():
+            cached = found.get(key)
+            if cached is None:
+                continue
+            records = [ReceiptRecord.from_dict(r) for r in cached]
+            replaced = [receipt if r.sid == receipt.sid else r for r in records]
+            if not any(r.sid == receipt.sid for r in records):
+                replaced.append(receipt)
+            updated_lists[key] = replaced
+        for key, records in updated_lists.items():
+            ttl = (
+                self.settings.ttl_receipts_terminal if receipts_final(records) else self.settings.ttl_receipts
+            )
+            await self.cache.set_many({key: [r.to_dict() for r in records]}, ttl)
+
+        cached_messages = {k: found[k] for k in message_keys.values() if found.get(k) is not None}
+        if not cached_messages:
+            return
+        receipts = next(iter(updated_lists.values()), None)
+        if receipts is None:  # the summary cannot be recomputed without every receipt: evict
+            await self.cache.delete_many(list(cached_messages))
+            return
+        histories = await self.ledger.history_many([r.sid for r in receipts])
+        summary = delivery_summary(receipts, histories)
+        fresh = {}
+        for key, value in cached_messages.items():
+            record = MessageRecord.from_dict(value)
+            fresh[key] = {**record.to_dict(), "delivery": summary}
+        await self.cache.set_many(fresh, self.settings.ttl_messages)
+
+    # Read horizon: the participants list
+    async def _read_horizon(self, event: ReadHorizonEvent) -> None:
+        keys = _keys()
+        participant_keys = [keys.participants(s, event.conversation_sid) for s in scopes(event.service_sid)]
+        found = await self.cache.get_many(participant_keys)
+        evict, fresh = [], {}
+        for key in participant_keys:
+            cached = found.get(key)
+            if cached is None:
+                continue
+            records = [ParticipantRecord.from_dict(p) for p in cached]
+            if not any(p.sid == event.participant_sid for p in records):
+                evict.append(key)
+                continue
+            out = []
+            for p in records:
+                data = p.to_dict()
+                if p.sid == event.participant_sid:
+                    data["last_read_message_index"] = event.last_read_message_index
+                    if event.last_read_timestamp:
+                        data["last_read_timestamp"] = event.last_read_timestamp
+                out.append(data)
+            fresh[key] = out
+        if fresh:
+            await self.cache.set_many(fresh, self.settings.ttl_participants)
+        if evict:
+            await self.cache.delete_many(evict)
+
+    # Messages: message pages on added/removed; the message itself on updated/removed
+    async def _message(self, event: MessageEvent) -> None:
+        keys = _keys()
+        conv, msg = event.conversation_sid, event.message_sid
+        if event.action == "removed":
+            await self.cache.delete_many(keys.invalidation_keys_message(event.service_sid, conv, msg))
+        elif event.action == "updated":
+            await self.cache.delete_many([keys.message(s, conv, msg) for s in scopes(event.service_sid)])
+        if event.action in ("added", "removed"):
+            # Orphans every cached messages page of the conversation at once (both scopes).
+            await self.cache.bump(keys.generation_keys(event.service_sid, conv))
+
+    # Conversations: the conversation record
+    async def _conversation(self, event: ConversationEvent) -> None:
+        keys = _keys()
+        await self.cache.delete_many(
+            keys.invalidation_keys_conversation(event.service_sid, event.conversation_sid)
+        )

@@ -1,0 +1,154 @@
+"""Turns a Twilio Conversations post-event form into a typed ledger event, or says exactly why it cannot.
+
+Pure: never performs I/O and never trusts a field it has not validated (SIDs, statuses, integers, dates).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from delivery_gateway import sids
+from delivery_gateway.ledger.events import (
+    ConversationEvent,
+    DeliveryEvent,
+    LedgerEvent,
+    MessageEvent,
+    ReadHorizonEvent,
+)
+from delivery_gateway.records import DeliveryStatus
+
+SUPPORTED_EVENTS = (
+    "onDeliveryUpdated",
+    "onMessageAdded",
+    "onMessageUpdated",
+    "onMessageRemoved",
+    "onParticipantUpdated",
+    "onConversationUpdated",
+    "onConversationStateUpdated",
+)
+
+
+class MalformedWebhook(ValueError):
+    """A request Twilio could not have sent: answered 400 with this reason, nothing recorded."""
+
+
+def _sid(form: Mapping[str, str], name: str, prefix: str, *, required: bool = True) -> str | None:
+    value = form.get(name)
+    if value in (None, ""):
+        if required:
+            raise MalformedWebhook(f"{name} is missing")
+        return None
+    if not sids.is_sid(value, prefix):
+        raise MalformedWebhook(f"{name}: {value!r} is not a valid SID (expected {prefix} + 32 hex digits)")
+    return value
+
+
+def _int(form: Mapping[str, str], name: str) -> int | None:
+    value = form.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise MalformedWebhook(f"{name}: {value!r} is not an integer") from None
+
+
+def _date(form: Mapping[str, str], name: str) -> str | None:
+    """ISO-8601 in one canonical spelling (UTC, microseconds when present), so dates compare as strings."""
+    value = form.get(name)
+    if value in (None, ""):
+        return None
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise MalformedWebhook(f"{name}: {value!r} is not an ISO-8601 date") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).isoformat()
+
+
+def _media(form: Mapping[str, str]) -> list[dict] | None:
+    value = form.get("Media")
+    if not value:
+        return None
+    try:
+        media = json.loads(value)
+    except ValueError:
+        raise MalformedWebhook("Media is not JSON") from None
+    if not isinstance(media, list):
+        raise MalformedWebhook("Media is not a JSON array")
+    return media
+
+
+def _common(form: Mapping[str, str]) -> dict[str, str | None]:
+    return {
+        "conversation_sid": _sid(form, "ConversationSid", sids.CONVERSATION),
+        "service_sid": _sid(form, "ChatServiceSid", sids.SERVICE, required=False),
+        "account_sid": _sid(form, "AccountSid", sids.ACCOUNT, required=False),
+    }
+
+
+def parse_event(form: Mapping[str, str]) -> LedgerEvent | None:
+    """The typed event; None for an event type the gateway does not track (answered 200, ignored)."""
+    event_type = form.get("EventType")
+    if not event_type:
+        raise MalformedWebhook("EventType is missing")
+    if event_type not in SUPPORTED_EVENTS:
+        return None
+    common = _common(form)
+    if event_type == "onDeliveryUpdated":
+        status = form.get("Status")
+        try:
+            status_value = DeliveryStatus(status)
+        except ValueError:
+            raise MalformedWebhook(f"Status: {status!r} is not a delivery status") from None
+        error_code = _int(form, "ErrorCode")
+        return DeliveryEvent(
+            message_sid=_sid(form, "MessageSid", sids.MESSAGE),
+            receipt_sid=_sid(form, "DeliveryReceiptSid", sids.RECEIPT),
+            participant_sid=_sid(form, "ParticipantSid", sids.PARTICIPANT, required=False),
+            channel_message_sid=form.get("ChannelMessageSid") or None,
+            status=status_value,
+            error_code=error_code or None,
+            date_created=_date(form, "DateCreated"),
+            date_updated=_date(form, "DateUpdated") or _date(form, "DateCreated"),
+            source=(form.get("Source") or "webhook").lower(),
+            **common,
+        )
+    if event_type == "onParticipantUpdated":
+        return ReadHorizonEvent(
+            participant_sid=_sid(form, "ParticipantSid", sids.PARTICIPANT),
+            last_read_message_index=_int(form, "LastReadMessageIndex"),
+            identity=form.get("Identity") or None,
+            last_read_timestamp=_date(form, "LastReadTimestamp"),
+            date_updated=_date(form, "DateUpdated"),
+            **common,
+        )
+    if event_type in ("onMessageAdded", "onMessageUpdated", "onMessageRemoved"):
+        action = {"onMessageAdded": "added", "onMessageUpdated": "updated", "onMessageRemoved": "removed"}
+        return MessageEvent(
+            action=action[event_type],
+            message_sid=_sid(form, "MessageSid", sids.MESSAGE),
+            index=_int(form, "Index"),
+            author=form.get("Author"),
+            body=form.get("Body"),
+            attributes=form.get("Attributes"),
+            media=_media(form),
+            participant_sid=_sid(form, "ParticipantSid", sids.PARTICIPANT, required=False),
+            date_created=_date(form, "DateCreated"),
+            date_updated=_date(form, "DateUpdated") or _date(form, "DateRemoved"),
+            **common,
+        )
+    return ConversationEvent(
+        action="state_updated" if event_type == "onConversationStateUpdated" else "updated",
+        state=form.get("StateTo") or form.get("State"),
+        state_from=form.get("StateFrom"),
+        friendly_name=form.get("FriendlyName"),
+        unique_name=form.get("UniqueName"),
+        attributes=form.get("Attributes"),
+        date_updated=_date(form, "DateUpdated"),
+        **common,
+    )

@@ -1,0 +1,62 @@
+"""Recomputes Twilio's `Message.delivery` summary from a message's receipts (and what the ledger saw of them).
+
+Pure: never performs I/O. Mirrors Twilio: per status, whether all, some or none of the receipts reached it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from delivery_gateway.ledger.events import HistoryEntry
+from delivery_gateway.records import DeliveryStatus, ReceiptRecord
+
+STATUSES = ("sent", "delivered", "read", "failed", "undelivered")
+
+# What a status implies the receipt passed through (failed: never sent; undelivered: sent, then refused).
+IMPLIED: dict[str, tuple[str, ...]] = {
+    "sent": ("sent",),
+    "delivered": ("sent", "delivered"),
+    "read": ("sent", "delivered", "read"),
+    "failed": ("failed",),
+    "undelivered": ("sent", "undelivered"),
+}
+
+
+def _proportion(count: int, total: int) -> str:
+    if count == 0:
+        return "none"
+    return "all" if count == total else "some"
+
+
+def reached(receipt: ReceiptRecord, history: Sequence[HistoryEntry] = ()) -> set[str]:
+    """Every status the receipt passed through: its history's statuses and what its current status implies."""
+    out: set[str] = set()
+    statuses = [entry.status for entry in history]
+    if receipt.status is not None:
+        statuses.append(receipt.status)
+    for status in statuses:
+        out.update(IMPLIED[DeliveryStatus(status).value])
+    return out
+
+
+def delivery_summary(
+    receipts: Iterable[ReceiptRecord], histories: Mapping[str, Sequence[HistoryEntry]] | None = None
+) -> dict[str, Any] | None:
+    """`{"total": n, "sent": "all"|"some"|"none", ...}`; None without receipts (as Twilio)."""
+    histories = histories or {}
+    reached_sets = [reached(r, histories.get(r.sid, ())) for r in receipts]
+    if not reached_sets:
+        return None
+    total = len(reached_sets)
+    summary: dict[str, Any] = {"total": total}
+    for status in STATUSES:
+        summary[status] = _proportion(sum(status in s for s in reached_sets), total)
+    return summary
+
+
+def summary_failed(summary: Mapping[str, Any] | None) -> bool:
+    """True when the summary says some receipt failed or was undelivered (resendable)."""
+    if not summary:
+        return False
+    return summary.get("failed") in ("all", "some") or summary.get("undelivered") in ("all", "some")

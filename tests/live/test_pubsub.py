@@ -1,0 +1,94 @@
+"""Pub/sub: fan-out, one upstream subscription per channel, bounded queues (SLOW_CONSUMER), both backends.
+
+Redis cases are marked `redis` and skip without a server; never sleeps longer than a delivery takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from delivery_gateway.callers import Caller, CallerKind
+from delivery_gateway.context import GatewayServices, RequestContext
+from delivery_gateway.ledger import create_ledger
+from delivery_gateway.ledger.events import ChangeKind, LedgerChange
+from delivery_gateway.pubsub import SlowConsumer, conversation_channel, create_pubsub
+from delivery_gateway.settings import Settings
+from delivery_gateway.sids import new_sid
+from tests.live.harness import live_schema
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def pubsub_url(request):
+    return "memory://" if request.param == "memory" else request.getfixturevalue("redis_url")
+
+
+async def test_fan_out_and_unsubscribe(pubsub_url):
+    broker = create_pubsub(pubsub_url, queue_size=10)
+    await broker.start()
+    try:
+        async with broker.subscribe("c") as a, broker.subscribe("c") as b, broker.subscribe("other") as o:
+            assert broker.subscriber_count("c") == 2
+            await broker.publish("c", "one")
+            await broker.publish("c", "two")
+            assert [await asyncio.wait_for(a.__anext__(), 2) for _ in range(2)] == ["one", "two"]
+            assert [await asyncio.wait_for(b.__anext__(), 2) for _ in range(2)] == ["one", "two"]
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(o.__anext__(), 0.1)
+        assert broker.subscriber_count("c") == 0
+    finally:
+        await broker.stop()
+
+
+async def test_slow_consumer_is_closed_not_buffered(pubsub_url):
+    broker = create_pubsub(pubsub_url, queue_size=3)
+    await broker.start()
+    try:
+        async with broker.subscribe("c") as slow, broker.subscribe("c") as fast:
+            received = []
+            for i in range(10):
+                await broker.publish("c", str(i))
+                received.append(await asyncio.wait_for(fast.__anext__(), 2))
+            assert received == [str(i) for i in range(10)]
+            await asyncio.sleep(0.05)
+            with pytest.raises(SlowConsumer):
+                async for _ in slow:
+                    pass
+            assert slow.overflowed and slow._queue.qsize() <= 1
+            assert broker.subscriber_count("c") == 1  # the fast one is unaffected
+    finally:
+        await broker.stop()
+
+
+async def test_slow_subscription_gets_a_slow_consumer_graphql_error():
+    settings = Settings(_env_file=None, DELIVERY_GATEWAY_SUBSCRIBER_QUEUE_SIZE=2)
+    ledger = create_ledger("memory://")
+    broker = create_pubsub("memory://", queue_size=2)
+    services = GatewayServices(settings=settings, upstream=None, ledger=ledger, pubsub=broker)
+    context = RequestContext.create(services, Caller(kind=CallerKind.INTERNAL, identity="t"))
+    conv = new_sid("CH")
+    schema = live_schema(settings)
+    stream = await schema.subscribe(
+        "subscription($c: String!) { readHorizonUpdates(conversationSid: $c) { cursor } }",
+        variable_values={"c": conv},
+        context_value=context,
+    )
+    first = asyncio.ensure_future(stream.__anext__())
+    await asyncio.sleep(0.05)  # the subscriber is registered
+    for seq in range(1, 6):
+        payload = {"participant_sid": new_sid("MB"), "last_read_message_index": seq}
+        change = LedgerChange(seq, ChangeKind.READ_HORIZON, conv, payload)
+        await broker.publish(conversation_channel(conv), change.to_json())
+    results = [await asyncio.wait_for(first, 2)]
+    while True:
+        try:
+            results.append(await asyncio.wait_for(stream.__anext__(), 2))
+        except StopAsyncIteration:
+            break
+        if results[-1].errors:
+            break
+    errors = [r.errors for r in results if r.errors]
+    assert errors, results
+    assert errors[0][0].extensions["code"] == "SLOW_CONSUMER"
+    assert broker.subscriber_count(conversation_channel(conv)) == 0

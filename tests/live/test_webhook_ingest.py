@@ -1,0 +1,162 @@
+"""`POST /webhooks/twilio`: signature (403), malformed (400), durable inbox, recovery, cache and pub/sub.
+
+In-process (httpx ASGI transport); never needs the network or Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import httpx
+import pytest
+
+from delivery_gateway.cache import keys
+from delivery_gateway.ledger import create_ledger
+from delivery_gateway.pubsub import conversation_channel
+from delivery_gateway.records import DeliveryStatus, MessageRecord, ReceiptRecord
+from delivery_gateway.settings import Settings
+from delivery_gateway.sids import new_sid
+from tests.live.harness import build_app, gateway_services, sign
+
+TOKEN = "test-auth-token"
+URL = "http://testserver/webhooks/twilio"
+CONV, MSG, RECEIPT, PART = new_sid("CH"), new_sid("IM"), new_sid("DY"), new_sid("MB")
+
+
+def delivery_form(status: str = "delivered", receipt: str = RECEIPT, when: str = "2026-01-01T00:00:05Z"):
+    return {
+        "EventType": "onDeliveryUpdated",
+        "AccountSid": "AC" + "0" * 32,
+        "ConversationSid": CONV,
+        "MessageSid": MSG,
+        "DeliveryReceiptSid": receipt,
+        "ParticipantSid": PART,
+        "ChannelMessageSid": "SM" + "1" * 32,
+        "Status": status,
+        "DateCreated": "2026-01-01T00:00:00Z",
+        "DateUpdated": when,
+        "Source": "API",
+    }
+
+
+@contextlib.asynccontextmanager
+async def ingest_client(tmp_path, **overrides):
+    values = {"TWILIO_AUTH_TOKEN": TOKEN, "DELIVERY_GATEWAY_STORE_URL": f"sqlite:///{tmp_path}/l.sqlite3"}
+    values.update(overrides)
+    settings = Settings(_env_file=None, **values)
+    async with gateway_services(settings) as services:
+        app, ingest = build_app(services)
+        await ingest.start()
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                yield client, services, ingest
+        finally:
+            await ingest.stop()
+
+
+async def post(client: httpx.AsyncClient, params: dict, headers: dict | None = None, url: str = URL):
+    return await client.post("/webhooks/twilio", data=params, headers=headers if headers is not None else {})
+
+
+async def test_missing_or_bad_signature_is_403_and_changes_nothing(tmp_path):
+    async with ingest_client(tmp_path) as (client, services, ingest):
+        form = delivery_form()
+        assert (await post(client, form)).status_code == 403
+        bad = sign("another-token", URL, form)
+        assert (await post(client, form, bad)).status_code == 403
+        tampered = sign(TOKEN, URL, form)
+        assert (await post(client, {**form, "Status": "read"}, tampered)).status_code == 403
+        await ingest.drain()
+        assert await services.ledger.inbox_pending() == []
+        assert await services.ledger.receipt(RECEIPT) is None
+        assert await services.ledger.last_seq() == 0
+
+
+async def test_malformed_is_400_with_a_reason(tmp_path):
+    async with ingest_client(tmp_path) as (client, services, _ingest):
+        for change, reason in [
+            ({"Status": "teleported"}, "Status"),
+            ({"MessageSid": "IMnope"}, "MessageSid"),
+            ({"DateUpdated": "yesterday"}, "DateUpdated"),
+            ({"EventType": ""}, "EventType"),
+        ]:
+            form = {**delivery_form(), **change}
+            response = await post(client, form, sign(TOKEN, URL, form))
+            assert response.status_code == 400, change
+            assert reason in response.json()["error"]
+        body = json.dumps(delivery_form())
+        response = await client.post(
+            "/webhooks/twilio",
+            content=body,
+            headers={"content-type": "application/json", "X-Twilio-Signature": "x"},
+        )
+        assert response.status_code == 400
+        assert await services.ledger.last_seq() == 0
+
+
+async def test_accepted_event_is_applied_published_and_cached(tmp_path):
+    async with ingest_client(tmp_path) as (client, services, ingest):
+        cache = services.cache
+        sent = ReceiptRecord(sid=RECEIPT, conversation_sid=CONV, message_sid=MSG, status=DeliveryStatus.SENT)
+        other = ReceiptRecord(
+            sid=new_sid("DY"), conversation_sid=CONV, message_sid=MSG, status=DeliveryStatus.DELIVERED
+        )
+        message = MessageRecord(sid=MSG, conversation_sid=CONV, index=0, delivery={"total": 2})
+        await cache.set_many({keys.receipts(None, CONV, MSG): [sent.to_dict(), other.to_dict()]}, 60)
+        await cache.set_many({keys.message(None, CONV, MSG): message.to_dict()}, 60)
+
+        async with services.pubsub.subscribe(conversation_channel(CONV)) as sub:
+            form = delivery_form("delivered")
+            response = await post(client, form, sign(TOKEN, URL, form))
+            assert response.status_code == 200
+            text = await asyncio.wait_for(sub.__anext__(), 2)
+        change = json.loads(text)
+        assert change["payload"]["previous_status"] is None
+        assert change["payload"]["receipt"]["status"] == "delivered"
+
+        cached = await cache.get_many([keys.receipts(None, CONV, MSG), keys.message(None, CONV, MSG)])
+        statuses = {r["sid"]: r["status"] for r in cached[keys.receipts(None, CONV, MSG)]}
+        assert statuses[RECEIPT] == "delivered"
+        summary = cached[keys.message(None, CONV, MSG)]["delivery"]
+        assert summary == {
+            "total": 2,
+            "sent": "all",
+            "delivered": "all",
+            "read": "none",
+            "failed": "none",
+            "undelivered": "none",
+        }
+
+        # A duplicate and a stale event: 200, nothing published, state unchanged.
+        async with services.pubsub.subscribe(conversation_channel(CONV)) as sub:
+            for status, when in [("delivered", "2026-01-01T00:00:05Z"), ("sent", "2026-01-01T00:00:01Z")]:
+                form = delivery_form(status, when=when)
+                assert (await post(client, form, sign(TOKEN, URL, form))).status_code == 200
+            await ingest.drain()
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(sub.__anext__(), 0.2)
+        assert (await services.ledger.receipt(RECEIPT)).status is DeliveryStatus.DELIVERED
+        assert [h.status.value for h in await services.ledger.history(RECEIPT)] == ["sent", "delivered"]
+
+
+async def test_public_url_is_what_twilio_signed(tmp_path):
+    public = "https://gateway.example.com"
+    async with ingest_client(tmp_path, DELIVERY_GATEWAY_PUBLIC_URL=public) as (client, _services, _ingest):
+        form = delivery_form()
+        assert (await post(client, form, sign(TOKEN, URL, form))).status_code == 403
+        response = await post(client, form, sign(TOKEN, public + "/webhooks/twilio", form))
+        assert response.status_code == 200
+
+
+async def test_unprocessed_inbox_is_processed_on_start(tmp_path):
+    url = f"sqlite:///{tmp_path}/l.sqlite3"
+    ledger = create_ledger(url)
+    await ledger.start()
+    await ledger.inbox_add(json.dumps(delivery_form("read", when="2026-01-01T00:00:09Z")))
+    await ledger.close()  # "acknowledged, then the process died before processing"
+    async with ingest_client(tmp_path) as (_client, services, _ingest):
+        assert (await services.ledger.receipt(RECEIPT)).status is DeliveryStatus.READ
+        assert await services.ledger.inbox_pending() == []

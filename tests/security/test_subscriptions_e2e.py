@@ -1,0 +1,100 @@
+"""Subscriptions of the real schema behind the auth middleware, on a real socket: a participant may follow
+their own conversation, never a stranger's; the limits apply to subscriptions too.
+
+Uses the live suite's service builder (in-memory cache and pub/sub, SQLite ledger in tmp_path) and the GraphQL
+suite's fake upstream; never reaches Twilio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from strawberry.asgi import GraphQL
+from websockets.asyncio.client import connect
+
+from delivery_gateway.auth import AuthMiddleware
+from delivery_gateway.graphql_app import GatewayGraphQL
+from delivery_gateway.limits import limit_extensions
+from delivery_gateway.schema.errors import GatewaySchema
+from delivery_gateway.schema.mutation import Mutation
+from delivery_gateway.schema.query import Query
+from delivery_gateway.schema.subscription import Subscription
+from tests.graphql.fake_upstream import FakeConversations
+from tests.graphql.gql_support import build_chat
+from tests.live.harness import gateway_services
+from tests.security.conftest import API_KEY, make_settings, mint
+
+SUBSCRIBE = "subscription($c: String!) { deliveryUpdates(conversationSid: $c) { cursor } }"
+
+
+class _App(GatewayGraphQL):
+    def __init__(self, services) -> None:
+        schema = GatewaySchema(
+            query=Query,
+            mutation=Mutation,
+            subscription=Subscription,
+            extensions=limit_extensions(services.settings),
+        )
+        GraphQL.__init__(self, schema, graphql_ide=None)
+        self.services = services
+
+
+@pytest.fixture
+async def gateway(tmp_path, serve):
+    fake = FakeConversations()
+    conv, *_ = build_chat(fake, messages=1)
+    other = fake.add_conversation("mallory's chat")
+    fake.add_chat(other, "mallory")
+    settings = make_settings(DELIVERY_GATEWAY_STORE_URL=f"sqlite:///{tmp_path}/ledger.sqlite3")
+    async with gateway_services(settings, upstream=fake) as services:
+        app = AuthMiddleware.from_settings(_App(services), settings)
+        host = await serve(Starlette(routes=[WebSocketRoute("/graphql", app)]))
+        yield host, conv.record.sid, other.record.sid
+
+
+async def follow(host: str, token: str, conversation_sid: str, query: str = SUBSCRIBE) -> list[dict]:
+    """Messages for one subscription in its first half second (none: it is open and waiting for events)."""
+    async with connect(f"ws://{host}/graphql", subprotocols=["graphql-transport-ws"], open_timeout=5) as ws:
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+        await ws.send(json.dumps(init))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_ack"
+        payload = {"query": query, "variables": {"c": conversation_sid}}
+        await ws.send(json.dumps({"id": "s", "type": "subscribe", "payload": payload}))
+        messages: list[dict] = []
+        try:
+            while not messages or messages[-1]["type"] not in ("complete", "error"):
+                messages.append(json.loads(await asyncio.wait_for(ws.recv(), 0.5)))
+        except TimeoutError:
+            pass
+        return messages
+
+
+def codes(messages: list[dict]) -> set[str]:
+    out = set()
+    for message in messages:
+        payload = message.get("payload") or {}
+        errors = payload if message["type"] == "error" else payload.get("errors")
+        out |= {e["extensions"]["code"] for e in errors or []}
+    return out
+
+
+async def test_participant_follows_own_conversation_not_a_strangers(gateway) -> None:
+    host, own, other = gateway
+    assert await follow(host, mint("alice"), own) == []  # open, waiting for events
+    denied = await follow(host, mint("alice"), other)
+    assert codes(denied) == {"FORBIDDEN"}
+    assert "mallory" not in json.dumps(denied)
+    assert await follow(host, API_KEY, other) == []  # full access
+
+
+async def test_bad_sids_and_limits_on_subscriptions(gateway) -> None:
+    host, own, _ = gateway
+    assert codes(await follow(host, mint("alice"), "CH-not-a-sid")) == {"BAD_USER_INPUT"}
+    aliases = "subscription($c: String!) { " + " ".join(
+        f"a{i}: deliveryUpdates(conversationSid: $c) {{ cursor }}" for i in range(40)
+    ) + " }"
+    assert "QUERY_TOO_COMPLEX" in codes(await follow(host, mint("alice"), own, aliases))
