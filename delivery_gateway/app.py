@@ -34,6 +34,7 @@ log = logging.getLogger("delivery_gateway")
 
 GRAPHQL_PATH = "/graphql"
 READINESS_TIMEOUT = 2.0
+OPTIONAL_BACKENDS = frozenset({"cache"})
 
 
 def build_services(settings: Settings, *, upstream: ConversationsAPI | None = None) -> GatewayServices:
@@ -92,11 +93,11 @@ class Gateway:
                 log.exception("error while stopping %s", type(component).__name__)
 
     async def readiness(self) -> dict[str, str]:
-        """Each backend's state: 'ok' or why not. Backends with a `ping` are asked; the rest count as up."""
+        """Each backend's state. The ledger and pub/sub are required ('ok' or why not); the cache is optional:
+        when it is down, reads fall through to Twilio, so it reports 'degraded' without failing readiness."""
         report = {"started": "ok" if self.started else "starting"}
         for name in ("ledger", "pubsub", "cache"):
-            component = getattr(self.services, name)
-            ping = getattr(component, "ping", None)
+            ping = getattr(getattr(self.services, name), "ping", None)
             if ping is None:
                 report[name] = "ok"
                 continue
@@ -104,8 +105,13 @@ class Gateway:
                 await asyncio.wait_for(ping(), READINESS_TIMEOUT)
                 report[name] = "ok"
             except Exception as exc:
-                report[name] = f"unavailable: {type(exc).__name__}"
+                state = "degraded" if name in OPTIONAL_BACKENDS else "unavailable"
+                report[name] = f"{state}: {type(exc).__name__}"
         return report
+
+    @staticmethod
+    def is_ready(report: dict[str, str]) -> bool:
+        return all(state == "ok" or state.startswith("degraded") for state in report.values())
 
 
 def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI | None = None) -> Starlette:
@@ -118,7 +124,7 @@ def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI |
 
     async def readyz(request: Request) -> Response:
         report = await gateway.readiness()
-        ready = all(state == "ok" for state in report.values())
+        ready = gateway.is_ready(report)
         return JSONResponse({"status": "ok" if ready else "unavailable", "checks": report},
                             status_code=200 if ready else 503)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -93,12 +94,20 @@ async def _demo(host: str, port: int, seed: int) -> None:
     from delivery_gateway.app import create_app
     from delivery_gateway.emulator import EmulatorConfig
     from delivery_gateway.emulator.server import serve_emulator
+    from delivery_gateway.emulator.traffic import LiveTraffic
     from delivery_gateway.sids import ACCOUNT, new_sid
 
     sid, token = new_sid(ACCOUNT), "demo-" + new_sid("XX")[2:]
     public = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     state_dir = Path(tempfile.mkdtemp(prefix="delivery-gateway-demo-"))
-    emulator_config = EmulatorConfig(account_sid=sid, auth_token=token, seed=seed, seed_data=True, simulate=True)
+    emulator_config = EmulatorConfig(
+        account_sid=sid,
+        auth_token=token,
+        seed=seed,
+        seed_data=True,
+        simulate=True,
+        rest_webhooks_without_header=True,  # messages the gateway sends (resendMessage) show up live too
+    )
     async with serve_emulator(emulator_config, host="127.0.0.1", port=0) as emulator:
         settings = load_settings(
             TWILIO_ACCOUNT_SID=sid,
@@ -110,7 +119,10 @@ async def _demo(host: str, port: int, seed: int) -> None:
             DELIVERY_GATEWAY_PUBSUB_URL="memory://",
             DELIVERY_GATEWAY_DEMO_MODE=True,
         )
-        emulator.state.set_webhook(post_webhook_url=f"{public}/webhooks/twilio", filters=ALL_WEBHOOK_EVENTS)
+        for service_sid in emulator.state.store.services:
+            emulator.state.set_webhook(
+                post_webhook_url=f"{public}/webhooks/twilio", filters=ALL_WEBHOOK_EVENTS, service_sid=service_sid
+            )
         banner = [
             "",
             "  delivery-gateway -- DEMO MODE",
@@ -119,10 +131,17 @@ async def _demo(host: str, port: int, seed: int) -> None:
             f"  GraphiQL:  {public}/graphql",
             f"  Webhooks:  {public}/webhooks/twilio (the emulator posts simulated deliveries here)",
             f"  Emulator:  {emulator.base_url}",
+            f"  Ledger:    {state_dir / 'ledger.sqlite3'}",
             "",
         ]
         print("\n".join(banner), flush=True)
-        await _run_uvicorn(create_app(settings), host, port)
+        traffic = asyncio.create_task(LiveTraffic(emulator.state, seed=seed).run(), name="demo-traffic")
+        try:
+            await _run_uvicorn(create_app(settings), host, port)
+        finally:
+            traffic.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await traffic
 
 
 ALL_WEBHOOK_EVENTS = [

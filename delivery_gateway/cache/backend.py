@@ -26,6 +26,8 @@ class CacheBackend(Protocol):
 
     async def delete_many(self, keys: Sequence[str]) -> int: ...
 
+    async def ping(self) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -102,6 +104,11 @@ class AiocacheBackend:
         for key in keys:
             deleted += int(await self._cache.delete(key))
         return deleted
+
+    async def ping(self) -> None:
+        """Raises when the backend cannot be reached (memory never fails)."""
+        if self._is_redis:
+            await self._cache.client.ping()
 
     async def close(self) -> None:
         await self._cache.close()

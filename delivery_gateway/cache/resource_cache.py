@@ -110,6 +110,10 @@ class ResourceCache:
         """Write a fresh generation token to each key (see `keys.messages_generation`)."""
         await self.set_many({key: secrets.token_hex(4) for key in keys}, GENERATION_TTL)
 
+    async def ping(self) -> None:
+        """For readiness probes: raises when the backend is unreachable (reads then degrade to misses)."""
+        await self.backend.ping()
+
     async def close(self) -> None:
         await self.backend.close()
 

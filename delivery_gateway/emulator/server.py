@@ -30,7 +30,8 @@ async def serve_emulator(
 ) -> AsyncIterator[RunningEmulator]:
     """Serve a fresh emulator until the block exits; `port=0` lets the OS pick a free port."""
     app = create_emulator_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+    config_ = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config_)
     task = asyncio.create_task(server.serve(), name="emulator-uvicorn")
     try:
         while not server.started:
