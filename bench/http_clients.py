@@ -1,8 +1,10 @@
 """Benchmark: 50 parallel GETs to a local server via aiohttp, our GatewayHttpClient, and httpx; prints ratios.
 
-Never contacts anything but 127.0.0.1 (an ephemeral port, server in its own thread). Run:
-    .venv/bin/python bench/http_clients.py [--parallel 50] [--rounds 20]
+Never contacts anything but 127.0.0.1 (an ephemeral port, server in its own thread).
 """
+
+# Run: .venv/bin/python -m bench http [--parallel 50] [--http-rounds 20]
+#  or: .venv/bin/python bench/http_clients.py [--parallel 50] [--rounds 20]
 
 from __future__ import annotations
 
@@ -77,7 +79,8 @@ async def timed_rounds(call: Callable[[int], Awaitable[object]], parallel: int, 
     return out
 
 
-async def main(parallel: int, rounds: int) -> None:
+async def measure(parallel: int, rounds: int) -> dict[str, list[float]]:
+    """ms per round for each client: [cold, warm, warm, ...]."""
     with LocalServer() as server:
         path = server.url + "/v1/Conversations/CH00000000000000000000000000000000/Messages"
         results: dict[str, list[float]] = {}
@@ -104,16 +107,29 @@ async def main(parallel: int, rounds: int) -> None:
                 return (await client.get(path, params={"i": i})).text
 
             results["httpx"] = await timed_rounds(via_httpx, parallel, rounds)
+    return results
 
-    print(f"{parallel} parallel GETs to a local server; ms per round: cold (new conns), then {rounds} warm")
-    print(f"{'client':<30}{'cold':>9}{'median':>9}{'min':>9}{'max':>9}")
-    for name, (cold, *warm) in results.items():
-        print(f"{name:<30}{cold:>9.1f}{statistics.median(warm):>9.1f}{min(warm):>9.1f}{max(warm):>9.1f}")
+
+def ratios(results: dict[str, list[float]]) -> dict[str, float]:
+    """Warm-median ratios against aiohttp (the baseline), plus httpx's cold ratio."""
     base = statistics.median(results["aiohttp"][1:])
-    for name in ("httpx", "GatewayHttpClient (aiohttp)"):
-        ratio = statistics.median(results[name][1:]) / base
-        print(f"ratio {name} / aiohttp (warm median): {ratio:.2f}x")
-    print(f"ratio httpx / aiohttp (cold): {results['httpx'][0] / results['aiohttp'][0]:.2f}x")
+    out = {f"{name} / aiohttp (warm median)": statistics.median(results[name][1:]) / base
+           for name in ("httpx", "GatewayHttpClient (aiohttp)")}
+    out["httpx / aiohttp (cold)"] = results["httpx"][0] / results["aiohttp"][0]
+    return out
+
+
+def render(results: dict[str, list[float]], parallel: int, rounds: int) -> str:
+    lines = [f"{parallel} parallel GETs to a local server; ms per round: cold (new conns), then {rounds} warm"]
+    lines.append(f"{'client':<30}{'cold':>9}{'median':>9}{'min':>9}{'max':>9}")
+    for name, (cold, *warm) in results.items():
+        lines.append(f"{name:<30}{cold:>9.1f}{statistics.median(warm):>9.1f}{min(warm):>9.1f}{max(warm):>9.1f}")
+    lines += [f"RATIO {name}: {value:.2f}x" for name, value in ratios(results).items()]
+    return "\n".join(lines)
+
+
+async def main(parallel: int, rounds: int) -> None:
+    print(render(await measure(parallel, rounds), parallel, rounds))
 
 
 if __name__ == "__main__":

@@ -10,29 +10,38 @@ from typing import Any
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from delivery_gateway.callers import DEMO_CALLER, Caller, CallerKind
+from delivery_gateway.callers import DEMO_CALLER, Caller
 from delivery_gateway.context import GatewayServices, RequestContext
+from delivery_gateway.http_guards import OriginPolicy
 from delivery_gateway.schema import build_schema
 
-SERVICE_CALLER = Caller(kind=CallerKind.INTERNAL, identity="unauthenticated-mount")
+
+class MissingCaller(RuntimeError):
+    """The endpoint was reached without the auth middleware in front of it (a wiring error, never a 200)."""
 
 
 def caller_for(scope: dict[str, Any], services: GatewayServices) -> Caller:
     """The request's caller: set as `scope["caller"]` by the auth middleware in front of this app.
 
-    Without a middleware (the app mounted bare, as in tests and the demo), demo mode yields DEMO_CALLER and
-    anything else an INTERNAL caller: the middleware is what turns a missing or bad credential into a 401.
+    Fails closed: without a caller on the scope, only demo mode lets the request in (as DEMO_CALLER).
     """
     caller = scope.get("caller")
     if isinstance(caller, Caller):
         return caller
-    return DEMO_CALLER if services.settings.demo_mode else SERVICE_CALLER
+    if services.settings.demo_mode:
+        return DEMO_CALLER
+    raise MissingCaller("no authenticated caller on the request: AuthMiddleware must wrap the GraphQL endpoint")
 
 
 class GatewayGraphQL(GraphQL):
     def __init__(self, services: GatewayServices, **kwargs: Any) -> None:
         super().__init__(build_schema(services.settings), **kwargs)
         self.services = services
+        self.origin_policy = OriginPolicy.from_settings(services.settings)
+
+    def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
+        """Cross-origin WebSocket handshakes follow the same origin policy as CORS (http_guards.OriginPolicy)."""
+        return self.origin_policy.allows(origin, None)
 
     async def get_context(self, request: Any, response: Any) -> RequestContext:
         return RequestContext.create(
@@ -49,4 +58,5 @@ def create_graphql_app(services: GatewayServices) -> GatewayGraphQL:
         services,
         graphql_ide="graphiql" if settings.graphiql else None,
         subscription_protocols=tuple(protocols),
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )

@@ -30,6 +30,7 @@ from graphql import (
 )
 from graphql.type import GraphQLInterfaceType, GraphQLObjectType
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule, ValidationContext
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import (
     AddValidationRules,
     MaxTokensLimiter,
@@ -37,6 +38,7 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.max_aliases import create_validator as alias_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from delivery_gateway.settings import Settings
 
@@ -383,6 +385,9 @@ def _default_classifier(exc: BaseException | None) -> dict[str, Any] | None:
     return error_extensions(exc)
 
 
+_REQUEST_ERRORS = (CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError)
+
+
 def correlation_id_of(context: Any) -> str | None:
     """The request's correlation id (set by http_guards.CorrelationIdMiddleware), if any."""
     request = context.get("request") if isinstance(context, dict) else getattr(context, "request", None)
@@ -426,6 +431,8 @@ class MaskUnexpectedErrors(SchemaExtension):
             else:
                 code = VALIDATION_FAILED
             return _coded(error, code)
+        if isinstance(original, _REQUEST_ERRORS):
+            return _coded(error, VALIDATION_FAILED)  # e.g. "queries are not allowed" over legacy graphql-ws
         known = self.classify(original)
         if known and known.get("code") and known["code"] != INTERNAL:
             error.extensions = {**extensions, **known}

@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     pubsub_url: str = Field(default="memory://", alias="DELIVERY_GATEWAY_PUBSUB_URL")
     store_url: str = Field(default="sqlite:///delivery-gateway.sqlite3", alias="DELIVERY_GATEWAY_STORE_URL")
     public_url: str | None = Field(default=None, alias="DELIVERY_GATEWAY_PUBLIC_URL")
-    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="DELIVERY_GATEWAY_API_KEYS")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, alias="DELIVERY_GATEWAY_API_KEYS"
+    )
 
     # Upstream behaviour.
     upstream_concurrency: int = Field(default=32, ge=1, le=1024, alias="DELIVERY_GATEWAY_UPSTREAM_CONCURRENCY")

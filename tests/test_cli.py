@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -23,7 +24,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=os.path.dirname(__file__),  # no .env file here
+        cwd=tempfile.gettempdir(),  # no .env file, and no test folder shadowing an installed package
     )
 
 

@@ -70,7 +70,7 @@ class Authenticator:
     @classmethod
     def from_settings(cls, settings: Settings) -> Authenticator:
         return cls(
-            api_keys=settings.api_keys,
+            api_keys=[key.get_secret_value() for key in settings.api_keys],
             account_sid=settings.twilio_account_sid,
             signing_keys=settings.signing_keys(),
             allowed_services=settings.chat_service_sids,

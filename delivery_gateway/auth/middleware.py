@@ -29,11 +29,11 @@ def _headers(scope: Scope, name: bytes) -> list[str]:
 
 
 def _is_ide_page_request(scope: Scope) -> bool:
-    """GET without a query that accepts HTML: Strawberry answers with the static IDE page, runs nothing."""
-    if scope.get("method") != "GET":
-        return False
-    query_string = scope.get("query_string", b"").decode("latin-1")
-    if any(part.split("=", 1)[0] == "query" for part in query_string.split("&")):
+    """A bare GET that accepts HTML: Strawberry answers with the static IDE page and executes nothing.
+
+    Any query string disqualifies it (even `?%71uery=…` decodes to `query` and would execute).
+    """
+    if scope.get("method") != "GET" or scope.get("query_string", b""):
         return False
     accept = ",".join(_headers(scope, b"accept"))
     return "text/html" in accept or "*/*" in accept

@@ -6,8 +6,9 @@ Never performs I/O at build time; registering another root (mutation, subscripti
 from __future__ import annotations
 
 from graphql import GraphQLSchema, lexicographic_sort_schema, print_schema
-from strawberry.extensions import DisableIntrospection, ParserCache, ValidationCache
+from strawberry.extensions import ParserCache, ValidationCache
 
+from delivery_gateway.limits import limit_extensions
 from delivery_gateway.schema.errors import GatewaySchema
 from delivery_gateway.schema.query import Query
 from delivery_gateway.settings import Settings
@@ -16,9 +17,14 @@ __all__ = ["build_schema", "schema_sdl"]
 
 
 def build_schema(settings: Settings) -> GatewaySchema:
-    extensions: list = [lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256)]
-    if not settings.introspection:
-        extensions.append(DisableIntrospection)
+    # The limits come first: they give syntax errors their code, reject over-limit operations before any
+    # resolver runs (the cost check sits in on_execute, so ValidationCache cannot skip it), switch
+    # introspection off when settings say so, and mask unexpected errors.
+    extensions: list = [
+        *limit_extensions(settings),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+    ]
     return GatewaySchema(
         query=Query,
         mutation=None,

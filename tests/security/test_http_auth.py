@@ -72,8 +72,9 @@ async def test_ide_page_without_credentials_only_when_enabled_and_never_executes
     async with client() as c:
         page = await c.get("/graphql", headers={"Accept": "text/html"})
         query = await c.get("/graphql", params={"query": "{ whoami }"}, headers={"Accept": "text/html"})
+        encoded = await c.get("/graphql?%71uery=%7B%20whoami%20%7D", headers={"Accept": "*/*"})
     assert page.status_code == 200 and "<html" in page.text.lower()
-    assert query.status_code == 401
+    assert query.status_code == 401 and encoded.status_code == 401
     async with client(DELIVERY_GATEWAY_GRAPHIQL=False) as c:
         page = await c.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 401

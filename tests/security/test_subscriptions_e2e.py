@@ -23,8 +23,8 @@ from delivery_gateway.schema.errors import GatewaySchema
 from delivery_gateway.schema.mutation import Mutation
 from delivery_gateway.schema.query import Query
 from delivery_gateway.schema.subscription import Subscription
-from tests.graphql.fake_upstream import FakeConversations
-from tests.graphql.gql_support import build_chat
+from tests.graphql_api.fake_upstream import FakeConversations
+from tests.graphql_api.gql_support import build_chat
 from tests.live.harness import gateway_services
 from tests.security.conftest import API_KEY, make_settings, mint
 

@@ -9,6 +9,8 @@ import asyncio
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -136,3 +138,60 @@ async def test_disallowed_origin_refused_configured_one_accepted(serve) -> None:
     demo = await open_socket(serve, origin="http://localhost:5173", DELIVERY_GATEWAY_DEMO_MODE=True)
     async with demo as ws:
         assert (await init(ws, {}))["type"] == "connection_ack"
+
+
+async def test_legacy_graphql_ws_protocol_is_authenticated_too(serve) -> None:
+    host = await serve(toy.build_app(make_settings(DELIVERY_GATEWAY_LEGACY_GRAPHQL_WS=True)))
+    async with connect(f"ws://{host}/graphql", subprotocols=["graphql-ws"], open_timeout=5) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer nope"}}))
+        assert await closed_with(ws) == 4401
+    async with connect(f"ws://{host}/graphql", subprotocols=["graphql-ws"], open_timeout=5) as ws:
+        assert (await init(ws, {"Authorization": f"Bearer {mint('alice')}"}))["type"] == "connection_ack"
+        query = f'subscription {{ conversationEvents(sid: "{CONV_ALICE}") }}'
+        await ws.send(json.dumps({"id": "1", "type": "start", "payload": {"query": query}}))
+        reply = {"type": "ka"}
+        while reply["type"] == "ka":  # legacy keep-alives
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert reply["payload"]["data"] == {"conversationEvents": f"{CONV_ALICE}:0"}, reply
+        await ws.send(json.dumps({"id": "2", "type": "start", "payload": {"query": "{ whoami }"}}))
+        reply = {"type": "ka"}
+        while reply["type"] in ("ka", "data", "complete"):
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert reply["payload"]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"  # not masked as a 500
+
+
+frames = st.one_of(
+    st.binary(max_size=64),
+    st.text(max_size=64),
+    st.dictionaries(st.sampled_from(["type", "payload", "id"]), st.none() | st.text(max_size=20) | st.integers())
+    .map(json.dumps),
+    st.fixed_dictionaries(
+        {"type": st.just("connection_init")},
+        optional={"payload": st.none() | st.integers() | st.text(max_size=20) | st.dictionaries(
+            st.sampled_from(["Authorization", "authorization", "x"]),
+            st.none() | st.integers() | st.text(max_size=40) | st.sampled_from([f"Bearer {API_KEY}", "Bearer "]),
+        )},
+    ).map(json.dumps),
+)
+
+
+_SERVED: dict = {}
+
+
+@settings(max_examples=30, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frame=frames)
+async def test_random_first_frames_never_crash(serve, frame) -> None:
+    if serve not in _SERVED:  # one server for all examples of this test run
+        _SERVED.clear()
+        _SERVED[serve] = await serve(toy.build_app(make_settings()))
+    host = _SERVED[serve]
+    async with connect(f"ws://{host}/graphql", subprotocols=[PROTOCOL], open_timeout=5) as ws:
+        await ws.send(frame)
+        try:
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        except ConnectionClosed:
+            assert ws.close_code in (4400, 4401), ws.close_code
+            return
+    assert reply["type"] == "connection_ack"
+    assert f"Bearer {API_KEY}" in str(frame)
+    assert toy.UPSTREAM_CALLS == []

@@ -9,8 +9,8 @@ import pytest
 
 from delivery_gateway.context import GatewayServices
 from delivery_gateway.settings import Settings
-from tests.graphql.fake_upstream import FakeConversations
-from tests.graphql.gql_support import Runner
+from tests.graphql_api.fake_upstream import FakeConversations
+from tests.graphql_api.gql_support import Runner
 
 
 @pytest.fixture

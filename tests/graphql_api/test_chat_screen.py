@@ -5,7 +5,7 @@ Never talks to the network; the emulator-backed version lives in test_emulator.p
 
 from __future__ import annotations
 
-from tests.graphql.gql_support import CHAT_SCREEN, build_chat
+from tests.graphql_api.gql_support import CHAT_SCREEN, build_chat
 
 
 async def test_chat_screen_cold_then_warm_call_counts(gql, fake):

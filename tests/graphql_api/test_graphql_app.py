@@ -6,13 +6,14 @@ Never opens a socket: requests go through httpx's ASGI transport.
 from __future__ import annotations
 
 import httpx
+import pytest
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from delivery_gateway.callers import DEMO_CALLER, Caller, CallerKind
 from delivery_gateway.context import GatewayServices, RequestContext
-from delivery_gateway.graphql_app import caller_for, create_graphql_app
+from delivery_gateway.graphql_app import MissingCaller, caller_for, create_graphql_app
 from delivery_gateway.settings import Settings
-from tests.graphql.gql_support import build_chat
+from tests.graphql_api.gql_support import build_chat
 
 
 def services(fake, **env) -> GatewayServices:
@@ -35,7 +36,7 @@ async def test_each_request_gets_fresh_loaders(fake):
     app = create_graphql_app(services(fake))
     query = "query($s: String!) { conversation(sid: $s) { sid participants { sid } } }"
     for _ in range(2):
-        response = await post(app, query, {"s": conv.record.sid})
+        response = await post(app, query, {"s": conv.record.sid}, Caller(CallerKind.INTERNAL, identity="svc"))
         assert (
             response.status_code == 200 and response.json()["data"]["conversation"]["sid"] == conv.record.sid
         )
@@ -54,9 +55,12 @@ async def test_caller_comes_from_scope(fake):
     assert allowed.json()["data"]["conversation"]["sid"] == conv.record.sid
 
 
-def test_fallback_callers(fake):
+def test_fallback_callers_fail_closed_outside_demo_mode(fake):
     assert caller_for({}, services(fake, DELIVERY_GATEWAY_DEMO_MODE=True)) is DEMO_CALLER
-    assert caller_for({}, services(fake)).kind is CallerKind.INTERNAL
+    with pytest.raises(MissingCaller):
+        caller_for({}, services(fake))
+    internal = Caller(CallerKind.INTERNAL, identity="svc")
+    assert caller_for({"caller": internal}, services(fake)) is internal
 
 
 def test_switches(fake):

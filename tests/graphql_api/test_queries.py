@@ -14,7 +14,7 @@ from delivery_gateway.context import GatewayServices
 from delivery_gateway.records import DeliveryStatus as S
 from delivery_gateway.settings import Settings
 from delivery_gateway.upstream.errors import UpstreamRateLimited, UpstreamUnavailable
-from tests.graphql.gql_support import CHAT_SCREEN, Runner, build_chat, participant_caller
+from tests.graphql_api.gql_support import CHAT_SCREEN, Runner, build_chat, participant_caller
 
 PAGE = """
 query P($sid: String!, $first: Int, $after: String, $last: Int, $before: String) {
@@ -118,10 +118,16 @@ async def test_malformed_sids_rejected_before_upstream(gql, fake, query, variabl
 
 async def test_bad_cursor_and_counts(gql, fake):
     conv = fake.add_conversation()
-    for args in ({"after": "garbage", "first": 5}, {"last": 500}, {"first": 5, "last": 5}):
+    for args in ({"after": "garbage", "first": 5}, {"first": 5, "last": 5}):
         result = await gql(PAGE, {"sid": conv.record.sid, **args})
         assert result.errors[0].extensions["code"] == "BAD_USER_INPUT", args
         assert result.data["conversation"]["messages"] is None
+    # Over the page-size limit: the whole operation is refused before any resolver runs.
+    calls_before = sum(fake.calls.values())
+    result = await gql(PAGE, {"sid": conv.record.sid, "last": 500})
+    assert result.errors[0].extensions["code"] == "BAD_USER_INPUT"
+    assert result.data is None
+    assert sum(fake.calls.values()) == calls_before
     assert "list_messages" not in fake.calls
 
 

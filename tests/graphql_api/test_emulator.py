@@ -13,7 +13,7 @@ from delivery_gateway.emulator import EmulatorConfig
 from delivery_gateway.emulator.server import serve_emulator
 from delivery_gateway.settings import Settings
 from delivery_gateway.upstream.client import UpstreamClient
-from tests.graphql.gql_support import CHAT_SCREEN, Runner, participant_caller
+from tests.graphql_api.gql_support import CHAT_SCREEN, Runner, participant_caller
 
 ACCOUNT = "AC" + "1" * 32
 TOKEN = "emulator-secret"
