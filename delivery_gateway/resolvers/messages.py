@@ -62,6 +62,11 @@ async def receipts_of(
 async def recipients_of(
     context: RequestContext, service_sid: str | None, message: MessageRecord
 ) -> list[RecipientState]:
+    """Every recipient's state, computed once per message and request (`ticks` and `recipients` both need it)."""
     participants = await participants_of(context, service_sid, message.conversation_sid)
     receipts = await receipts_of(context, service_sid, message)
-    return recipient_states(message, participants, receipts)
+    key = ("recipient_states", service_sid, message.sid)
+    states = context.extra.get(key)
+    if states is None:  # no await between this check and the store below, so concurrent resolvers share it
+        states = context.extra[key] = recipient_states(message, participants, receipts)
+    return states
