@@ -7,10 +7,10 @@ so anything keyed per caller (response cache, rate limits, access checks) reads 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class CallerKind(str, Enum):
+class CallerKind(StrEnum):
     INTERNAL = "internal"  # static bearer key: full access
     PARTICIPANT = "participant"  # Twilio Access Token: only conversations the identity is a participant of
     DEMO = "demo"  # `delivery-gateway demo`: no credentials, full access to the emulator's data

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from strawberry.asgi import GraphQL
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from delivery_gateway.callers import DEMO_CALLER, Caller
 from delivery_gateway.context import GatewayServices, RequestContext
@@ -51,7 +51,8 @@ class GatewayGraphQL(GraphQL):
 
 def create_graphql_app(services: GatewayServices) -> GatewayGraphQL:
     settings = services.settings
-    protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL]
+    # graphql-sse (distinct connections mode, `Accept: text/event-stream`) for clients that cannot hold a WebSocket.
+    protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL]
     if settings.legacy_graphql_ws:
         protocols.append(GRAPHQL_WS_PROTOCOL)
     return GatewayGraphQL(

@@ -9,11 +9,11 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 
 
-class DeliveryStatus(str, Enum):
+class DeliveryStatus(StrEnum):
     """A receipt's status as Twilio names it. Order of `RANK` is the only forward direction a receipt moves."""
 
     SENT = "sent"

@@ -118,3 +118,47 @@ async def test_an_unreachable_cache_degrades_readiness_but_not_service():
         assert ready.json()["checks"]["cache"].startswith("degraded")
         answer = await c.post("/graphql", json={"query": "{ conversations(first: 1) { edges { node { sid } } } }"})
         assert answer.status_code == 200 and answer.json()["data"]["conversations"]["edges"]
+
+
+HISTORY = """
+query($c: String!, $m: String!) {
+  message(conversationSid: $c, sid: $m) {
+    ticks
+    receipts { sid status errorCode history { status errorCode changedStatus source } }
+  }
+}
+"""
+
+
+async def test_receipt_history_records_every_status_the_simulator_sent_through_signed_webhooks():
+    async with gateway_on_emulator(DELIVERY_GATEWAY_DEMO_MODE=True) as gw, httpx.AsyncClient(base_url=gw.base_url) as c:
+        state = gw.emulator.state
+        store = state.store
+        def external(members) -> int:
+            return sum(p.channel != "chat" for p in members.values())
+
+        conversation_sid = next(
+            sid for sid, members in store.participants.items()
+            if any(p.channel == "chat" for p in members.values()) and external(members) >= 2
+        )
+        author = next(p.identity for p in store.participants[conversation_sid].values() if p.channel == "chat")
+        message, receipts = store.create_message(conversation_sid, author=author, body="history please")
+        await state.simulator.idle()
+        await state.webhooks.drain()
+        await gw.gateway.ingest.drain()
+
+        variables = {"c": conversation_sid, "m": message.sid}
+        answer = await c.post("/graphql", json={"query": HISTORY, "variables": variables})
+        body = answer.json()
+        assert "errors" not in body, body
+        got = {r["sid"]: r for r in body["data"]["message"]["receipts"]}
+        assert set(got) == {r.sid for r in receipts}
+        order = ["sent", "delivered", "read"]
+        for receipt in receipts:
+            entry = got[receipt.sid]
+            assert entry["status"] == receipt.status.upper()
+            statuses = [h["status"].lower() for h in entry["history"] if h["changedStatus"]]
+            assert statuses, entry
+            assert statuses[-1] == receipt.status  # the ledger ends where Twilio ends
+            moving = [s for s in statuses if s in order]
+            assert moving == sorted(moving, key=order.index)  # never backwards

@@ -33,6 +33,7 @@ class DeliveryLedger(Protocol):
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
+    async def ping(self) -> None: ...
 
     # Inbox: raw webhook bodies recorded before Twilio gets its 200, removed once fully processed.
     async def inbox_add(self, body: str) -> int: ...
@@ -41,9 +42,7 @@ class DeliveryLedger(Protocol):
 
     # Applying events (idempotent, order-insensitive) and reading back.
     async def apply(self, event: LedgerEvent) -> ApplyResult: ...
-    async def changes_after(
-        self, conversation_sid: str, after_seq: int, limit: int = 1000
-    ) -> list[LedgerChange]: ...
+    async def changes_after(self, conversation_sid: str, after_seq: int, limit: int = 1000) -> list[LedgerChange]: ...
     async def last_seq(self) -> int: ...
     async def receipt(self, sid: str) -> ReceiptRecord | None: ...
     async def receipts_for_message(self, message_sid: str) -> list[ReceiptRecord]: ...
@@ -108,9 +107,7 @@ class SyncLedgerCore(ABC):
             change = self._append_change(ChangeKind.MESSAGE, event.conversation_sid, event_to_dict(event))
             result = ApplyResult(change=change, recorded=True)
         elif isinstance(event, ConversationEvent):
-            change = self._append_change(
-                ChangeKind.CONVERSATION, event.conversation_sid, event_to_dict(event)
-            )
+            change = self._append_change(ChangeKind.CONVERSATION, event.conversation_sid, event_to_dict(event))
             result = ApplyResult(change=change, recorded=True)
         else:  # pragma: no cover - exhaustive
             raise TypeError(f"not a ledger event: {event!r}")
@@ -120,9 +117,7 @@ class SyncLedgerCore(ABC):
     def _apply_delivery(self, event: DeliveryEvent) -> ApplyResult:
         previous = self._get_receipt(event.receipt_sid)
         prev_at = previous.date_updated.isoformat() if previous and previous.date_updated else None
-        wins = previous is None or status_key(event.status, event.date_updated) > status_key(
-            previous.status, prev_at
-        )
+        wins = previous is None or status_key(event.status, event.date_updated) > status_key(previous.status, prev_at)
         receipt = receipt_from_event(event, previous, wins)
         change = None
         if wins:

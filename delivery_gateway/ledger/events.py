@@ -198,9 +198,7 @@ class ApplyResult:
     """What applying one event did. `change` is None when nothing observable changed (duplicate or stale)."""
 
     change: LedgerChange | None
-    duplicate: bool = (
-        False  # the exact event was applied before; `change` then is the original change, if any
-    )
+    duplicate: bool = False  # the exact event was applied before; `change` then is the original change, if any
     recorded: bool = False  # a new history entry was kept (possibly without changing the current state)
 
 

@@ -33,6 +33,9 @@ class MemoryLedger(SyncLedgerCore):
     async def close(self) -> None:
         return None
 
+    async def ping(self) -> None:
+        return None
+
     # primitives
     def _seen(self, key: str) -> int | None:
         return self._seen_keys.get(key)
@@ -80,9 +83,7 @@ class MemoryLedger(SyncLedgerCore):
     async def apply(self, event: LedgerEvent) -> ApplyResult:
         return self.apply_sync(event)
 
-    async def changes_after(
-        self, conversation_sid: str, after_seq: int, limit: int = 1000
-    ) -> list[LedgerChange]:
+    async def changes_after(self, conversation_sid: str, after_seq: int, limit: int = 1000) -> list[LedgerChange]:
         return [c for c in self._by_conversation.get(conversation_sid, ()) if c.seq > after_seq][:limit]
 
     async def last_seq(self) -> int:

@@ -155,6 +155,9 @@ class RedisLedger:
             await self._redis.aclose()
             self._redis = None
 
+    async def ping(self) -> None:
+        await self._r.ping()
+
     @property
     def _r(self) -> aioredis.Redis:
         if self._redis is None:
@@ -209,9 +212,7 @@ class RedisLedger:
         change = LedgerChange.from_json(text) if text else None
         return ApplyResult(change=change, duplicate=bool(duplicate), recorded=bool(recorded))
 
-    async def changes_after(
-        self, conversation_sid: str, after_seq: int, limit: int = 1000
-    ) -> list[LedgerChange]:
+    async def changes_after(self, conversation_sid: str, after_seq: int, limit: int = 1000) -> list[LedgerChange]:
         rows = await self._r.zrangebyscore(
             self._k("changes", conversation_sid), f"({after_seq}", "+inf", start=0, num=limit
         )

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from delivery_gateway.ledger.base import SyncLedgerCore, sort_history
 from delivery_gateway.ledger.events import ApplyResult, ChangeKind, HistoryEntry, LedgerChange, LedgerEvent
@@ -63,7 +63,11 @@ class SqliteLedger(SyncLedgerCore):
 
     @classmethod
     def from_url(cls, url: str) -> SqliteLedger:
-        return cls(sqlite_path(url))
+        """`sqlite:///path[?synchronous=FULL]`: NORMAL (default) survives a killed process, FULL power loss too."""
+        synchronous = parse_qs(urlsplit(url).query).get("synchronous", ["NORMAL"])[0].upper()
+        if synchronous not in ("NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"sqlite ledger: synchronous={synchronous!r} (expected NORMAL, FULL or EXTRA)")
+        return cls(sqlite_path(url), synchronous=synchronous)
 
     # --- lifecycle ---
     async def start(self) -> None:
@@ -91,6 +95,10 @@ class SqliteLedger(SyncLedgerCore):
         finally:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+    async def ping(self) -> None:
+        """Readiness: the database answers a query on the writer thread."""
+        await self._run(lambda: self._db.execute("SELECT 1").fetchone())
 
     def _close_conn(self) -> None:
         if self._conn is not None:
@@ -131,8 +139,7 @@ class SqliteLedger(SyncLedgerCore):
 
     def _put_receipt(self, record: ReceiptRecord) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO receipts (sid, message_sid, conversation_sid, record)"
-            " VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO receipts (sid, message_sid, conversation_sid, record) VALUES (?, ?, ?, ?)",
             (record.sid, record.message_sid, record.conversation_sid, record.to_json()),
         )
 
@@ -157,9 +164,7 @@ class SqliteLedger(SyncLedgerCore):
         return None if row is None else _change(row)
 
     def _get_horizon(self, participant_sid: str) -> int | None:
-        row = self._db.execute(
-            "SELECT idx FROM horizons WHERE participant_sid = ?", (participant_sid,)
-        ).fetchone()
+        row = self._db.execute("SELECT idx FROM horizons WHERE participant_sid = ?", (participant_sid,)).fetchone()
         return None if row is None else int(row[0])
 
     def _put_horizon(self, participant_sid: str, index: int) -> None:
@@ -187,9 +192,7 @@ class SqliteLedger(SyncLedgerCore):
     async def apply(self, event: LedgerEvent) -> ApplyResult:
         return await self._run(self._transaction, self.apply_sync, event)
 
-    async def changes_after(
-        self, conversation_sid: str, after_seq: int, limit: int = 1000
-    ) -> list[LedgerChange]:
+    async def changes_after(self, conversation_sid: str, after_seq: int, limit: int = 1000) -> list[LedgerChange]:
         def read() -> list[LedgerChange]:
             rows = self._db.execute(
                 "SELECT seq, kind, conversation_sid, payload FROM changes"

@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from delivery_gateway.pubsub.base import PubSub, PubSubClosed, SlowConsumer, Subscriber
+from delivery_gateway.pubsub.base import GAP, PubSub, PubSubClosed, SlowConsumer, Subscriber
 
-__all__ = ["PubSub", "PubSubClosed", "SlowConsumer", "Subscriber", "conversation_channel", "create_pubsub"]
+__all__ = ["GAP", "PubSub", "PubSubClosed", "SlowConsumer", "Subscriber", "conversation_channel", "create_pubsub"]
 
 
 def conversation_channel(conversation_sid: str) -> str:

@@ -36,6 +36,10 @@ class PubSubClosed(Exception):
 _OVERFLOW = object()
 _CLOSED = object()
 
+# Delivered in place of a message when the broker may have missed some (its upstream reconnected): a subscriber
+# that can catch up from elsewhere (the ledger) does so. Never valid JSON, so never confused with a message.
+GAP = "\x00gap"
+
 
 class Subscriber:
     """One local listener on one channel; iterate it to receive messages (str) in publish order."""
@@ -62,6 +66,10 @@ class Subscriber:
     def close(self) -> None:
         if not self.closed:
             self._end(_CLOSED)
+
+    def mark_gap(self) -> None:
+        """Messages may have been lost upstream: queue `GAP` (counts toward the bound like a message)."""
+        self.deliver(GAP)
 
     def _end(self, marker: object) -> None:
         self.closed = True
@@ -147,6 +155,13 @@ class PubSub(ABC):
         for sub in list(listeners):
             if not sub.deliver(message):
                 listeners.discard(sub)
+
+    def _resync_all(self) -> None:
+        """The upstream connection was re-established: every local subscriber may have missed messages."""
+        for listeners in self._channels.values():
+            for sub in list(listeners):
+                if not sub.deliver(GAP):
+                    listeners.discard(sub)
 
     def _count_published(self) -> None:
         if self.metrics is not None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -20,9 +22,7 @@ log = logging.getLogger(__name__)
 
 
 class RedisPubSub(PubSub):
-    def __init__(
-        self, url: str, *, prefix: str = "dg:pubsub:", queue_size: int = 256, metrics: Any = None
-    ) -> None:
+    def __init__(self, url: str, *, prefix: str = "dg:pubsub:", queue_size: int = 256, metrics: Any = None) -> None:
         super().__init__(queue_size=queue_size, metrics=metrics)
         self.url = url
         self.prefix = prefix
@@ -30,6 +30,8 @@ class RedisPubSub(PubSub):
         self._pubsub: aioredis.client.PubSub | None = None
         self._reader: asyncio.Task | None = None
         self._confirmed: dict[str, asyncio.Event] = {}
+        # Shown by CLIENT LIST, so operators (and tests) can tell this process's connections apart.
+        self.client_name = f"delivery-gateway-pubsub-{os.getpid()}-{secrets.token_hex(3)}"
 
     @classmethod
     def from_url(cls, url: str, *, queue_size: int = 256, metrics: Any = None) -> RedisPubSub:
@@ -39,11 +41,17 @@ class RedisPubSub(PubSub):
     async def start(self) -> None:
         if self._redis is not None:
             return
-        self._redis = aioredis.Redis.from_url(self.url, decode_responses=True)
+        self._redis = aioredis.Redis.from_url(self.url, decode_responses=True, client_name=self.client_name)
         await self._redis.ping()
         self._pubsub = self._redis.pubsub()
         # A standing subscription keeps the reader's listen() loop alive while no channel is subscribed.
         await self._subscribe_confirmed(self.prefix + "_control", start_reader=True)
+        # redis-py resubscribes by itself after a reconnect; what was published meanwhile is lost: say so.
+        self._pubsub.connection.register_connect_callback(self._on_reconnect)
+
+    async def _on_reconnect(self, connection) -> None:
+        log.warning("redis pub/sub reconnected; subscribers catch up from the ledger")
+        self._resync_all()
 
     async def stop(self) -> None:
         await super().stop()
@@ -59,6 +67,12 @@ class RedisPubSub(PubSub):
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+
+    async def ping(self) -> None:
+        """Readiness: Redis answers, and the subscription reader is alive."""
+        if self._redis is None or self._reader is None or self._reader.done():
+            raise ConnectionError("redis pub/sub is not running")
+        await self._redis.ping()
 
     async def publish(self, channel: str, message: str) -> None:
         if self._redis is None:
@@ -99,3 +113,4 @@ class RedisPubSub(PubSub):
             except Exception:  # connection lost: redis-py resubscribes on reconnect; keep reading
                 log.warning("redis pub/sub reader failed; retrying", exc_info=True)
                 await asyncio.sleep(0.5)
+                self._resync_all()

@@ -10,7 +10,9 @@ from strawberry.extensions import ParserCache, ValidationCache
 
 from delivery_gateway.limits import limit_extensions
 from delivery_gateway.schema.errors import GatewaySchema
+from delivery_gateway.schema.mutation import Mutation
 from delivery_gateway.schema.query import Query
+from delivery_gateway.schema.subscription import Subscription
 from delivery_gateway.settings import Settings
 
 __all__ = ["build_schema", "schema_sdl"]
@@ -27,8 +29,8 @@ def build_schema(settings: Settings) -> GatewaySchema:
     ]
     return GatewaySchema(
         query=Query,
-        mutation=None,
-        subscription=None,
+        mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
     )
 

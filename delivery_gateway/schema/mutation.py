@@ -124,9 +124,7 @@ async def resent_as(info: Info, message: Message) -> list[Message]:
     if ledger is None:
         return []
     sids_ = await ledger.resent_as(message.sid)
-    records = await context.loaders.message.load_many(
-        [(message.scope, message.conversation_sid, sid) for sid in sids_]
-    )
+    records = await context.loaders.message.load_many([(message.scope, message.conversation_sid, sid) for sid in sids_])
     return [message_from_record(r, message.scope) for r in records if isinstance(r, MessageRecord)]
 
 

@@ -19,7 +19,7 @@ from strawberry.types import Info
 from delivery_gateway import sids
 from delivery_gateway.context import RequestContext
 from delivery_gateway.ledger import ChangeKind, HistoryEntry, LedgerChange
-from delivery_gateway.pubsub import SlowConsumer, conversation_channel
+from delivery_gateway.pubsub import GAP, SlowConsumer, conversation_channel
 from delivery_gateway.records import MessageRecord
 from delivery_gateway.resolvers.access import authorize_conversation, effective_service
 from delivery_gateway.resolvers.errors import BadUserInput, GatewayError
@@ -57,9 +57,7 @@ class ReceiptStatusChange:
     changed_status: bool = strawberry.field(
         description="False for a late, older status: kept in history without changing the receipt."
     )
-    cursor: str | None = strawberry.field(
-        description="The ledger cursor of the change, when it changed status."
-    )
+    cursor: str | None = strawberry.field(description="The ledger cursor of the change, when it changed status.")
 
 
 def _history_change(entry: HistoryEntry) -> ReceiptStatusChange:
@@ -98,22 +96,16 @@ async def receipt_history(info: Info, receipt_sid: str) -> list[ReceiptStatusCha
 
 @strawberry.type(description="A receipt changed status. Duplicate and stale webhooks never produce one.")
 class DeliveryUpdate:
-    cursor: str = strawberry.field(
-        description="Pass as `after` when resubscribing to resume after this event."
-    )
+    cursor: str = strawberry.field(description="Pass as `after` when resubscribing to resume after this event.")
     receipt: DeliveryReceipt
-    previous_status: DeliveryStatus | None = strawberry.field(
-        description="Null for a receipt's first status."
-    )
+    previous_status: DeliveryStatus | None = strawberry.field(description="Null for a receipt's first status.")
     message_sid: str
     scope: strawberry.Private[str | None]
     conversation_sid: strawberry.Private[str]
 
     @strawberry.field(description="The message, with its recomputed delivery summary and ticks.")
     async def message(self, info: Info) -> Message | None:
-        record = await info.context.loaders.message.load(
-            (self.scope, self.conversation_sid, self.message_sid)
-        )
+        record = await info.context.loaders.message.load((self.scope, self.conversation_sid, self.message_sid))
         return message_from_record(record, self.scope)
 
 
@@ -213,17 +205,32 @@ async def ledger_changes(
             replayed_up_to = cursor
         seen: set[int] = set()
         order: deque[int] = deque()
+        # High-water mark for catching up after a GAP: never earlier than this subscription's start.
+        high = replayed_up_to if after is not None else await services.ledger.last_seq()
+
+        def fresh(change: LedgerChange) -> bool:
+            nonlocal high
+            # Sequence order is commit order, so anything <= the replay's end was in the replay.
+            if change.seq <= replayed_up_to or change.seq in seen:
+                return False
+            seen.add(change.seq)
+            order.append(change.seq)
+            if len(order) > SEEN_WINDOW:
+                seen.discard(order.popleft())
+            high = max(high, change.seq)
+            return change.kind in wanted
+
         try:
             async for text in live:
-                change = LedgerChange.from_json(text)
-                # Sequence order is commit order, so anything <= the replay's end was in the replay.
-                if change.seq <= replayed_up_to or change.seq in seen or change.kind not in wanted:
+                if text == GAP:  # the broker may have lost messages: catch up from the ledger
+                    catch_up = await services.ledger.changes_after(conversation_sid, high, limit=SEEN_WINDOW)
+                    for change in catch_up:
+                        if fresh(change):
+                            yield change
                     continue
-                seen.add(change.seq)
-                order.append(change.seq)
-                if len(order) > SEEN_WINDOW:
-                    seen.discard(order.popleft())
-                yield change
+                change = LedgerChange.from_json(text)
+                if fresh(change):
+                    yield change
         except SlowConsumer as exc:
             raise SlowConsumerError(str(exc)) from exc
 
@@ -292,9 +299,7 @@ class Subscription:
         scope = await _open(info, conversation_sid, service_sid)
         _count(info, 1)
         try:
-            changes = ledger_changes(
-                info.context.services, conversation_sid, cursor, [ChangeKind.READ_HORIZON]
-            )
+            changes = ledger_changes(info.context.services, conversation_sid, cursor, [ChangeKind.READ_HORIZON])
             async for change in changes:
                 p = change.payload
                 _begin_event(info)
@@ -310,9 +315,7 @@ class Subscription:
         finally:
             _count(info, -1)
 
-    @strawberry.subscription(
-        description="Messages added, updated or removed in the conversation (resumable)."
-    )
+    @strawberry.subscription(description="Messages added, updated or removed in the conversation (resumable).")
     async def message_events(
         self, info: Info, conversation_sid: str, service_sid: str | None = None, after: str | None = None
     ) -> AsyncGenerator[MessageEvent, None]:

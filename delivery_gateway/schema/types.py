@@ -10,7 +10,7 @@ import asyncio
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -33,6 +33,9 @@ from delivery_gateway.resolvers.delivery import (
 )
 from delivery_gateway.resolvers.errors import BadUserInput
 from delivery_gateway.resolvers.paging import message_window
+
+if TYPE_CHECKING:
+    from delivery_gateway.schema.subscription import ReceiptStatusChange
 from delivery_gateway.schema.enums import (
     Channel,
     ConversationState,
@@ -167,6 +170,20 @@ class DeliveryReceipt:
             _context(info), self.scope, self.conversation_sid, self.participant_sid
         )
         return participant_from_record(record, self.scope) if record else None
+
+    @strawberry.field(
+        description=(
+            "Every status change the gateway's delivery ledger recorded for this receipt, oldest first, including"
+            " late older statuses that did not change it. Twilio keeps only the latest status: history covers what"
+            " reached the gateway's webhook. Null when the gateway runs without a ledger."
+        )
+    )
+    async def history(
+        self, info: Info
+    ) -> list[Annotated[ReceiptStatusChange, strawberry.lazy("delivery_gateway.schema.subscription")]] | None:
+        from delivery_gateway.schema.subscription import receipt_history
+
+        return await receipt_history(info, self.sid)
 
 
 def receipt_from_record(

@@ -31,7 +31,7 @@ class WebhookIngest:
         self.services = services
         self.path = path
         invalidator = CacheInvalidator(services.cache, services.ledger, services.settings)
-        self.processor = WebhookProcessor(services.ledger, services.pubsub, invalidator)
+        self.processor = WebhookProcessor(services.ledger, services.pubsub, invalidator, metrics=services.metrics)
         self.endpoint = TwilioWebhookEndpoint(
             auth_token=services.settings.auth_token,
             public_url=services.settings.public_url,

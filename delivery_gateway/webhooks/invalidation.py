@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from delivery_gateway.cache.ttl import TtlPolicy
 from delivery_gateway.ledger import ApplyResult, DeliveryLedger, LedgerEvent
 from delivery_gateway.ledger.events import ConversationEvent, DeliveryEvent, MessageEvent, ReadHorizonEvent
 from delivery_gateway.records import MessageRecord, ParticipantRecord, ReceiptRecord
-from delivery_gateway.resolvers.delivery import receipts_final
 from delivery_gateway.settings import Settings
 from delivery_gateway.webhooks.summary import delivery_summary
 
@@ -35,6 +35,7 @@ class CacheInvalidator:
         self.cache = cache
         self.ledger = ledger
         self.settings = settings
+        self.ttl = TtlPolicy.from_settings(settings)  # the TTLs the loaders use for the same entries
 
     async def after_apply(self, event: LedgerEvent, result: ApplyResult) -> None:
         if self.cache is None:
@@ -70,10 +71,7 @@ class CacheInvalidator:
                 replaced.append(receipt)
             updated_lists[key] = replaced
         for key, records in updated_lists.items():
-            ttl = (
-                self.settings.ttl_receipts_terminal if receipts_final(records) else self.settings.ttl_receipts
-            )
-            await self.cache.set_many({key: [r.to_dict() for r in records]}, ttl)
+            await self.cache.set_many({key: [r.to_dict() for r in records]}, self.ttl.for_receipts(records))
 
         cached_messages = {k: found[k] for k in message_keys.values() if found.get(k) is not None}
         if not cached_messages:
@@ -88,7 +86,7 @@ class CacheInvalidator:
         for key, value in cached_messages.items():
             record = MessageRecord.from_dict(value)
             fresh[key] = {**record.to_dict(), "delivery": summary}
-        await self.cache.set_many(fresh, self.settings.ttl_messages)
+        await self.cache.set_many(fresh, self.ttl.messages)
 
     # Read horizon: the participants list
     async def _read_horizon(self, event: ReadHorizonEvent) -> None:
@@ -114,7 +112,7 @@ class CacheInvalidator:
                 out.append(data)
             fresh[key] = out
         if fresh:
-            await self.cache.set_many(fresh, self.settings.ttl_participants)
+            await self.cache.set_many(fresh, self.ttl.participants)
         if evict:
             await self.cache.delete_many(evict)
 
@@ -133,6 +131,4 @@ class CacheInvalidator:
     # Conversations: the conversation record
     async def _conversation(self, event: ConversationEvent) -> None:
         keys = _keys()
-        await self.cache.delete_many(
-            keys.invalidation_keys_conversation(event.service_sid, event.conversation_sid)
-        )
+        await self.cache.delete_many(keys.invalidation_keys_conversation(event.service_sid, event.conversation_sid))

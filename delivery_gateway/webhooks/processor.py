@@ -32,9 +32,11 @@ class WebhookProcessor:
         pubsub: Any = None,
         invalidator: AfterApply | None = None,
         *,
+        metrics: Any = None,
         retry_delay: float = 0.5,
     ) -> None:
         self.ledger = ledger
+        self.metrics = metrics
         self.pubsub = pubsub
         self.invalidator = invalidator
         self.retry_delay = retry_delay
@@ -87,6 +89,7 @@ class WebhookProcessor:
 
     async def process(self, entry_id: int, event: LedgerEvent, *, recovering: bool = False) -> ApplyResult:
         result = await self.ledger.apply(event)
+        self._count(event, result)
         if self.invalidator is not None:
             try:
                 await self.invalidator.after_apply(event, result)
@@ -95,14 +98,18 @@ class WebhookProcessor:
         # A duplicate's change was published when first applied; after a crash it may not have been.
         if self.pubsub is not None and result.change is not None and (recovering or not result.duplicate):
             try:
-                await self.pubsub.publish(
-                    conversation_channel(result.change.conversation_sid), result.change.to_json()
-                )
+                await self.pubsub.publish(conversation_channel(result.change.conversation_sid), result.change.to_json())
             except Exception:  # subscribers still get it from the ledger when they resume with their cursor
                 log.warning("publishing change %s failed", result.change.seq, exc_info=True)
         await self.ledger.inbox_done(entry_id)
         self.processed += 1
         return result
+
+    def _count(self, event: LedgerEvent, result: ApplyResult) -> None:
+        if self.metrics is None:
+            return
+        outcome = "duplicate" if result.duplicate else ("applied" if result.change is not None else "stale")
+        self.metrics.webhooks_received.labels(type(event).__name__, outcome).inc()
 
     async def _work(self) -> None:
         while True:

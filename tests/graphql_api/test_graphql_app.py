@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from delivery_gateway.callers import DEMO_CALLER, Caller, CallerKind
 from delivery_gateway.context import GatewayServices, RequestContext
@@ -66,12 +66,12 @@ def test_fallback_callers_fail_closed_outside_demo_mode(fake):
 def test_switches(fake):
     default = create_graphql_app(services(fake))
     assert default.graphql_ide == "graphiql"
-    assert list(default.protocols) == [GRAPHQL_TRANSPORT_WS_PROTOCOL]
+    assert list(default.protocols) == [GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL]
     custom = create_graphql_app(
         services(fake, DELIVERY_GATEWAY_GRAPHIQL=False, DELIVERY_GATEWAY_LEGACY_GRAPHQL_WS=True)
     )
     assert custom.graphql_ide is None
-    assert list(custom.protocols) == [GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL]
+    assert list(custom.protocols) == [GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL, GRAPHQL_WS_PROTOCOL]
 
 
 def test_context_for_event_has_fresh_loaders(fake):

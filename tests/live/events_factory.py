@@ -41,9 +41,7 @@ def delivery(
 
 
 def horizon(conversation: str, participant: str, index: int) -> ReadHorizonEvent:
-    return ReadHorizonEvent(
-        conversation_sid=conversation, participant_sid=participant, last_read_message_index=index
-    )
+    return ReadHorizonEvent(conversation_sid=conversation, participant_sid=participant, last_read_message_index=index)
 
 
 def sids(prefix: str, n: int) -> list[str]:

@@ -18,11 +18,12 @@ import uvicorn
 import websockets
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
 from twilio.request_validator import RequestValidator
 
 from delivery_gateway.cache.resource_cache import ResourceCache
-from delivery_gateway.context import GatewayServices
+from delivery_gateway.callers import Caller, CallerKind
+from delivery_gateway.context import GatewayServices, RequestContext
 from delivery_gateway.graphql_app import GatewayGraphQL
 from delivery_gateway.ledger import create_ledger
 from delivery_gateway.metrics import Metrics
@@ -33,6 +34,8 @@ from delivery_gateway.schema.query import Query
 from delivery_gateway.schema.subscription import Subscription
 from delivery_gateway.settings import Settings
 from delivery_gateway.webhooks import WEBHOOK_PATH, WebhookIngest
+
+TEST_CALLER = Caller(kind=CallerKind.INTERNAL, identity="live-tests")
 
 
 def live_schema(settings: Settings) -> GatewaySchema:
@@ -53,9 +56,13 @@ class LiveGraphQL(GatewayGraphQL):
             self,
             live_schema(services.settings),
             graphql_ide=None,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
         )
         self.services = services
+
+    async def get_context(self, request: Any, response: Any) -> RequestContext:
+        # No auth middleware in this harness (test_app_wiring.py covers the real app's): a full-access caller.
+        return RequestContext.create(self.services, TEST_CALLER, request, response)
 
 
 @dataclass
@@ -81,9 +88,7 @@ class Gateway:
 @contextlib.asynccontextmanager
 async def gateway_services(settings: Settings, upstream: Any = None) -> AsyncIterator[GatewayServices]:
     metrics = Metrics()
-    cache = ResourceCache.from_url(
-        settings.cache_url, metrics=metrics, namespace=f"dgtest{uuid.uuid4().hex[:8]}"
-    )
+    cache = ResourceCache.from_url(settings.cache_url, metrics=metrics, namespace=f"dgtest{uuid.uuid4().hex[:8]}")
     ledger = create_ledger(settings.store_url)
     pubsub = create_pubsub(settings.pubsub_url, queue_size=settings.subscriber_queue_size, metrics=metrics)
     await ledger.start()
@@ -119,9 +124,7 @@ def build_app(services: GatewayServices) -> tuple[Starlette, WebhookIngest]:
 async def serve_gateway(settings: Settings, upstream: Any = None) -> AsyncIterator[Gateway]:
     async with gateway_services(settings, upstream) as services:
         app, ingest = build_app(services)
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        )
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
         task = asyncio.create_task(server.serve())
         try:
             while not server.started:
@@ -149,9 +152,9 @@ class TransportWsClient:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connect(cls, url: str) -> AsyncIterator[TransportWsClient]:
+    async def connect(cls, url: str, payload: dict | None = None) -> AsyncIterator[TransportWsClient]:
         async with websockets.connect(url, subprotocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL]) as ws:
-            await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+            await ws.send(json.dumps({"type": "connection_init", "payload": payload or {}}))
             ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
             assert ack["type"] == "connection_ack", ack
             yield cls(ws)

@@ -91,9 +91,7 @@ def conversation_with_recipients(emulator: RunningEmulator):
     conversation = store.create_conversation(friendly_name="live")
     store.create_participant(conversation.sid, identity="agent")
     store.create_participant(conversation.sid, address="+15550001111", proxy_address="+15559990000")
-    store.create_participant(
-        conversation.sid, address="whatsapp:+15550002222", proxy_address="whatsapp:+1555999"
-    )
+    store.create_participant(conversation.sid, address="whatsapp:+15550002222", proxy_address="whatsapp:+1555999")
     return conversation
 
 
@@ -107,9 +105,7 @@ async def test_webhook_reaches_subscriber_and_next_query_needs_no_upstream_call(
     async with live(tmp_path) as lv:
         state = lv.emulator.state
         conversation = conversation_with_recipients(lv.emulator)
-        message, receipts = state.store.create_message(
-            conversation.sid, author="agent", body="hi", notify=True
-        )
+        message, receipts = state.store.create_message(conversation.sid, author="agent", body="hi", notify=True)
         await settle(lv)
         # Warm the cache: message, receipts, participants.
         before = await lv.query(MESSAGE_QUERY, c=conversation.sid, m=message.sid)
@@ -189,9 +185,7 @@ async def test_resend_failed_message_links_both_ways(tmp_path):
     async with live(tmp_path, emulator_config(failure_rate=1.0)) as lv:
         state = lv.emulator.state
         conversation = conversation_with_recipients(lv.emulator)
-        message, _ = state.store.create_message(
-            conversation.sid, author="agent", body="lost", attributes='{"k": 1}'
-        )
+        message, _ = state.store.create_message(conversation.sid, author="agent", body="lost", attributes='{"k": 1}')
         await state.simulator.advance_all()
         await settle(lv)
         body = (
@@ -205,6 +199,15 @@ async def test_resend_failed_message_links_both_ways(tmp_path):
         assert new["attributes"] == {"k": 1, "resendOf": message.sid}
         assert await lv.gateway.ledger.resent_as(message.sid) == [new["sid"]]
         assert await lv.gateway.ledger.resend_of(new["sid"]) == message.sid
+        links = await lv.query(
+            "query($c: String!, $old: String!, $new: String!) {"
+            " old: message(conversationSid: $c, sid: $old) { resentAs { sid } }"
+            " new: message(conversationSid: $c, sid: $new) { resendOf { sid } } }",
+            c=conversation.sid,
+            old=message.sid,
+            new=new["sid"],
+        )
+        assert links == {"old": {"resentAs": [{"sid": new["sid"]}]}, "new": {"resendOf": {"sid": message.sid}}}
         again = (
             await lv.http.post(
                 "/graphql", json={"query": RESEND, "variables": {"c": conversation.sid, "m": message.sid}}
@@ -229,17 +232,64 @@ async def test_resend_refuses_a_delivered_message(tmp_path):
 
 async def test_install_webhooks_sets_url_method_filters(tmp_path):
     async with live(tmp_path) as lv:
-        lv.emulator.state.set_webhook(
-            post_webhook_url="https://old.example.com/hook", filters=["onMessageAdded"]
-        )
+        lv.emulator.state.set_webhook(post_webhook_url="https://old.example.com/hook", filters=["onMessageAdded"])
         before, after = await install_webhooks(lv.upstream, "https://gw.example.com/webhooks/twilio")
         assert before.post_webhook_url == "https://old.example.com/hook"
         assert after.post_webhook_url == "https://gw.example.com/webhooks/twilio"
         assert after.method.upper() == "POST"
         assert set(after.filters) == set(WEBHOOK_FILTERS)
         service = lv.emulator.state.store.create_service("other")
-        before, after = await install_webhooks(
-            lv.upstream, "https://gw.example.com/wh", service_sid=service.sid
-        )
+        before, after = await install_webhooks(lv.upstream, "https://gw.example.com/wh", service_sid=service.sid)
         assert after.post_webhook_url == "https://gw.example.com/wh"
         assert json.dumps(sorted(after.filters)) == json.dumps(sorted(WEBHOOK_FILTERS))
+
+
+async def sse_events(http: httpx.AsyncClient, query: str, variables: dict, count: int) -> list[dict]:
+    """Run a subscription over graphql-sse (distinct connections mode) and return its first `count` payloads."""
+    out: list[dict] = []
+    body = {"query": query, "variables": variables}
+    async with http.stream("POST", "/graphql", json=body, headers={"accept": "text/event-stream"}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        async for line in response.aiter_lines():
+            if line.startswith("data:") and line[5:].strip():
+                out.append(json.loads(line[5:]))
+                if len(out) == count:
+                    return out
+    return out
+
+
+async def test_sse_read_horizon_and_message_events(tmp_path):
+    async with live(tmp_path, emulator_config(chat_read_rate=1.0)) as lv:
+        state = lv.emulator.state
+        conversation = conversation_with_recipients(lv.emulator)
+        state.store.create_participant(conversation.sid, identity="reader")
+        horizons = asyncio.create_task(
+            sse_events(
+                lv.http,
+                "subscription($c: String!) { readHorizonUpdates(conversationSid: $c) {"
+                " cursor identity lastReadMessageIndex participant { lastReadMessageIndex } } }",
+                {"c": conversation.sid},
+                1,
+            )
+        )
+        messages = asyncio.create_task(
+            sse_events(
+                lv.http,
+                "subscription($c: String!) { messageEvents(conversationSid: $c) {"
+                " cursor action messageSid message { body } } }",
+                {"c": conversation.sid},
+                1,
+            )
+        )
+        await asyncio.sleep(0.2)
+        message, _ = state.store.create_message(conversation.sid, author="agent", body="sse")
+        await state.simulator.advance_all()
+        await settle(lv)
+        (horizon,) = await asyncio.wait_for(horizons, 5)
+        (added,) = await asyncio.wait_for(messages, 5)
+        update = horizon["data"]["readHorizonUpdates"]
+        assert update["identity"] == "reader" and update["lastReadMessageIndex"] == message.index
+        assert update["participant"]["lastReadMessageIndex"] == message.index
+        event = added["data"]["messageEvents"]
+        assert event["action"] == "ADDED" and event["messageSid"] == message.sid
+        assert event["message"]["body"] == "sse"

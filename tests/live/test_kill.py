@@ -12,6 +12,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from delivery_gateway.emulator.config import DEFAULT_AUTH_TOKEN
 from delivery_gateway.ledger import create_ledger
 from tests.live.harness import TransportWsClient
@@ -23,7 +25,7 @@ QUERY = "subscription($c: String!, $a: String) { deliveryUpdates(conversationSid
 
 
 @contextlib.asynccontextmanager
-async def gateway_process(store_url: str):
+async def gateway_process(store_url: str, pubsub_url: str = "memory://"):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -31,6 +33,7 @@ async def gateway_process(store_url: str):
         "tests.live.gateway_process",
         store_url,
         DEFAULT_AUTH_TOKEN,
+        pubsub_url,
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -124,3 +127,29 @@ async def test_sigkill_mid_storm_loses_no_acknowledged_event(tmp_path):
             await assert_ledger_matches(ledger, state)
         finally:
             await ledger.close()
+
+
+@pytest.mark.redis
+async def test_two_gateway_processes_share_redis(redis_url):
+    """A webhook posted to one process reaches a subscriber connected to the other (ledger + pub/sub on Redis)."""
+    state, events = await storm_state(4, seed=2)
+    conversation = next(iter(state.store.conversations))
+    mine = [e for e in events if e.get("ConversationSid") == conversation and e["EventType"] == "onDeliveryUpdated"]
+    async with gateway_process(redis_url, redis_url) as (_, a), gateway_process(redis_url, redis_url) as (_, b):
+        async with TransportWsClient.connect(b.replace("http", "ws") + "/graphql") as client:
+            await client.subscribe(QUERY, {"c": conversation})
+            await asyncio.sleep(0.3)
+            assert await post_all([a + "/webhooks/twilio"], DEFAULT_AUTH_TOKEN, mine) == [200] * len(mine)
+            ledger = create_ledger(redis_url)
+            await ledger.start()
+            try:
+                for _ in range(400):
+                    changes = await ledger.changes_after(conversation, 0)
+                    if len(changes) >= len(mine) and not await ledger.inbox_pending():
+                        break
+                    await asyncio.sleep(0.01)
+                expected = [c.seq for c in changes if c.kind.value == "delivery"]
+            finally:
+                await ledger.close()
+            got = [int((await client.next(wait=10))["payload"]["data"]["deliveryUpdates"]["cursor"]) for _ in expected]
+            assert got == expected

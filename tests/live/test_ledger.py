@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from delivery_gateway.ledger import ChangeKind, create_ledger
 from delivery_gateway.records import DeliveryStatus
-from tests.live.conftest import REDIS_URL, redis_available
 from tests.live.events_factory import delivery, horizon, sids
+from tests.redis_support import REDIS_URL, redis_available
 
 CONV = "CH" + "1" * 32
 MSG = "IM" + "2" * 32

@@ -92,3 +92,42 @@ async def test_slow_subscription_gets_a_slow_consumer_graphql_error():
     assert errors, results
     assert errors[0][0].extensions["code"] == "SLOW_CONSUMER"
     assert broker.subscriber_count(conversation_channel(conv)) == 0
+
+
+@pytest.mark.redis
+async def test_redis_reconnect_makes_subscribers_catch_up_from_the_ledger(redis_url):
+    """A message lost while the pub/sub connection was down is recovered from the ledger (GAP -> replay)."""
+    import redis.asyncio as aioredis
+
+    from delivery_gateway.schema.subscription import ledger_changes
+    from delivery_gateway.settings import Settings
+    from tests.live.events_factory import delivery
+
+    settings = Settings(_env_file=None)
+    ledger = create_ledger(redis_url)
+    broker = create_pubsub(redis_url, queue_size=16)
+    await ledger.start()
+    await broker.start()
+    services = GatewayServices(settings=settings, upstream=None, ledger=ledger, pubsub=broker)
+    conv, msg, receipt = new_sid("CH"), new_sid("IM"), new_sid("DY")
+    try:
+        stream = ledger_changes(services, conv, None, [ChangeKind.DELIVERY])
+        first = asyncio.ensure_future(stream.__anext__())
+        await asyncio.sleep(0.1)
+        published = await ledger.apply(delivery(conv, msg, receipt, "sent", 1))
+        await broker.publish(conversation_channel(conv), published.change.to_json())
+        assert (await asyncio.wait_for(first, 2)).seq == published.change.seq
+        lost = await ledger.apply(delivery(conv, msg, receipt, "delivered", 2))  # never published
+        admin = aioredis.Redis.from_url(redis_url.split("?")[0])
+        killed = 0
+        for client in await admin.client_list(_type="pubsub"):
+            if client["name"] == broker.client_name:
+                killed += await admin.client_kill_filter(_id=client["id"])
+        await admin.aclose()
+        assert killed == 1
+        caught_up = await asyncio.wait_for(stream.__anext__(), 5)
+        assert caught_up.seq == lost.change.seq
+        await stream.aclose()
+    finally:
+        await broker.stop()
+        await ledger.close()

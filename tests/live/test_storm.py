@@ -34,9 +34,7 @@ async def assert_ledger_matches(ledger, state: EmulatorState) -> int:
         for receipt in receipts.values():
             record = await ledger.receipt(receipt.sid)
             assert record is not None, receipt.sid
-            assert (record.status.value, record.error_code) == (receipt.status, receipt.error_code), (
-                receipt.sid
-            )
+            assert (record.status.value, record.error_code) == (receipt.status, receipt.error_code), receipt.sid
             history = {h.status.value for h in await ledger.history(receipt.sid)}
             assert receipt.status in history and history <= receipt.reached
             checked += 1
@@ -72,9 +70,7 @@ async def test_two_replicas_on_redis(redis_url):
     storm = duplicated_and_shuffled(events, seed=3)
     settings = settings_for(redis_url, redis_url)
     conversation = next(iter(state.store.conversations))
-    query = (
-        """subscription($c: String!) { deliveryUpdates(conversationSid: $c) { cursor receipt { sid } } }"""
-    )
+    query = """subscription($c: String!) { deliveryUpdates(conversationSid: $c) { cursor receipt { sid } } }"""
     async with contextlib.AsyncExitStack() as stack:
         a = await stack.enter_async_context(serve_gateway(settings))
         b = await stack.enter_async_context(serve_gateway(settings))
@@ -83,9 +79,7 @@ async def test_two_replicas_on_redis(redis_url):
         await asyncio.sleep(0.2)
         # One webhook to replica A reaches the subscriber on replica B.
         first = next(
-            e
-            for e in events
-            if e["EventType"] == "onDeliveryUpdated" and e["ConversationSid"] == conversation
+            e for e in events if e["EventType"] == "onDeliveryUpdated" and e["ConversationSid"] == conversation
         )
         statuses = await post_all([a.webhook_url], DEFAULT_AUTH_TOKEN, [first])
         assert statuses == [200]
@@ -99,9 +93,7 @@ async def test_two_replicas_on_redis(redis_url):
         await assert_ledger_matches(a.ledger, state)
         # The subscriber on B saw every delivery change of its conversation exactly once, in cursor order.
         expected = [
-            c.seq
-            for c in await b.ledger.changes_after(conversation, 0, limit=100_000)
-            if c.kind.value == "delivery"
+            c.seq for c in await b.ledger.changes_after(conversation, 0, limit=100_000) if c.kind.value == "delivery"
         ]
         seen = [int(message["payload"]["data"]["deliveryUpdates"]["cursor"])]
         while len(seen) < len(expected):

@@ -160,3 +160,43 @@ async def test_unprocessed_inbox_is_processed_on_start(tmp_path):
     async with ingest_client(tmp_path) as (_client, services, _ingest):
         assert (await services.ledger.receipt(RECEIPT)).status is DeliveryStatus.READ
         assert await services.ledger.inbox_pending() == []
+
+
+async def test_read_horizon_updates_cached_participants_and_messages_orphan_pages(tmp_path):
+    from delivery_gateway.records import ParticipantRecord
+
+    async with ingest_client(tmp_path) as (client, services, ingest):
+        cache = services.cache
+        reader = ParticipantRecord(sid=PART, conversation_sid=CONV, identity="reader", last_read_message_index=1)
+        await cache.set_many({keys.participants(None, CONV): [reader.to_dict()]}, 60)
+        generation_before = await cache.get_many(keys.generation_keys(None, CONV))
+        horizon = {
+            "EventType": "onParticipantUpdated",
+            "ConversationSid": CONV,
+            "ParticipantSid": PART,
+            "Identity": "reader",
+            "LastReadMessageIndex": "4",
+            "LastReadTimestamp": "2026-01-01T00:01:00Z",
+        }
+        added = {
+            "EventType": "onMessageAdded",
+            "ConversationSid": CONV,
+            "MessageSid": MSG,
+            "Index": "5",
+            "Author": "agent",
+            "Body": "hello",
+        }
+        message_key = keys.message(None, CONV, MSG)
+        await cache.set_many({message_key: {"sid": MSG, "conversation_sid": CONV, "index": 5}}, 60)
+        removed = {**added, "EventType": "onMessageRemoved"}
+        for form in (horizon, added, removed):
+            assert (await post(client, form, sign(TOKEN, URL, form))).status_code == 200
+        await ingest.drain()
+        participants = (await cache.get_many([keys.participants(None, CONV)]))[keys.participants(None, CONV)]
+        assert participants[0]["last_read_message_index"] == 4
+        assert participants[0]["last_read_timestamp"].startswith("2026-01-01T00:01:00")
+        generation_after = await cache.get_many(keys.generation_keys(None, CONV))
+        assert generation_after and generation_after != generation_before
+        assert await cache.get_many([message_key]) == {}
+        kinds = [c.kind.value for c in await services.ledger.changes_after(CONV, 0)]
+        assert kinds == ["read_horizon", "message", "message"]
