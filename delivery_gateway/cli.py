@@ -95,6 +95,7 @@ async def _demo(host: str, port: int, seed: int) -> None:
     from delivery_gateway.emulator import EmulatorConfig
     from delivery_gateway.emulator.server import serve_emulator
     from delivery_gateway.emulator.traffic import LiveTraffic
+    from delivery_gateway.install_webhooks import WEBHOOK_FILTERS
     from delivery_gateway.sids import ACCOUNT, new_sid
 
     sid, token = new_sid(ACCOUNT), "demo-" + new_sid("XX")[2:]
@@ -121,7 +122,7 @@ async def _demo(host: str, port: int, seed: int) -> None:
         )
         for service_sid in emulator.state.store.services:
             emulator.state.set_webhook(
-                post_webhook_url=f"{public}/webhooks/twilio", filters=ALL_WEBHOOK_EVENTS, service_sid=service_sid
+                post_webhook_url=f"{public}/webhooks/twilio", filters=WEBHOOK_FILTERS, service_sid=service_sid
             )
         banner = [
             "",
@@ -144,15 +145,6 @@ async def _demo(host: str, port: int, seed: int) -> None:
                 await traffic
 
 
-ALL_WEBHOOK_EVENTS = [
-    "onMessageAdded",
-    "onMessageUpdated",
-    "onMessageRemoved",
-    "onDeliveryUpdated",
-    "onParticipantUpdated",
-    "onConversationUpdated",
-    "onConversationStateUpdated",
-]
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -174,7 +166,14 @@ def cmd_webhooks_install(args: argparse.Namespace) -> None:
 
     if args.service and not is_sid(args.service, SERVICE):
         raise ConfigError(f"--service: {args.service!r} is not a Conversation Service SID (IS + 32 hex digits)")
-    before, after = asyncio.run(_install_webhooks(args.url, args.service))
+    from delivery_gateway.upstream.errors import UpstreamError
+
+    try:
+        before, after = asyncio.run(_install_webhooks(args.url, args.service))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    except UpstreamError as exc:
+        raise ConfigError(f"Twilio refused the webhook configuration: {exc}") from None
     scope = f"service {args.service}" if args.service else "account default"
     print(f"Webhook configuration ({scope})")
     print(f"  before: {_describe(before)}")

@@ -5,6 +5,8 @@ Never touches pre-event webhooks or any other setting, and always reports what w
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from delivery_gateway.records import WebhookConfigRecord
 from delivery_gateway.upstream.api import ConversationsAPI
 from delivery_gateway.webhooks.parse import SUPPORTED_EVENTS
@@ -16,7 +18,8 @@ async def install_webhooks(
     upstream: ConversationsAPI, url: str, service_sid: str | None = None
 ) -> tuple[WebhookConfigRecord, WebhookConfigRecord]:
     """(before, after) of the account's (or the service's) webhook configuration."""
-    if not url.startswith(("https://", "http://")):
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError(f"--url: {url!r} is not an absolute http(s) URL")
     before = await upstream.fetch_webhook_config(service_sid=service_sid)
     after = await upstream.update_webhook_config(

@@ -18,18 +18,9 @@ from starlette.applications import Starlette
 from delivery_gateway.app import Gateway, create_app
 from delivery_gateway.emulator import EmulatorConfig, RunningEmulator
 from delivery_gateway.emulator.server import serve_emulator
+from delivery_gateway.install_webhooks import WEBHOOK_FILTERS
 from delivery_gateway.settings import Settings
 from delivery_gateway.sids import ACCOUNT, new_sid
-
-WEBHOOK_EVENTS = [
-    "onMessageAdded",
-    "onMessageUpdated",
-    "onMessageRemoved",
-    "onDeliveryUpdated",
-    "onParticipantUpdated",
-    "onConversationUpdated",
-    "onConversationStateUpdated",
-]
 
 
 def free_port() -> int:
@@ -38,12 +29,46 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class NoUpstream:
+    """The upstream of tests that must never reach Twilio: starting and closing are free, any call fails."""
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        async def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError(f"unexpected upstream call: {name}")
+
+        return refuse
+
+
+NO_UPSTREAM = NoUpstream()
+
+
 @contextlib.asynccontextmanager
-async def serve_app(app: Starlette, port: int | None = None) -> AsyncIterator[str]:
-    """Serve `app` (lifespan included) until the block exits; yields its base URL."""
+async def running_app(settings: Settings, upstream: Any = NO_UPSTREAM) -> AsyncIterator[Starlette]:
+    """`create_app` with its lifespan run in-process, for `httpx.ASGITransport` (which runs none).
+
+    `upstream=None` lets the app build its real UpstreamClient from the settings.
+    """
+    app = create_app(settings, upstream=upstream)
+    gateway: Gateway = app.state.gateway
+    await gateway.start()
+    try:
+        yield app
+    finally:
+        await gateway.stop()
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Any, port: int | None = None, *, lifespan: str = "on") -> AsyncIterator[str]:
+    """Serve an ASGI app on 127.0.0.1 until the block exits; yields its base URL."""
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan=lifespan)
     )
     task = asyncio.create_task(server.serve(), name="gateway-uvicorn")
     try:
@@ -102,7 +127,7 @@ async def gateway_on_emulator(
         gateway_settings = Settings(_env_file=None, **values)
         for service_sid in running.state.store.services:
             running.state.set_webhook(
-                post_webhook_url=f"{base}/webhooks/twilio", filters=WEBHOOK_EVENTS, service_sid=service_sid
+                post_webhook_url=f"{base}/webhooks/twilio", filters=WEBHOOK_FILTERS, service_sid=service_sid
             )
         app = create_app(gateway_settings)
         async with serve_app(app, port) as url:

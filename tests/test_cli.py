@@ -75,3 +75,12 @@ def test_every_documented_command_parses():
     parser = build_parser()
     for argv in (["serve"], ["demo", "--port", "9"], ["emulator", "--empty"], ["webhooks", "install", "--url", "u"]):
         assert callable(parser.parse_args(argv).handler)
+
+
+@pytest.mark.parametrize("url", ["ftp://gw.example/hook", "http://", "/webhooks/twilio"])
+def test_webhooks_install_rejects_a_url_twilio_cannot_call_in_one_line(url: str):
+    env = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "t"}
+    result = run_cli("webhooks", "install", "--url", url, env=env)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "--url" in result.stderr and "Traceback" not in result.stderr

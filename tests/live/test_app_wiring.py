@@ -6,15 +6,12 @@ Drives the app exactly as deployed; never replaces any of app.py's wiring.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import httpx
-import pytest
-import uvicorn
 
 from delivery_gateway.app import create_app
 from delivery_gateway.install_webhooks import WEBHOOK_FILTERS
-from delivery_gateway.upstream.client import UpstreamClient
+from tests.app_support import serve_app
 from tests.live.harness import TransportWsClient
 from tests.live.test_end_to_end import DELIVERY_UPDATES, conversation_with_recipients, emulator_config, gateway_settings
 
@@ -22,27 +19,12 @@ KEY = "live-test-key-0123456789"
 
 
 
-@contextlib.asynccontextmanager
-async def serve(app):
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                await task
-            await asyncio.sleep(0.005)
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 async def test_create_app_end_to_end(tmp_path):
     from delivery_gateway.emulator import serve_emulator
 
     async with serve_emulator(emulator_config()) as emulator:
         settings = gateway_settings(emulator, tmp_path, DELIVERY_GATEWAY_API_KEYS=KEY)
-        async with UpstreamClient(settings) as upstream, serve(create_app(settings, upstream=upstream)) as base:
+        async with serve_app(create_app(settings)) as base:
             emulator.state.set_webhook(post_webhook_url=base + "/webhooks/twilio", filters=WEBHOOK_FILTERS)
             conversation = conversation_with_recipients(emulator)
             ws_url = base.replace("http", "ws", 1) + "/graphql"
@@ -66,17 +48,15 @@ async def test_create_app_serves_subscriptions_over_graphql_sse(tmp_path):
 
     async with serve_emulator(emulator_config()) as emulator:
         settings = gateway_settings(emulator, tmp_path, DELIVERY_GATEWAY_API_KEYS=KEY)
-        async with UpstreamClient(settings) as upstream:
-            app = create_app(settings, upstream=upstream)
-            if GRAPHQL_SSE_PROTOCOL not in app.state.gateway.graphql.protocols:
-                pytest.skip("graphql_app.create_graphql_app does not enable graphql-sse yet")
-            await _sse_round_trip(emulator, app)
+        app = create_app(settings)
+        assert GRAPHQL_SSE_PROTOCOL in app.state.gateway.graphql.protocols
+        await _sse_round_trip(emulator, app)
 
 
 async def _sse_round_trip(emulator, app) -> None:
     from tests.live.test_end_to_end import sse_events
 
-    async with serve(app) as base:
+    async with serve_app(app) as base:
         emulator.state.set_webhook(post_webhook_url=base + "/webhooks/twilio", filters=WEBHOOK_FILTERS)
         conversation = conversation_with_recipients(emulator)
         headers = {"Authorization": f"Bearer {KEY}"}

@@ -44,7 +44,11 @@ class Live:
     emulator: RunningEmulator
     gateway: Gateway
     http: httpx.AsyncClient
-    upstream: UpstreamClient
+
+    @property
+    def upstream(self) -> UpstreamClient:
+        """The app's own client: its call log counts every Twilio call the gateway made."""
+        return self.gateway.services.upstream
 
     async def query(self, query: str, **variables) -> dict:
         response = await self.http.post("/graphql", json={"query": query, "variables": variables})
@@ -80,10 +84,10 @@ def gateway_settings(emulator: RunningEmulator, tmp_path, **overrides) -> Settin
 async def live(tmp_path, config: EmulatorConfig | None = None, **overrides) -> AsyncIterator[Live]:
     async with serve_emulator(config or emulator_config()) as emulator:
         settings = gateway_settings(emulator, tmp_path, **overrides)
-        async with UpstreamClient(settings) as upstream, serve_gateway(settings, upstream) as gateway:
+        async with serve_gateway(settings, upstream=None) as gateway:  # the app builds its real UpstreamClient
             emulator.state.set_webhook(post_webhook_url=gateway.webhook_url, filters=WEBHOOK_FILTERS)
             async with httpx.AsyncClient(base_url=gateway.base_url) as http:
-                yield Live(emulator, gateway, http, upstream)
+                yield Live(emulator, gateway, http)
 
 
 def conversation_with_recipients(emulator: RunningEmulator):

@@ -14,9 +14,9 @@ from delivery_gateway.context import GatewayServices, RequestContext
 from delivery_gateway.ledger import create_ledger
 from delivery_gateway.ledger.events import ChangeKind, LedgerChange
 from delivery_gateway.pubsub import SlowConsumer, conversation_channel, create_pubsub
+from delivery_gateway.schema import build_schema
 from delivery_gateway.settings import Settings
 from delivery_gateway.sids import new_sid
-from tests.live.harness import live_schema
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -68,7 +68,7 @@ async def test_slow_subscription_gets_a_slow_consumer_graphql_error():
     services = GatewayServices(settings=settings, upstream=None, ledger=ledger, pubsub=broker)
     context = RequestContext.create(services, Caller(kind=CallerKind.INTERNAL, identity="t"))
     conv = new_sid("CH")
-    schema = live_schema(settings)
+    schema = build_schema(settings)
     stream = await schema.subscribe(
         "subscription($c: String!) { readHorizonUpdates(conversationSid: $c) { cursor } }",
         variable_values={"c": conv},
@@ -100,7 +100,6 @@ async def test_redis_reconnect_makes_subscribers_catch_up_from_the_ledger(redis_
     import redis.asyncio as aioredis
 
     from delivery_gateway.schema.subscription import ledger_changes
-    from delivery_gateway.settings import Settings
     from tests.live.events_factory import delivery
 
     settings = Settings(_env_file=None)

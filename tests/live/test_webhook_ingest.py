@@ -18,7 +18,7 @@ from delivery_gateway.pubsub import conversation_channel
 from delivery_gateway.records import DeliveryStatus, MessageRecord, ReceiptRecord
 from delivery_gateway.settings import Settings
 from delivery_gateway.sids import new_sid
-from tests.live.harness import build_app, gateway_services, sign
+from tests.live.harness import ingest_app, sign
 
 TOKEN = "test-auth-token"
 URL = "http://testserver/webhooks/twilio"
@@ -46,15 +46,10 @@ async def ingest_client(tmp_path, **overrides):
     values = {"TWILIO_AUTH_TOKEN": TOKEN, "DELIVERY_GATEWAY_STORE_URL": f"sqlite:///{tmp_path}/l.sqlite3"}
     values.update(overrides)
     settings = Settings(_env_file=None, **values)
-    async with gateway_services(settings) as services:
-        app, ingest = build_app(services)
-        await ingest.start()
-        try:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                yield client, services, ingest
-        finally:
-            await ingest.stop()
+    async with ingest_app(settings) as gateway:
+        transport = httpx.ASGITransport(app=gateway.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client, gateway.services, gateway.ingest
 
 
 async def post(client: httpx.AsyncClient, params: dict, headers: dict | None = None, url: str = URL):

@@ -5,17 +5,15 @@ Test support only; never talks to Twilio, never reads the developer's environmen
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import time
+import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-import uvicorn
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import ChatGrant
 
 from delivery_gateway.settings import Settings
+from tests.app_support import serve_app
 from tests.security import toy
 
 ACCOUNT = "AC" + "a1" * 16
@@ -73,31 +71,13 @@ def _toy_world() -> None:
     toy.UPSTREAM_CALLS.clear()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 async def serve() -> AsyncIterator[Callable]:
-    """Start an ASGI app on an ephemeral port with uvicorn; returns its base URL."""
-    servers: list[tuple[uvicorn.Server, asyncio.Task]] = []
+    """Start ASGI apps on ephemeral ports (lifespan included) for the test; returns each one's host:port."""
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(app) -> str:
-        port = _free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        deadline = time.monotonic() + 5
-        while not server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            await asyncio.sleep(0.01)
-        servers.append((server, task))
-        return f"127.0.0.1:{port}"
+        async def start(app) -> str:
+            base_url = await stack.enter_async_context(serve_app(app))
+            return base_url.removeprefix("http://")
 
-    yield start
-    for server, task in servers:
-        server.should_exit = True
-        await asyncio.wait_for(task, 5)
+        yield start

@@ -1,8 +1,8 @@
 """Subscriptions of the real schema behind the auth middleware, on a real socket: a participant may follow
 their own conversation, never a stranger's; the limits apply to subscriptions too.
 
-Uses the live suite's service builder (in-memory cache and pub/sub, SQLite ledger in tmp_path) and the GraphQL
-suite's fake upstream; never reaches Twilio.
+Serves app.py's `create_app` (SQLite ledger in tmp_path) over the GraphQL suite's fake upstream; never reaches
+Twilio.
 """
 
 from __future__ import annotations
@@ -11,36 +11,14 @@ import asyncio
 import json
 
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
-from strawberry.asgi import GraphQL
 from websockets.asyncio.client import connect
 
-from delivery_gateway.auth import AuthMiddleware
-from delivery_gateway.graphql_app import GatewayGraphQL
-from delivery_gateway.limits import limit_extensions
-from delivery_gateway.schema.errors import GatewaySchema
-from delivery_gateway.schema.mutation import Mutation
-from delivery_gateway.schema.query import Query
-from delivery_gateway.schema.subscription import Subscription
+from delivery_gateway.app import create_app
 from tests.graphql_api.fake_upstream import FakeConversations
 from tests.graphql_api.gql_support import build_chat
-from tests.live.harness import gateway_services
 from tests.security.conftest import API_KEY, make_settings, mint
 
 SUBSCRIBE = "subscription($c: String!) { deliveryUpdates(conversationSid: $c) { cursor } }"
-
-
-class _App(GatewayGraphQL):
-    def __init__(self, services) -> None:
-        schema = GatewaySchema(
-            query=Query,
-            mutation=Mutation,
-            subscription=Subscription,
-            extensions=limit_extensions(services.settings),
-        )
-        GraphQL.__init__(self, schema, graphql_ide=None)
-        self.services = services
 
 
 @pytest.fixture
@@ -50,10 +28,8 @@ async def gateway(tmp_path, serve):
     other = fake.add_conversation("mallory's chat")
     fake.add_chat(other, "mallory")
     settings = make_settings(DELIVERY_GATEWAY_STORE_URL=f"sqlite:///{tmp_path}/ledger.sqlite3")
-    async with gateway_services(settings, upstream=fake) as services:
-        app = AuthMiddleware.from_settings(_App(services), settings)
-        host = await serve(Starlette(routes=[WebSocketRoute("/graphql", app)]))
-        yield host, conv.record.sid, other.record.sid
+    host = await serve(create_app(settings, upstream=fake))  # the deployed app: guards, auth, limits
+    yield host, conv.record.sid, other.record.sid
 
 
 async def follow(host: str, token: str, conversation_sid: str, query: str = SUBSCRIBE) -> list[dict]:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from starlette.applications import Starlette
 
-from delivery_gateway.http_guards import guard_middleware
 from delivery_gateway.sids import new_sid
 from delivery_gateway.webhooks import WEBHOOK_PATH
-from tests.live.harness import build_app, gateway_services, sign
+from tests.app_support import running_app
+from tests.live.harness import sign
 from tests.security.conftest import make_settings
 
 TOKEN = "webhook-test-auth-token"
@@ -52,25 +51,18 @@ async def test_random_webhooks(
     settings_ = make_settings(TWILIO_AUTH_TOKEN=TOKEN, DELIVERY_GATEWAY_STORE_URL="memory://")
     if padding:
         form = {**form, "Body": "x" * padding}
-    async with gateway_services(settings_) as services:
-        app, ingest = build_app(services)
-        middleware = guard_middleware(settings_, webhook_paths=[WEBHOOK_PATH])
-        guarded = Starlette(routes=app.routes, middleware=middleware)
-        await ingest.start()
-        try:
-            forged = {"X-Twilio-Signature": signature} if signature else {}
-            headers = sign(TOKEN, URL, form) if signed else forged
-            transport = httpx.ASGITransport(app=guarded)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                if content_type.startswith("application/x-www-form-urlencoded"):
-                    response = await client.post(WEBHOOK_PATH, data=form, headers=headers)
-                else:
-                    body = "&".join(f"{k}={v}" for k, v in form.items()).encode("utf-8", "replace")
-                    response = await client.post(
-                        WEBHOOK_PATH, content=body, headers={**headers, "Content-Type": content_type}
-                    )
-        finally:
-            await ingest.stop()
+    async with running_app(settings_) as app:  # the deployed middleware stack: guards, then the route
+        forged = {"X-Twilio-Signature": signature} if signature else {}
+        headers = sign(TOKEN, URL, form) if signed else forged
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            if content_type.startswith("application/x-www-form-urlencoded"):
+                response = await client.post(WEBHOOK_PATH, data=form, headers=headers)
+            else:
+                body = "&".join(f"{k}={v}" for k, v in form.items()).encode("utf-8", "replace")
+                response = await client.post(
+                    WEBHOOK_PATH, content=body, headers={**headers, "Content-Type": content_type}
+                )
     assert response.status_code < 500, response.text
     if padding:
         assert response.status_code == 413
