@@ -242,16 +242,27 @@ def _begin_event(info: Info) -> None:
     context.extra.pop("receipt_history", None)
 
 
-async def _open(info: Info, conversation_sid: str, service_sid: str | None) -> str | None:
+async def _follow(
+    info: Info, conversation_sid: str, service_sid: str | None, after: str | None, kind: ChangeKind
+) -> AsyncGenerator[tuple[LedgerChange, str | None], None]:
+    """The conversation's ledger changes of one kind, after `after`, each with the caller's service scope.
+
+    Authorizes once, before anything is read; counts the subscription while it is open; gives every event fresh
+    loaders (a WebSocket's context outlives events, and a loader kept across them would serve stale data).
+    """
+    cursor = parse_cursor(after)
     scope = effective_service(info.context, service_sid)
     await authorize_conversation(info.context, scope, conversation_sid)
-    return scope
-
-
-def _count(info: Info, delta: int) -> None:
     metrics = info.context.services.metrics
     if metrics is not None:
-        metrics.subscriptions_active.inc(delta)
+        metrics.subscriptions_active.inc()
+    try:
+        async for change in ledger_changes(info.context.services, conversation_sid, cursor, [kind]):
+            _begin_event(info)
+            yield change, scope
+    finally:
+        if metrics is not None:
+            metrics.subscriptions_active.dec()
 
 
 @strawberry.type
@@ -270,73 +281,49 @@ class Subscription:
     ) -> AsyncGenerator[DeliveryUpdate, None]:
         if message_sid is not None:
             sids.require_sid("messageSid", message_sid, sids.MESSAGE)
-        cursor = parse_cursor(after)
-        scope = await _open(info, conversation_sid, service_sid)
-        _count(info, 1)
-        try:
-            changes = ledger_changes(info.context.services, conversation_sid, cursor, [ChangeKind.DELIVERY])
-            async for change in changes:
-                receipt = change.receipt
-                if receipt is None or (message_sid is not None and receipt.message_sid != message_sid):
-                    continue
-                _begin_event(info)
-                yield DeliveryUpdate(
-                    cursor=change.cursor,
-                    receipt=receipt_from_record(receipt, scope),
-                    previous_status=change.previous_status,
-                    message_sid=receipt.message_sid,
-                    scope=scope,
-                    conversation_sid=conversation_sid,
-                )
-        finally:
-            _count(info, -1)
+        async for change, scope in _follow(info, conversation_sid, service_sid, after, ChangeKind.DELIVERY):
+            receipt = change.receipt
+            if receipt is None or (message_sid is not None and receipt.message_sid != message_sid):
+                continue
+            yield DeliveryUpdate(
+                cursor=change.cursor,
+                receipt=receipt_from_record(receipt, scope),
+                previous_status=change.previous_status,
+                message_sid=receipt.message_sid,
+                scope=scope,
+                conversation_sid=conversation_sid,
+            )
 
     @strawberry.subscription(description="Read horizon moves of the conversation's participants (resumable).")
     async def read_horizon_updates(
         self, info: Info, conversation_sid: str, service_sid: str | None = None, after: str | None = None
     ) -> AsyncGenerator[ReadHorizonUpdate, None]:
-        cursor = parse_cursor(after)
-        scope = await _open(info, conversation_sid, service_sid)
-        _count(info, 1)
-        try:
-            changes = ledger_changes(info.context.services, conversation_sid, cursor, [ChangeKind.READ_HORIZON])
-            async for change in changes:
-                p = change.payload
-                _begin_event(info)
-                yield ReadHorizonUpdate(
-                    cursor=change.cursor,
-                    conversation_sid=conversation_sid,
-                    participant_sid=p["participant_sid"],
-                    identity=p.get("identity"),
-                    last_read_message_index=p["last_read_message_index"],
-                    previous_index=p.get("previous_index"),
-                    scope=scope,
-                )
-        finally:
-            _count(info, -1)
+        async for change, scope in _follow(info, conversation_sid, service_sid, after, ChangeKind.READ_HORIZON):
+            p = change.payload
+            yield ReadHorizonUpdate(
+                cursor=change.cursor,
+                conversation_sid=conversation_sid,
+                participant_sid=p["participant_sid"],
+                identity=p.get("identity"),
+                last_read_message_index=p["last_read_message_index"],
+                previous_index=p.get("previous_index"),
+                scope=scope,
+            )
 
     @strawberry.subscription(description="Messages added, updated or removed in the conversation (resumable).")
     async def message_events(
         self, info: Info, conversation_sid: str, service_sid: str | None = None, after: str | None = None
     ) -> AsyncGenerator[MessageEvent, None]:
-        cursor = parse_cursor(after)
-        scope = await _open(info, conversation_sid, service_sid)
-        _count(info, 1)
-        try:
-            changes = ledger_changes(info.context.services, conversation_sid, cursor, [ChangeKind.MESSAGE])
-            async for change in changes:
-                p = change.payload
-                _begin_event(info)
-                yield MessageEvent(
-                    cursor=change.cursor,
-                    action=MessageAction(p["action"]),
-                    conversation_sid=conversation_sid,
-                    message_sid=p["message_sid"],
-                    payload=p,
-                    scope=scope,
-                )
-        finally:
-            _count(info, -1)
+        async for change, scope in _follow(info, conversation_sid, service_sid, after, ChangeKind.MESSAGE):
+            p = change.payload
+            yield MessageEvent(
+                cursor=change.cursor,
+                action=MessageAction(p["action"]),
+                conversation_sid=conversation_sid,
+                message_sid=p["message_sid"],
+                payload=p,
+                scope=scope,
+            )
 
 
 __all__ = [
