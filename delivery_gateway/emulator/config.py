@@ -30,6 +30,7 @@ class EmulatorConfig:
     retry_after: int = 1  # seconds, sent as Retry-After with every 429
     server_error_rate: float = 0.0  # probability of a 5xx
     server_error_status: int = 503
+    connection_reset_rate: float = 0.0  # probability the connection drops mid-response (truncated body)
 
     # Delivery simulator: seconds between a receipt's steps are step_delay * uniform(0.5, 1.5).
     step_delay: float = 1.0

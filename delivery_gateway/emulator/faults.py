@@ -1,4 +1,4 @@
-"""Injected misbehaviour of the emulated Twilio: latency, 429s and 5xx, drawn from a seeded Random.
+"""Injected misbehaviour of the emulated Twilio: latency, 429s, 5xx and dropped connections, from a seeded Random.
 
 Decides and waits only; never touches the store. Rates are read from the live config on every request.
 """
@@ -8,8 +8,32 @@ from __future__ import annotations
 import asyncio
 import random
 
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
 from delivery_gateway.emulator.config import EmulatorConfig
 from delivery_gateway.emulator.errors import TwilioError, rate_limited, server_error
+
+
+class ConnectionDropped(Exception):
+    """Raised by `DroppedConnection` after a partial body, so the server closes the socket mid-response."""
+
+
+class DroppedConnection:
+    """An ASGI response that breaks off: `response`'s status and headers with a Content-Length larger than the
+    body, half the body, then an exception (uvicorn closes the connection). Clients see a payload/connection
+    error, never a status they could act on."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = bytes(self.response.body)
+        headers = [(k, v) for k, v in self.response.raw_headers if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body) + 1024).encode()))
+        await send({"type": "http.response.start", "status": self.response.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+        raise ConnectionDropped("emulator: injected connection reset")
 
 
 class FaultInjector:
@@ -35,3 +59,9 @@ class FaultInjector:
         if self.config.server_error_rate > 0 and self._rng.random() < self.config.server_error_rate:
             return server_error(self.config.server_error_status)
         return None
+
+    def connection_reset(self) -> bool:
+        """Whether this request's connection drops mid-response. Drawn only when the rate is set, after `failure()`,
+        so configs without it keep their exact fault sequence."""
+        rate = self.config.connection_reset_rate
+        return rate > 0 and self._rng.random() < rate

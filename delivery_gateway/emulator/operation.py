@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import FormData, QueryParams
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from delivery_gateway.emulator import errors, spec
 from delivery_gateway.emulator.errors import TwilioError, not_found
+from delivery_gateway.emulator.faults import DroppedConnection
 from delivery_gateway.emulator.models import Conversation, Message
 from delivery_gateway.emulator.paging import page_envelope, parse_page_request, slice_page
 from delivery_gateway.emulator.representations import ResourceScope
@@ -121,9 +122,19 @@ def twilio_operation(method: str, template: str, handler: Handler) -> Route:
     """A route for one spec operation: counted, delayed, authenticated, fault-injected, Twilio-shaped."""
     route_key = f"{method} {template}"
 
-    async def endpoint(request: Request) -> JSONResponse:
+    async def endpoint(request: Request) -> Response | DroppedConnection:
         state: EmulatorState = request.app.state.emulator
         state.requests.record(route_key)
+        state.requests.started()
+        try:
+            response = await _handle(request, state)
+            if state.faults.connection_reset():
+                return DroppedConnection(response)
+            return response
+        finally:
+            state.requests.finished()
+
+    async def _handle(request: Request, state: EmulatorState) -> JSONResponse:
         try:
             await state.faults.delay()
             authenticate(request, state)

@@ -1,4 +1,4 @@
-"""Counts REST requests served, per route (`GET /v1/Conversations/{ConversationSid}/Messages`).
+"""Counts REST requests served, per route (`GET /v1/Conversations/{ConversationSid}/Messages`), and in flight.
 
 Bookkeeping only; never rejects or delays a request. Tests and benchmarks read it to assert upstream calls.
 """
@@ -13,9 +13,19 @@ class RequestCounter:
 
     def __init__(self) -> None:
         self._counts: Counter[str] = Counter()
+        self.in_flight = 0  # requests being handled right now (injected latency included)
+        self.max_in_flight = 0  # high-water mark of in_flight since the last reset()
 
     def record(self, route: str) -> None:
         self._counts[route] += 1
+
+    def started(self) -> None:
+        """A request entered its handling; pair with `finished()`."""
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def finished(self) -> None:
+        self.in_flight -= 1
 
     def count(self, route: str | None = None) -> int:
         """Requests to `route`, or to every route when None."""
@@ -27,4 +37,6 @@ class RequestCounter:
         return dict(self._counts)
 
     def reset(self) -> None:
+        """Forget the counts and the high-water mark (requests still in flight stay counted as such)."""
         self._counts.clear()
+        self.max_in_flight = self.in_flight
