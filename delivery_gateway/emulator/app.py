@@ -6,6 +6,7 @@ The one place the emulator is wired together; never holds domain logic of its ow
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -15,7 +16,7 @@ from starlette.responses import JSONResponse
 
 from delivery_gateway.emulator.config import EmulatorConfig
 from delivery_gateway.emulator.errors import TwilioError, not_found
-from delivery_gateway.emulator.faults import FaultInjector
+from delivery_gateway.emulator.faults import HIDE_DROPPED_CONNECTIONS, FaultInjector
 from delivery_gateway.emulator.models import WebhookSettings
 from delivery_gateway.emulator.request_counter import RequestCounter
 from delivery_gateway.emulator.routes import emulator_routes
@@ -77,6 +78,7 @@ async def _twilio_not_found(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_emulator_app(config: EmulatorConfig | None = None) -> Starlette:
+    logging.getLogger("uvicorn.error").addFilter(HIDE_DROPPED_CONNECTIONS)  # same object: added once
     """A Starlette app emulating Twilio Conversations v1 for `config`; its state is `app.state.emulator`."""
     state = EmulatorState(config or EmulatorConfig())
 

@@ -6,6 +6,7 @@ Decides and waits only; never touches the store. Rates are read from the live co
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 
 from starlette.responses import Response
@@ -17,6 +18,16 @@ from delivery_gateway.emulator.errors import TwilioError, rate_limited, server_e
 
 class ConnectionDropped(Exception):
     """Raised by `DroppedConnection` after a partial body, so the server closes the socket mid-response."""
+
+
+class HideDroppedConnections(logging.Filter):
+    """Keeps uvicorn from logging a traceback for each connection the emulator drops on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ConnectionDropped))
+
+
+HIDE_DROPPED_CONNECTIONS = HideDroppedConnections()
 
 
 class DroppedConnection:

@@ -121,3 +121,31 @@ async def test_default_service_is_reachable_in_service_scope(app, client):
     ).status_code == 200
     by_unique_name = await client.get(f"/v1/Services/{other.service_sid}/Conversations/{other.unique_name}")
     assert by_unique_name.json()["sid"] == other.sid
+
+
+async def test_dropped_connections_break_the_response_without_logging_a_traceback(caplog):
+    import asyncio
+    import logging
+
+    import httpx
+
+    from delivery_gateway.emulator import serve_emulator
+
+    from .conftest import fast_config
+
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    config = fast_config(connection_reset_rate=1.0)
+    async with serve_emulator(config) as running, httpx.AsyncClient(base_url=running.base_url) as client:
+        # Attached once the server runs: configuring uvicorn's logging strips the logger's handlers.
+        uvicorn_errors.addHandler(caplog.handler)
+        try:
+            response = await client.get("/v1/Conversations", auth=(config.account_sid, config.auth_token))
+            response.read()
+            broke = False
+        except httpx.HTTPError:
+            broke = True
+        finally:
+            await asyncio.sleep(0.05)  # the server logs after the client saw the break
+            uvicorn_errors.removeHandler(caplog.handler)
+    assert broke
+    assert not [r for r in caplog.records if r.name == "uvicorn.error" and r.exc_info]
