@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,7 +23,7 @@ from delivery_gateway.cache import ResourceCache
 from delivery_gateway.context import GatewayServices
 from delivery_gateway.graphql_app import create_graphql_app
 from delivery_gateway.http_guards import guard_middleware
-from delivery_gateway.ledger import create_ledger
+from delivery_gateway.ledger import PruneResult, create_ledger
 from delivery_gateway.metrics import Metrics
 from delivery_gateway.pubsub import create_pubsub
 from delivery_gateway.settings import Settings
@@ -59,12 +60,39 @@ async def _maybe(component: Any, method: str) -> None:
 class Gateway:
     """One gateway process: its services, webhook ingest and GraphQL endpoint, started and stopped together."""
 
+    prune_first_delay = 60.0  # seconds after start before the first ledger pruning
+    prune_interval = 3600.0  # seconds between prunings
+
     def __init__(self, settings: Settings, *, upstream: ConversationsAPI | None = None) -> None:
         self.settings = settings
         self.services = build_services(settings, upstream=upstream)
         self.ingest = WebhookIngest(self.services)
         self.graphql = create_graphql_app(self.services)
         self.started = False
+        self._pruner: asyncio.Task | None = None
+
+    async def prune_ledger(self, now: datetime | None = None) -> PruneResult:
+        """One retention pass: drop what the ledger recorded more than `ledger_retention_days` ago."""
+        now = now if now is not None else datetime.now(UTC)
+        result = await self.services.ledger.prune(now - timedelta(days=self.settings.ledger_retention_days))
+        if result.total:
+            log.info(
+                "ledger pruned: %d changes (through seq %d), %d dedupe keys, %d history entries",
+                result.changes, result.pruned_through, result.dedupe_keys, result.history,
+            )
+        return result
+
+    async def _prune_periodically(self) -> None:
+        delay = self.prune_first_delay
+        while True:
+            await asyncio.sleep(delay)
+            delay = self.prune_interval
+            try:
+                await self.prune_ledger()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never fatal: the next run tries again
+                log.exception("ledger pruning failed")
 
     async def start(self) -> None:
         services = self.services
@@ -74,11 +102,18 @@ class Gateway:
         recovered = await self.ingest.start()
         if recovered:
             log.info("reprocessed %d webhook events left by the previous run", recovered)
+        if self._pruner is None:
+            self._pruner = asyncio.create_task(self._prune_periodically(), name="ledger-pruner")
         self.started = True
 
     async def stop(self) -> None:
         """Stop in reverse order; one failing close never keeps the others open."""
         self.started = False
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._pruner
+            self._pruner = None
         services = self.services
         for component, method in (
             (self.ingest, "stop"),

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     cache_url: str = Field(default="memory://", alias="DELIVERY_GATEWAY_CACHE_URL")
     pubsub_url: str = Field(default="memory://", alias="DELIVERY_GATEWAY_PUBSUB_URL")
     store_url: str = Field(default="sqlite:///delivery-gateway.sqlite3", alias="DELIVERY_GATEWAY_STORE_URL")
+    ledger_retention_days: int = Field(default=30, ge=1, alias="DELIVERY_GATEWAY_LEDGER_RETENTION_DAYS")
     public_url: str | None = Field(default=None, alias="DELIVERY_GATEWAY_PUBLIC_URL")
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, alias="DELIVERY_GATEWAY_API_KEYS"

@@ -8,7 +8,14 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from delivery_gateway.ledger.base import DeliveryLedger
-from delivery_gateway.ledger.events import ApplyResult, ChangeKind, HistoryEntry, LedgerChange, LedgerEvent
+from delivery_gateway.ledger.events import (
+    ApplyResult,
+    ChangeKind,
+    HistoryEntry,
+    LedgerChange,
+    LedgerEvent,
+    PruneResult,
+)
 
 __all__ = [
     "ApplyResult",
@@ -17,6 +24,7 @@ __all__ = [
     "HistoryEntry",
     "LedgerChange",
     "LedgerEvent",
+    "PruneResult",
     "create_ledger",
 ]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from delivery_gateway.ledger.events import (
@@ -18,6 +19,7 @@ from delivery_gateway.ledger.events import (
     LedgerChange,
     LedgerEvent,
     MessageEvent,
+    PruneResult,
     ReadHorizonEvent,
     delivery_change_payload,
     event_to_dict,
@@ -49,6 +51,11 @@ class DeliveryLedger(Protocol):
     async def history(self, receipt_sid: str) -> list[HistoryEntry]: ...
     async def history_many(self, receipt_sids: Iterable[str]) -> dict[str, list[HistoryEntry]]: ...
     async def read_horizon(self, participant_sid: str) -> int | None: ...
+
+    # Retention: drop change-log entries, dedupe keys and history recorded before `before`. Never drops
+    # unprocessed inbox entries, current receipt records, read horizons or the sequence counter.
+    async def prune(self, before: datetime) -> PruneResult: ...
+    async def pruned_through(self) -> int: ...
 
     # Resend links (old message -> new message), both ways.
     async def record_resend(self, conversation_sid: str, old_sid: str, new_sid: str) -> None: ...

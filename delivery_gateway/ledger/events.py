@@ -202,6 +202,24 @@ class ApplyResult:
     recorded: bool = False  # a new history entry was kept (possibly without changing the current state)
 
 
+@dataclass(frozen=True)
+class PruneResult:
+    """What one `prune(before)` removed, per kind, and the change-log watermark afterwards.
+
+    `pruned_through`: every change with `seq <= pruned_through` is gone (the log is pruned as a prefix in
+    sequence order), so a cursor below it can no longer be resumed; 0 while nothing was ever pruned.
+    """
+
+    changes: int = 0
+    dedupe_keys: int = 0
+    history: int = 0
+    pruned_through: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.changes + self.dedupe_keys + self.history
+
+
 def status_key(status: DeliveryStatus | str | None, at: str | None) -> tuple[int, str, str]:
     """Total order of a receipt's statuses: rank first; terminal ties broken by time, then name.
 

@@ -7,7 +7,9 @@ order is commit order across replicas. Durable only as far as Redis persists (en
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -20,6 +22,7 @@ from delivery_gateway.ledger.events import (
     LedgerChange,
     LedgerEvent,
     MessageEvent,
+    PruneResult,
     ReadHorizonEvent,
     event_to_dict,
     status_key,
@@ -32,6 +35,13 @@ local dedupe = p .. 'seen:' .. ARGV[2]
 local kind = ARGV[3]
 local conv = ARGV[4]
 local event = cjson.decode(ARGV[5])
+local ts = ARGV[6]
+
+-- Retention indexes: dedupe keys by time, changes by seq (member carries time), histories by oldest entry.
+local function mark_seen(value)
+  redis.call('SET', dedupe, value)
+  redis.call('ZADD', p .. 'seenidx', ts, ARGV[2])
+end
 
 local seen = redis.call('GET', dedupe)
 if seen then
@@ -47,6 +57,7 @@ local function append(payload)
   local seq = redis.call('INCR', p .. 'seq')
   local text = cjson.encode({seq = seq, kind = kind, conversation_sid = conv, payload = payload})
   redis.call('ZADD', p .. 'changes:' .. conv, seq, text)
+  redis.call('ZADD', p .. 'changeidx', seq, seq .. ' ' .. ts .. ' ' .. conv)
   return seq, text
 end
 
@@ -54,7 +65,7 @@ local function isnull(v) return v == nil or v == cjson.null end
 
 if kind == 'delivery' then
   local rkey = p .. 'receipt:' .. event.receipt_sid
-  local rank, at, status = tonumber(ARGV[6]), ARGV[7], ARGV[8]
+  local rank, at, status = tonumber(ARGV[7]), ARGV[8], ARGV[9]
   local cur = redis.call('HMGET', rkey, 'record', 'rank', 'at', 'status')
   local wins = false
   if not cur[1] then
@@ -65,7 +76,7 @@ if kind == 'delivery' then
       wins = true
     end
   end
-  local record = cjson.decode(ARGV[9])
+  local record = cjson.decode(ARGV[10])
   local prev_status = cjson.null
   if cur[1] then
     local prev = cjson.decode(cur[1])
@@ -85,10 +96,12 @@ if kind == 'delivery' then
     seq, text = append({receipt = record, message_sid = event.message_sid, previous_status = prev_status,
                         service_sid = record.chat_service_sid})
   end
-  local entry = cjson.decode(ARGV[10])
+  local entry = cjson.decode(ARGV[11])
   entry.recorded_seq = seq
+  entry.ts = tonumber(ts)
   redis.call('RPUSH', p .. 'history:' .. event.receipt_sid, cjson.encode(entry))
-  redis.call('SET', dedupe, seq)
+  redis.call('ZADD', p .. 'histidx', 'NX', ts, event.receipt_sid)
+  mark_seen(seq)
   return {0, text, 1}
 elseif kind == 'read_horizon' then
   if isnull(event.last_read_message_index) then return {0, false, 0} end
@@ -96,20 +109,73 @@ elseif kind == 'read_horizon' then
   local prev = redis.call('GET', hkey)
   local idx = tonumber(event.last_read_message_index)
   if prev and idx <= tonumber(prev) then
-    redis.call('SET', dedupe, 0)
+    mark_seen(0)
     return {0, false, 0}
   end
   redis.call('SET', hkey, idx)
   if prev then event.previous_index = tonumber(prev) else event.previous_index = cjson.null end
   local seq, text = append(event)
-  redis.call('SET', dedupe, seq)
+  mark_seen(seq)
   return {0, text, 1}
 else
   local seq, text = append(event)
-  redis.call('SET', dedupe, seq)
+  mark_seen(seq)
   return {0, text, 1}
 end
 """
+
+# One bounded batch of retention: at most ARGV[3] change-log entries (the oldest prefix in seq order, stopping
+# at the first one recorded at/after the cutoff), dedupe keys and receipt histories recorded before ARGV[2].
+_PRUNE = r"""
+local p, cutoff_s, batch = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local cutoff = tonumber(cutoff_s)
+
+local changes, last = 0, nil
+local cidx = p .. 'changeidx'
+for _, m in ipairs(redis.call('ZRANGE', cidx, 0, batch - 1)) do
+  local seq, ts, conv = string.match(m, '^(%d+) (%S+) (.+)$')
+  if tonumber(ts) >= cutoff then break end
+  redis.call('ZREMRANGEBYSCORE', p .. 'changes:' .. conv, seq, seq)
+  redis.call('ZREM', cidx, m)
+  changes = changes + 1
+  last = seq
+end
+local pkey = p .. 'pruned_through'
+if last and tonumber(last) > tonumber(redis.call('GET', pkey) or '0') then
+  redis.call('SET', pkey, last)
+end
+
+local sidx = p .. 'seenidx'
+local keys = redis.call('ZRANGEBYSCORE', sidx, '-inf', '(' .. cutoff_s, 'LIMIT', 0, batch)
+for _, k in ipairs(keys) do
+  redis.call('DEL', p .. 'seen:' .. k)
+  redis.call('ZREM', sidx, k)
+end
+
+local hidx = p .. 'histidx'
+local rids = redis.call('ZRANGEBYSCORE', hidx, '-inf', '(' .. cutoff_s, 'LIMIT', 0, batch)
+local history = 0
+for _, rid in ipairs(rids) do
+  local hkey = p .. 'history:' .. rid
+  local kept, oldest = {}, nil
+  for _, text in ipairs(redis.call('LRANGE', hkey, 0, -1)) do
+    local ts = cjson.decode(text).ts
+    if type(ts) == 'number' and ts < cutoff then
+      history = history + 1
+    else
+      table.insert(kept, text)  -- recent, or recorded before retention existed (no ts): kept
+      if type(ts) == 'number' and (oldest == nil or ts < oldest) then oldest = ts end
+    end
+  end
+  redis.call('DEL', hkey)
+  for _, text in ipairs(kept) do redis.call('RPUSH', hkey, text) end
+  if oldest then redis.call('ZADD', hidx, oldest, rid) else redis.call('ZREM', hidx, rid) end
+end
+
+return {changes, #keys, history, #rids, redis.call('GET', pkey) or '0'}
+"""
+PRUNE_BATCH = 500  # entries per script call: one call never blocks Redis for long
+MAX_PRUNE_CALLS = 100_000  # bound on one prune(); what is left waits for the next run
 
 
 def split_redis_url(url: str, default_prefix: str) -> tuple[str, str]:
@@ -133,11 +199,13 @@ def _kind(event: LedgerEvent) -> str:
 
 
 class RedisLedger:
-    def __init__(self, url: str, *, prefix: str = "dg:ledger:") -> None:
+    def __init__(self, url: str, *, prefix: str = "dg:ledger:", clock: Callable[[], float] = time.time) -> None:
         self.url = url
         self.prefix = prefix
+        self.clock = clock  # epoch seconds stamped on what `prune` ages out (tests inject one)
         self._redis: aioredis.Redis | None = None
         self._apply = None
+        self._prune = None
 
     @classmethod
     def from_url(cls, url: str) -> RedisLedger:
@@ -148,6 +216,7 @@ class RedisLedger:
         if self._redis is None:
             self._redis = aioredis.Redis.from_url(self.url, decode_responses=True)
             self._apply = self._redis.register_script(_APPLY)
+            self._prune = self._redis.register_script(_PRUNE)
             await self._redis.ping()
 
     async def close(self) -> None:
@@ -190,6 +259,7 @@ class RedisLedger:
             kind,
             event.conversation_sid,
             json.dumps(data),
+            repr(float(self.clock())),
         ]
         if isinstance(event, DeliveryEvent):
             rank, at, status = status_key(event.status, event.date_updated)
@@ -264,3 +334,19 @@ class RedisLedger:
 
     async def resend_of(self, new_sid: str) -> str | None:
         return await self._r.hget(self._k("resend_of"), new_sid)
+
+    # retention
+    async def prune(self, before: datetime) -> PruneResult:
+        """Runs the pruning script batch by batch (each one short and atomic) until nothing old is left."""
+        cutoff = repr(float(before.timestamp()))
+        changes = dedupe = history = 0
+        pruned = 0
+        for _ in range(MAX_PRUNE_CALLS):
+            c, d, h, rids, pruned = await self._prune(args=[self.prefix, cutoff, PRUNE_BATCH])
+            changes, dedupe, history = changes + int(c), dedupe + int(d), history + int(h)
+            if max(int(c), int(d), int(rids)) < PRUNE_BATCH:
+                break
+        return PruneResult(changes, dedupe, history, int(pruned))
+
+    async def pruned_through(self) -> int:
+        return int(await self._r.get(self._k("pruned_through")) or 0)

@@ -8,14 +8,23 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from delivery_gateway.ledger.base import SyncLedgerCore, sort_history
-from delivery_gateway.ledger.events import ApplyResult, ChangeKind, HistoryEntry, LedgerChange, LedgerEvent
+from delivery_gateway.ledger.events import (
+    ApplyResult,
+    ChangeKind,
+    HistoryEntry,
+    LedgerChange,
+    LedgerEvent,
+    PruneResult,
+)
 from delivery_gateway.records import ReceiptRecord
 
 T = TypeVar("T")
@@ -44,6 +53,15 @@ CREATE TABLE IF NOT EXISTS resends (
 CREATE INDEX IF NOT EXISTS resends_by_old ON resends (old_sid);
 """
 
+# Retention (added later): when each row was recorded, and how far the change log was pruned.
+_TIMESTAMPED = ("seen", "history", "changes")
+_RETENTION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_by_ts ON seen (ts);
+CREATE INDEX IF NOT EXISTS history_by_ts ON history (ts);
+"""
+PRUNE_BATCH = 2000  # rows deleted per writer-thread job: applies interleave between batches
+
 
 def sqlite_path(url: str) -> str:
     """`sqlite:///relative.db`, `sqlite:////abs/path.db` or `sqlite:///:memory:` -> a path for sqlite3."""
@@ -55,8 +73,9 @@ def sqlite_path(url: str) -> str:
 
 
 class SqliteLedger(SyncLedgerCore):
-    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str, *, synchronous: str = "NORMAL", clock: Callable[[], float] = time.time) -> None:
         self.path = path
+        self.clock = clock  # epoch seconds stamped on what `prune` ages out (tests inject one)
         self._synchronous = synchronous
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
@@ -85,7 +104,18 @@ class SqliteLedger(SyncLedgerCore):
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
+        self._migrate(conn)
         self._conn = conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Adds the `ts` columns to a ledger created before retention; its old rows count from now."""
+        now = self.clock()
+        for table in _TIMESTAMPED:
+            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if "ts" not in columns:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN ts REAL")
+                conn.execute(f"UPDATE {table} SET ts = ? WHERE ts IS NULL", (now,))
+        conn.executescript(_RETENTION_SCHEMA)
 
     async def close(self) -> None:
         if self._executor is None:
@@ -131,7 +161,7 @@ class SqliteLedger(SyncLedgerCore):
         return None if row is None else int(row[0])
 
     def _mark_seen(self, key: str, seq: int) -> None:
-        self._db.execute("INSERT OR REPLACE INTO seen (key, seq) VALUES (?, ?)", (key, seq))
+        self._db.execute("INSERT OR REPLACE INTO seen (key, seq, ts) VALUES (?, ?, ?)", (key, seq, self.clock()))
 
     def _get_receipt(self, sid: str) -> ReceiptRecord | None:
         row = self._db.execute("SELECT record FROM receipts WHERE sid = ?", (sid,)).fetchone()
@@ -145,15 +175,15 @@ class SqliteLedger(SyncLedgerCore):
 
     def _add_history(self, receipt_sid: str, entry: HistoryEntry) -> None:
         self._db.execute(
-            "INSERT INTO history (receipt_sid, entry) VALUES (?, ?)",
-            (receipt_sid, json.dumps(entry.to_dict())),
+            "INSERT INTO history (receipt_sid, entry, ts) VALUES (?, ?, ?)",
+            (receipt_sid, json.dumps(entry.to_dict()), self.clock()),
         )
 
     def _append_change(self, kind: ChangeKind, conversation_sid: str, payload: dict) -> LedgerChange:
         text = json.dumps(payload, separators=(",", ":"))
         cur = self._db.execute(
-            "INSERT INTO changes (conversation_sid, kind, payload) VALUES (?, ?, ?)",
-            (conversation_sid, kind.value, text),
+            "INSERT INTO changes (conversation_sid, kind, payload, ts) VALUES (?, ?, ?, ?)",
+            (conversation_sid, kind.value, text, self.clock()),
         )
         return LedgerChange(int(cur.lastrowid), kind, conversation_sid, payload)
 
@@ -205,8 +235,9 @@ class SqliteLedger(SyncLedgerCore):
 
     async def last_seq(self) -> int:
         def read() -> int:
-            row = self._db.execute("SELECT MAX(seq) FROM changes").fetchone()
-            return int(row[0] or 0)
+            # AUTOINCREMENT's counter survives pruning every row (MAX(seq) would not).
+            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+            return int(row[0]) if row else 0
 
         return await self._run(read)
 
@@ -265,6 +296,50 @@ class SqliteLedger(SyncLedgerCore):
         def read() -> str | None:
             row = self._db.execute("SELECT old_sid FROM resends WHERE new_sid = ?", (new_sid,)).fetchone()
             return None if row is None else row[0]
+
+        return await self._run(read)
+
+    # --- retention ---
+    async def prune(self, before: datetime) -> PruneResult:
+        """Deletes in batches of PRUNE_BATCH, each its own writer-thread transaction, so applies interleave."""
+        cutoff = before.timestamp()
+        changes = dedupe = history = 0
+        while (n := await self._run(self._transaction, self._prune_changes, cutoff)) > 0:
+            changes += n
+        while (n := await self._run(self._transaction, self._prune_table, "seen", "key", cutoff)) > 0:
+            dedupe += n
+        while (n := await self._run(self._transaction, self._prune_table, "history", "id", cutoff)) > 0:
+            history += n
+        return PruneResult(changes, dedupe, history, await self.pruned_through())
+
+    def _prune_changes(self, cutoff: float) -> int:
+        """One batch of the change log's oldest prefix: stops at the first change recorded at/after `cutoff`."""
+        rows = self._db.execute("SELECT seq, ts FROM changes ORDER BY seq LIMIT ?", (PRUNE_BATCH,)).fetchall()
+        last = None
+        for seq, ts in rows:
+            if ts is not None and ts >= cutoff:
+                break
+            last = int(seq)
+        if last is None:
+            return 0
+        count = self._db.execute("DELETE FROM changes WHERE seq <= ?", (last,)).rowcount
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES ('pruned_through', ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+            (last,),
+        )
+        return count
+
+    def _prune_table(self, table: str, key: str, cutoff: float) -> int:
+        return self._db.execute(
+            f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE ts < ? LIMIT ?)",
+            (cutoff, PRUNE_BATCH),
+        ).rowcount
+
+    async def pruned_through(self) -> int:
+        def read() -> int:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'pruned_through'").fetchone()
+            return int(row[0]) if row else 0
 
         return await self._run(read)
 

@@ -45,6 +45,16 @@ class Unavailable(GatewayError):
     code = "SERVICE_UNAVAILABLE"
 
 
+class CursorExpired(GatewayError):
+    code = "CURSOR_EXPIRED"
+
+    def __init__(self, after: int) -> None:
+        super().__init__(
+            f"after: cursor {after} is older than the ledger's retention; events after it were pruned. "
+            "Re-query the current state, then subscribe again without `after`."
+        )
+
+
 # History of a receipt (a field of DeliveryReceipt, resolved from the ledger)
 
 
@@ -183,6 +193,13 @@ def parse_cursor(after: str | None) -> int | None:
     return value
 
 
+async def _check_cursor(ledger: Any, after: int) -> None:
+    """A cursor below the ledger's pruning watermark can no longer be resumed without missing events."""
+    pruned_through = getattr(ledger, "pruned_through", None)
+    if pruned_through is not None and after < await pruned_through():
+        raise CursorExpired(after)
+
+
 async def ledger_changes(
     services: Any, conversation_sid: str, after: int | None, kinds: Iterable[ChangeKind]
 ) -> AsyncIterator[LedgerChange]:
@@ -193,6 +210,7 @@ async def ledger_changes(
     async with services.pubsub.subscribe(conversation_channel(conversation_sid)) as live:
         replayed_up_to = 0
         if after is not None:  # the live subscription is already buffering: nothing falls in between
+            await _check_cursor(services.ledger, after)
             cursor = after
             while True:
                 batch = await services.ledger.changes_after(conversation_sid, cursor, limit=REPLAY_BATCH)
@@ -203,6 +221,7 @@ async def ledger_changes(
                 if len(batch) < REPLAY_BATCH:
                     break
             replayed_up_to = cursor
+            await _check_cursor(services.ledger, after)  # pruned while replaying: the replay may have gaps
         seen: set[int] = set()
         order: deque[int] = deque()
         # High-water mark for catching up after a GAP: never earlier than this subscription's start.
@@ -327,6 +346,7 @@ class Subscription:
 
 
 __all__ = [
+    "CursorExpired",
     "DeliveryUpdate",
     "MessageEvent",
     "ReadHorizonUpdate",
