@@ -74,28 +74,30 @@ def receipts(service_sid: str | None, conversation_sid: str, message_sid: str) -
     return f"{RECEIPTS}:{scope(service_sid)}:{conversation_sid}:{message_sid}"
 
 
-def _scopes(service_sid: str | None) -> Iterable[str | None]:
+def scopes(service_sid: str | None) -> Iterable[str | None]:
+    """The scopes an entity of `service_sid` is cached under: loaders key by the service SID as the client gave
+    it, so a service-scoped entity may sit under its explicit SID and under None (the default service)."""
     return (None,) if service_sid is None else (service_sid, None)
 
 
 def invalidation_keys_message(service_sid: str | None, conversation_sid: str, message_sid: str) -> list[str]:
     """A message changed (onMessageUpdated / onDeliveryUpdated): its entry and its receipts, both scopes."""
     out = []
-    for s in _scopes(service_sid):
+    for s in scopes(service_sid):
         out += [message(s, conversation_sid, message_sid), receipts(s, conversation_sid, message_sid)]
     return out
 
 
 def invalidation_keys_conversation(service_sid: str | None, conversation_sid: str) -> list[str]:
     """The conversation itself changed (onConversationUpdated/Removed), both scopes."""
-    return [conversation(s, conversation_sid) for s in _scopes(service_sid)]
+    return [conversation(s, conversation_sid) for s in scopes(service_sid)]
 
 
 def invalidation_keys_participants(service_sid: str | None, conversation_sid: str) -> list[str]:
     """Participants added/updated/removed, both scopes."""
-    return [participants(s, conversation_sid) for s in _scopes(service_sid)]
+    return [participants(s, conversation_sid) for s in scopes(service_sid)]
 
 
 def generation_keys(service_sid: str | None, conversation_sid: str) -> list[str]:
     """Messages added/removed: bump these (both scopes) to orphan every cached page of the conversation."""
-    return [messages_generation(s, conversation_sid) for s in _scopes(service_sid)]
+    return [messages_generation(s, conversation_sid) for s in scopes(service_sid)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from delivery_gateway.cache import keys
 from delivery_gateway.cache.ttl import TtlPolicy
 from delivery_gateway.ledger import ApplyResult, DeliveryLedger, LedgerEvent
 from delivery_gateway.ledger.events import ConversationEvent, DeliveryEvent, MessageEvent, ReadHorizonEvent
@@ -17,17 +18,6 @@ from delivery_gateway.settings import Settings
 from delivery_gateway.webhooks.summary import delivery_summary
 
 log = logging.getLogger(__name__)
-
-
-def _keys():
-    from delivery_gateway.cache import keys
-
-    return keys
-
-
-def scopes(service_sid: str | None) -> list[str | None]:
-    """Loaders key by the service SID as the client gave it: None (default service) and the explicit one."""
-    return [None] if service_sid is None else [None, service_sid]
 
 
 class CacheInvalidator:
@@ -54,10 +44,9 @@ class CacheInvalidator:
 
     # Delivery: the receipts list of the message, and the message's delivery summary
     async def _delivery(self, event: DeliveryEvent, receipt: ReceiptRecord) -> None:
-        keys = _keys()
         conv, msg = event.conversation_sid, event.message_sid
-        receipt_keys = {s: keys.receipts(s, conv, msg) for s in scopes(event.service_sid)}
-        message_keys = {s: keys.message(s, conv, msg) for s in scopes(event.service_sid)}
+        receipt_keys = {s: keys.receipts(s, conv, msg) for s in keys.scopes(event.service_sid)}
+        message_keys = {s: keys.message(s, conv, msg) for s in keys.scopes(event.service_sid)}
         found = await self.cache.get_many([*receipt_keys.values(), *message_keys.values()])
 
         updated_lists: dict[str, list[ReceiptRecord]] = {}
@@ -90,8 +79,7 @@ class CacheInvalidator:
 
     # Read horizon: the participants list
     async def _read_horizon(self, event: ReadHorizonEvent) -> None:
-        keys = _keys()
-        participant_keys = [keys.participants(s, event.conversation_sid) for s in scopes(event.service_sid)]
+        participant_keys = keys.invalidation_keys_participants(event.service_sid, event.conversation_sid)
         found = await self.cache.get_many(participant_keys)
         evict, fresh = [], {}
         for key in participant_keys:
@@ -118,17 +106,15 @@ class CacheInvalidator:
 
     # Messages: message pages on added/removed; the message itself on updated/removed
     async def _message(self, event: MessageEvent) -> None:
-        keys = _keys()
         conv, msg = event.conversation_sid, event.message_sid
         if event.action == "removed":
             await self.cache.delete_many(keys.invalidation_keys_message(event.service_sid, conv, msg))
         elif event.action == "updated":
-            await self.cache.delete_many([keys.message(s, conv, msg) for s in scopes(event.service_sid)])
+            await self.cache.delete_many([keys.message(s, conv, msg) for s in keys.scopes(event.service_sid)])
         if event.action in ("added", "removed"):
             # Orphans every cached messages page of the conversation at once (both scopes).
             await self.cache.bump(keys.generation_keys(event.service_sid, conv))
 
     # Conversations: the conversation record
     async def _conversation(self, event: ConversationEvent) -> None:
-        keys = _keys()
         await self.cache.delete_many(keys.invalidation_keys_conversation(event.service_sid, event.conversation_sid))
