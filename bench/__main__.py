@@ -20,12 +20,26 @@ FULL = {"duration": 10.0, "rounds": 2, "concurrency": 16, "iterations": 30, "htt
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "?")
-    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:")), 0)
-    return (f"{os.cpu_count()} CPUs ({model}), {mem_kb / 1024 / 1024:.1f} GiB RAM, "
-            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "?",
+    )
+    mem_kb = next(
+        (
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal:")
+        ),
+        0,
+    )
+    return (
+        f"{os.cpu_count()} CPUs ({model}), {mem_kb / 1024 / 1024:.1f} GiB RAM, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -56,18 +70,25 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     ratios: dict[str, float] = {}
     which = {"warm", "cold", "http"} if args.which == "all" else {args.which}
     if "warm" in which:
-        print(f"\n== warm chat screen vs raw uvicorn ({args.rounds}×{args.duration:g} s per side, "
-              f"{args.concurrency} connections)", flush=True)
-        warm = await chat_screen.run_warm(duration=args.duration, concurrency=args.concurrency, rounds=args.rounds,
-                                          max_requests=args.max_requests)
+        print(
+            f"\n== warm chat screen vs raw uvicorn ({args.rounds}×{args.duration:g} s per side, "
+            f"{args.concurrency} connections)",
+            flush=True,
+        )
+        warm = await chat_screen.run_warm(
+            duration=args.duration, concurrency=args.concurrency, rounds=args.rounds, max_requests=args.max_requests
+        )
         print(warm.render(), flush=True)
         ratios["warm gateway/raw req/s"] = warm.ratio
         ratios["warm upstream calls in window"] = float(warm.upstream_during_window)
     if "cold" in which:
-        print(f"\n== cold chat screen, emulator latency {args.latency:g} ms ({args.iterations} uncached requests)",
-              flush=True)
-        cold = await chat_screen.run_cold(latency=args.latency / 1000, iterations=args.iterations,
-                                          upstream_concurrency=args.upstream_concurrency)
+        print(
+            f"\n== cold chat screen, emulator latency {args.latency:g} ms ({args.iterations} uncached requests)",
+            flush=True,
+        )
+        cold = await chat_screen.run_cold(
+            latency=args.latency / 1000, iterations=args.iterations, upstream_concurrency=args.upstream_concurrency
+        )
         print(cold.render(), flush=True)
         ratios["cold median/(4×latency)"] = cold.ratio
     if "http" in which:

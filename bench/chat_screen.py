@@ -113,26 +113,53 @@ class WarmReport:
     def render(self) -> str:
         rows = []
         for name, r in (("raw uvicorn (baseline)", self.raw), ("gateway (warm cache)", self.gateway)):
-            rows.append([name, f"{r.rps:.0f}", r.p(50), r.p(95), r.p(99), r.requests, r.errors,
-                         f"{r.server_cpu_us_per_req:.0f}", f"{r.server_cpu_s / r.seconds * 100:.0f}%"])
-        head = ["warm chat screen", "req/s", "p50 ms", "p95 ms", "p99 ms", "requests", "errors",
-                "server CPU us/req", "server CPU"]
+            rows.append(
+                [
+                    name,
+                    f"{r.rps:.0f}",
+                    r.p(50),
+                    r.p(95),
+                    r.p(99),
+                    r.requests,
+                    r.errors,
+                    f"{r.server_cpu_us_per_req:.0f}",
+                    f"{r.server_cpu_s / r.seconds * 100:.0f}%",
+                ]
+            )
+        head = [
+            "warm chat screen",
+            "req/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "requests",
+            "errors",
+            "server CPU us/req",
+            "server CPU",
+        ]
         cpu_ratio = self.raw.server_cpu_us_per_req / self.gateway.server_cpu_us_per_req
-        return "\n".join([
-            table(head, rows),
-            f"response: {self.response_bytes} bytes (raw app returns the gateway's bytes; identical on re-query: "
-            f"{self.identical_bytes}); {self.concurrency} keep-alive connections",
-            f"upstream calls: warm-up (cold) request {self.upstream_warmup}, measured windows "
-            f"{self.upstream_during_window}",
-            f"RATIO gateway/raw requests/s: {self.ratio:.3f}   (server CPU per request raw/gateway: {cpu_ratio:.3f})",
-        ])
+        return "\n".join(
+            [
+                table(head, rows),
+                f"response: {self.response_bytes} bytes (raw app returns the gateway's bytes; identical on re-query: "
+                f"{self.identical_bytes}); {self.concurrency} keep-alive connections",
+                f"upstream calls: warm-up (cold) request {self.upstream_warmup}, measured windows "
+                f"{self.upstream_during_window}",
+                f"RATIO gateway/raw requests/s: {self.ratio:.3f}   "
+                f"(server CPU per request raw/gateway: {cpu_ratio:.3f})",
+            ]
+        )
 
 
 def _merge(results: list[LoadResult]) -> LoadResult:
     latencies = sorted(x for r in results for x in r.latencies_ms)
     return LoadResult(
-        sum(r.requests for r in results), sum(r.errors for r in results), sum(r.seconds for r in results),
-        latencies, sum(r.server_cpu_s for r in results), sum(r.client_cpu_s for r in results),
+        sum(r.requests for r in results),
+        sum(r.errors for r in results),
+        sum(r.seconds for r in results),
+        latencies,
+        sum(r.server_cpu_s for r in results),
+        sum(r.client_cpu_s for r in results),
     )
 
 
@@ -141,9 +168,11 @@ WARM_TTL = 86400.0  # the default TTLs (30-60 s) would expire mid-run and turn t
 
 async def run_warm(*, duration: float, concurrency: int, rounds: int = 1, max_requests: int = 500_000) -> WarmReport:
     """Alternate raw/gateway windows `rounds` times, each `duration` s; merged per side."""
-    async with server_process(["emulator"]) as emulator, server_process(
-        ["gateway"], gateway_env(emulator, cache_ttls=WARM_TTL)
-    ) as gateway, aiohttp.ClientSession() as session:
+    async with (
+        server_process(["emulator"]) as emulator,
+        server_process(["gateway"], gateway_env(emulator, cache_ttls=WARM_TTL)) as gateway,
+        aiohttp.ClientSession() as session,
+    ):
         body = request_body(emulator.info["conversations"][CONVERSATION])
         before_warmup = await upstream_calls(session, gateway.url)
         response, _ = await post_query(session, gateway.url, body)  # warm-up: fills the cache
@@ -155,15 +184,38 @@ async def run_warm(*, duration: float, concurrency: int, rounds: int = 1, max_re
             async with server_process(["raw", str(body_path)]) as raw:
                 raw_results, gw_results, upstream_window = [], [], 0
                 for _ in range(rounds):
-                    raw_results.append(await load(raw.url + "/graphql", body, concurrency=concurrency,
-                                                  duration=duration, max_requests=max_requests, server=raw,
-                                                  expect=response))
+                    raw_results.append(
+                        await load(
+                            raw.url + "/graphql",
+                            body,
+                            concurrency=concurrency,
+                            duration=duration,
+                            max_requests=max_requests,
+                            server=raw,
+                            expect=response,
+                        )
+                    )
                     before = await upstream_calls(session, gateway.url)
-                    gw_results.append(await load(gateway.url + "/graphql", body, concurrency=concurrency,
-                                                 duration=duration, max_requests=max_requests, server=gateway))
+                    gw_results.append(
+                        await load(
+                            gateway.url + "/graphql",
+                            body,
+                            concurrency=concurrency,
+                            duration=duration,
+                            max_requests=max_requests,
+                            server=gateway,
+                        )
+                    )
                     upstream_window += await upstream_calls(session, gateway.url) - before
-    return WarmReport(_merge(gw_results), _merge(raw_results), len(response), upstream_window,
-                      after_warmup - before_warmup, concurrency, again == response)
+    return WarmReport(
+        _merge(gw_results),
+        _merge(raw_results),
+        len(response),
+        upstream_window,
+        after_warmup - before_warmup,
+        concurrency,
+        again == response,
+    )
 
 
 # --------------------------------------------------------------------------------------------------- cold
@@ -200,21 +252,36 @@ class ColdReport:
     def render(self) -> str:
         ms = sorted(self.uncached_ms)
         rows = [
-            ["fresh gateway, 1st request (cold)", self.first_ms, "", "", self.first_calls,
-             self.first_ms / self.ideal_ms if self.ideal_ms else float("nan")],
+            [
+                "fresh gateway, 1st request (cold)",
+                self.first_ms,
+                "",
+                "",
+                self.first_calls,
+                self.first_ms / self.ideal_ms if self.ideal_ms else float("nan"),
+            ],
             ["same gateway, 2nd request (warm)", self.second_ms, "", "", self.second_calls, ""],
-            [f"TTL=0 gateway, {len(ms)} cold requests", median(ms), percentile(ms, 95), max(ms),
-             f"{median(self.uncached_calls):.0f}", self.ratio],
+            [
+                f"TTL=0 gateway, {len(ms)} cold requests",
+                median(ms),
+                percentile(ms, 95),
+                max(ms),
+                f"{median(self.uncached_calls):.0f}",
+                self.ratio,
+            ],
         ]
         head = ["cold chat screen", "p50/one ms", "p95 ms", "max ms", "upstream calls", "ratio vs 4×latency"]
-        return "\n".join([
-            table(head, rows),
-            f"upstream latency {self.latency_ms:.0f} ms per call; ideal = 3 sequential round trips + 1 parallel "
-            f"wave of receipts = {self.ideal_ms:.0f} ms; with upstream_concurrency={self.upstream_concurrency} "
-            f"the {self.receipt_calls} receipt calls need {math.ceil(self.receipt_calls / self.upstream_concurrency)}"
-            f" wave(s): {self.achievable_ms:.0f} ms",
-            f"RATIO cold median / (4 × latency): {self.ratio:.3f}",
-        ])
+        return "\n".join(
+            [
+                table(head, rows),
+                f"upstream latency {self.latency_ms:.0f} ms per call; ideal = 3 sequential round trips + 1 parallel "
+                f"wave of receipts = {self.ideal_ms:.0f} ms; with upstream_concurrency={self.upstream_concurrency} "
+                f"the {self.receipt_calls} receipt calls need "
+                f"{math.ceil(self.receipt_calls / self.upstream_concurrency)}"
+                f" wave(s): {self.achievable_ms:.0f} ms",
+                f"RATIO cold median / (4 × latency): {self.ratio:.3f}",
+            ]
+        )
 
 
 async def run_cold(*, latency: float, iterations: int, upstream_concurrency: int = 32) -> ColdReport:
@@ -222,9 +289,11 @@ async def run_cold(*, latency: float, iterations: int, upstream_concurrency: int
     async with server_process(["emulator", "--latency", str(latency)]) as emulator:
         sid = emulator.info["conversations"][CONVERSATION]
         body = request_body(sid)
-        async with server_process(["gateway"], {**gateway_env(emulator), **concurrency_env}) as fresh, \
-                server_process(["gateway"], {**gateway_env(emulator, cache_ttls=0), **concurrency_env}) as uncached, \
-                aiohttp.ClientSession() as session:
+        async with (
+            server_process(["gateway"], {**gateway_env(emulator), **concurrency_env}) as fresh,
+            server_process(["gateway"], {**gateway_env(emulator, cache_ttls=0), **concurrency_env}) as uncached,
+            aiohttp.ClientSession() as session,
+        ):
             # Open the client's keep-alive connection first, so no request below pays for our TCP connect.
             await upstream_calls(session, fresh.url)
             counts = [await upstream_calls(session, fresh.url)]
@@ -244,8 +313,16 @@ async def run_cold(*, latency: float, iterations: int, upstream_concurrency: int
                 _, elapsed = await post_query(session, uncached.url, body)
                 uncached_ms.append(elapsed)
                 uncached_calls.append(await upstream_calls(session, uncached.url) - before)
-    return ColdReport(latency * 1000, upstream_concurrency, timings[0], counts[1] - counts[0], timings[1],
-                      counts[2] - counts[1], uncached_ms, uncached_calls)
+    return ColdReport(
+        latency * 1000,
+        upstream_concurrency,
+        timings[0],
+        counts[1] - counts[0],
+        timings[1],
+        counts[2] - counts[1],
+        uncached_ms,
+        uncached_calls,
+    )
 
 
 if __name__ == "__main__":

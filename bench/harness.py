@@ -42,8 +42,14 @@ class ServerProcess:
 async def server_process(args: Sequence[str], env: Mapping[str, str] | None = None) -> AsyncIterator[ServerProcess]:
     """`python -m bench.servers *args` until the block exits; closing its stdin makes it stop by itself."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.servers", *args,
-        cwd=ROOT, env={**os.environ, **(env or {})}, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bench.servers",
+        *args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
     try:
         line = await asyncio.wait_for(_ready_line(proc), STARTUP_TIMEOUT)

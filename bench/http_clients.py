@@ -113,8 +113,10 @@ async def measure(parallel: int, rounds: int) -> dict[str, list[float]]:
 def ratios(results: dict[str, list[float]]) -> dict[str, float]:
     """Warm-median ratios against aiohttp (the baseline), plus httpx's cold ratio."""
     base = statistics.median(results["aiohttp"][1:])
-    out = {f"{name} / aiohttp (warm median)": statistics.median(results[name][1:]) / base
-           for name in ("httpx", "GatewayHttpClient (aiohttp)")}
+    out = {
+        f"{name} / aiohttp (warm median)": statistics.median(results[name][1:]) / base
+        for name in ("httpx", "GatewayHttpClient (aiohttp)")
+    }
     out["httpx / aiohttp (cold)"] = results["httpx"][0] / results["aiohttp"][0]
     return out
 

@@ -37,11 +37,23 @@ COUNTED = {
 
 async def _call(app, body: bytes) -> bytes:
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/graphql", "raw_path": b"/graphql", "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())],
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80), "state": {},
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+        "state": {},
     }
     sent = False
     chunks: list[bytes] = []
@@ -104,8 +116,9 @@ async def profile_warm(requests: int = 20, top: int = 25) -> str:
             if file_part in filename and funcname == name:
                 counts[label] += ncalls
     out = io.StringIO()
-    out.write(f"{requests} warm chat-screen requests in-process (ASGI, no uvicorn): {elapsed:.1f} ms each "
-              "under cProfile\n")
+    out.write(
+        f"{requests} warm chat-screen requests in-process (ASGI, no uvicorn): {elapsed:.1f} ms each under cProfile\n"
+    )
     out.write("per request: " + ", ".join(f"{n // requests} {label}" for label, n in counts.items()) + "\n")
     out.write("own time by package:\n")
     for name, seconds in sorted(by_bucket.items(), key=lambda kv: -kv[1]):

@@ -78,7 +78,10 @@ class Gateway:
         if result.total:
             log.info(
                 "ledger pruned: %d changes (through seq %d), %d dedupe keys, %d history entries",
-                result.changes, result.pruned_through, result.dedupe_keys, result.history,
+                result.changes,
+                result.pruned_through,
+                result.dedupe_keys,
+                result.history,
             )
         return result
 
@@ -160,8 +163,9 @@ def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI |
     async def readyz(request: Request) -> Response:
         report = await gateway.readiness()
         ready = gateway.is_ready(report)
-        return JSONResponse({"status": "ok" if ready else "unavailable", "checks": report},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": report}, status_code=200 if ready else 503
+        )
 
     async def metrics(request: Request) -> Response:
         body, content_type = gateway.services.metrics.render()

@@ -145,8 +145,6 @@ async def _demo(host: str, port: int, seed: int) -> None:
                 await traffic
 
 
-
-
 def cmd_demo(args: argparse.Namespace) -> None:
     asyncio.run(_demo(args.host, args.port, args.seed))
 

@@ -44,9 +44,7 @@ class GatewayGraphQL(GraphQL):
         return self.origin_policy.allows(origin, None)
 
     async def get_context(self, request: Any, response: Any) -> RequestContext:
-        return RequestContext.create(
-            self.services, caller_for(request.scope, self.services), request, response
-        )
+        return RequestContext.create(self.services, caller_for(request.scope, self.services), request, response)
 
 
 def create_graphql_app(services: GatewayServices) -> GatewayGraphQL:

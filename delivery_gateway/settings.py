@@ -31,17 +31,13 @@ class Settings(BaseSettings):
     twilio_api_key: str | None = Field(default=None, alias="TWILIO_API_KEY")
     twilio_api_secret: SecretStr | None = Field(default=None, alias="TWILIO_API_SECRET")
 
-    twilio_base_url: str = Field(
-        default="https://conversations.twilio.com", alias="DELIVERY_GATEWAY_TWILIO_BASE_URL"
-    )
+    twilio_base_url: str = Field(default="https://conversations.twilio.com", alias="DELIVERY_GATEWAY_TWILIO_BASE_URL")
     cache_url: str = Field(default="memory://", alias="DELIVERY_GATEWAY_CACHE_URL")
     pubsub_url: str = Field(default="memory://", alias="DELIVERY_GATEWAY_PUBSUB_URL")
     store_url: str = Field(default="sqlite:///delivery-gateway.sqlite3", alias="DELIVERY_GATEWAY_STORE_URL")
     ledger_retention_days: int = Field(default=30, ge=1, alias="DELIVERY_GATEWAY_LEDGER_RETENTION_DAYS")
     public_url: str | None = Field(default=None, alias="DELIVERY_GATEWAY_PUBLIC_URL")
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=list, alias="DELIVERY_GATEWAY_API_KEYS"
-    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list, alias="DELIVERY_GATEWAY_API_KEYS")
 
     # Upstream behaviour.
     upstream_concurrency: int = Field(default=32, ge=1, le=1024, alias="DELIVERY_GATEWAY_UPSTREAM_CONCURRENCY")

@@ -109,8 +109,15 @@ async def gateway_on_emulator(
     backend in memory so tests share nothing.
     """
     sid, token = new_sid(ACCOUNT), new_sid("XX")[2:]
-    config = {"account_sid": sid, "auth_token": token, "seed": 7, "seed_data": True, "step_delay": 0.002,
-              "webhook_retry_delay": 0.001, **(emulator or {})}
+    config = {
+        "account_sid": sid,
+        "auth_token": token,
+        "seed": 7,
+        "seed_data": True,
+        "step_delay": 0.002,
+        "webhook_retry_delay": 0.001,
+        **(emulator or {}),
+    }
     async with serve_emulator(EmulatorConfig(**config)) as running:
         port = free_port()
         base = f"http://127.0.0.1:{port}"

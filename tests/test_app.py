@@ -76,9 +76,10 @@ async def test_chat_screen_costs_exactly_its_upstream_calls_cold_and_none_warm()
 
 
 async def test_graphql_needs_credentials_outside_demo_mode_and_accepts_an_api_key():
-    async with gateway_on_emulator(DELIVERY_GATEWAY_API_KEYS="internal-key-1") as gw, httpx.AsyncClient(
-        base_url=gw.base_url
-    ) as c:
+    async with (
+        gateway_on_emulator(DELIVERY_GATEWAY_API_KEYS="internal-key-1") as gw,
+        httpx.AsyncClient(base_url=gw.base_url) as c,
+    ):
         query = {"query": "{ conversations(first: 1) { edges { node { sid } } } }"}
         anonymous = await c.post("/graphql", json=query)
         assert anonymous.status_code == 401
@@ -97,8 +98,14 @@ async def test_webhook_route_checks_signatures_against_the_public_url():
         store = gw.emulator.state.store
         sid = busiest_conversation(gw.emulator)
         message = max(store.messages[sid].values(), key=lambda m: m.index)
-        params = {"EventType": "onMessageUpdated", "ConversationSid": sid, "MessageSid": message.sid,
-                  "AccountSid": store.account_sid, "Index": str(message.index), "Body": "edited"}
+        params = {
+            "EventType": "onMessageUpdated",
+            "ConversationSid": sid,
+            "MessageSid": message.sid,
+            "AccountSid": store.account_sid,
+            "Index": str(message.index),
+            "Body": "edited",
+        }
         url = gw.base_url + "/webhooks/twilio"
         unsigned = await c.post("/webhooks/twilio", data=params)
         assert unsigned.status_code == 403
@@ -134,11 +141,13 @@ async def test_receipt_history_records_every_status_the_simulator_sent_through_s
     async with gateway_on_emulator(DELIVERY_GATEWAY_DEMO_MODE=True) as gw, httpx.AsyncClient(base_url=gw.base_url) as c:
         state = gw.emulator.state
         store = state.store
+
         def external(members) -> int:
             return sum(p.channel != "chat" for p in members.values())
 
         conversation_sid = next(
-            sid for sid, members in store.participants.items()
+            sid
+            for sid, members in store.participants.items()
             if any(p.channel == "chat" for p in members.values()) and external(members) >= 2
         )
         author = next(p.identity for p in store.participants[conversation_sid].values() if p.channel == "chat")

@@ -60,9 +60,7 @@ def quiet_conversation(emulator, messages: int) -> str:
 def expected_receipts(emulator, conversation_sid: str) -> dict[str, set[tuple[str, str]]]:
     """message SID -> {(receipt SID, status)} as the emulator holds them."""
     store = emulator.state.store
-    return {
-        sid: {(r.sid, r.status) for r in store.receipts_of(sid)} for sid in store.messages[conversation_sid]
-    }
+    return {sid: {(r.sid, r.status) for r in store.receipts_of(sid)} for sid in store.messages[conversation_sid]}
 
 
 def seen_receipts(body: dict[str, Any]) -> dict[str, set[tuple[str, str]]]:
@@ -92,9 +90,12 @@ def circuit_open(metrics_text: str) -> float:
 async def test_emulator_resets_connections_mid_body_seeded_and_tracks_in_flight():
     async def outcomes(seed: int) -> tuple[list[str], int]:
         config = EmulatorConfig(seed=seed, seed_data=True, simulate=False, connection_reset_rate=0.5, latency=0.05)
-        async with serve_emulator(config) as running, aiohttp.ClientSession(
-            headers={"Authorization": aiohttp.encode_basic_auth(config.account_sid, config.auth_token)}
-        ) as http:
+        async with (
+            serve_emulator(config) as running,
+            aiohttp.ClientSession(
+                headers={"Authorization": aiohttp.encode_basic_auth(config.account_sid, config.auth_token)}
+            ) as http,
+        ):
 
             async def get() -> str:
                 try:
@@ -119,15 +120,19 @@ async def test_emulator_resets_connections_mid_body_seeded_and_tracks_in_flight(
 
 async def test_429_storm_answers_rate_limited_with_bounded_retries():
     retries = 2
-    async with gateway_on_emulator(
-        DELIVERY_GATEWAY_DEMO_MODE=True,
-        DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES=retries,
-        emulator={"retry_after": 0},
-    ) as gw, httpx.AsyncClient(base_url=gw.base_url) as c:
+    async with (
+        gateway_on_emulator(
+            DELIVERY_GATEWAY_DEMO_MODE=True,
+            DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES=retries,
+            emulator={"retry_after": 0},
+        ) as gw,
+        httpx.AsyncClient(base_url=gw.base_url) as c,
+    ):
         state = gw.emulator.state
         warm, cold = quiet_conversation(gw.emulator, 3), quiet_conversation(gw.emulator, 3)
-        await c.post("/graphql", json={"query": "query($s: String!) { conversation(sid: $s) { sid } }",
-                                       "variables": {"s": warm}})
+        await c.post(
+            "/graphql", json={"query": "query($s: String!) { conversation(sid: $s) { sid } }", "variables": {"s": warm}}
+        )
         state.config.rate_limit_rate = 1.0
         state.requests.reset()
 
@@ -137,8 +142,10 @@ async def test_429_storm_answers_rate_limited_with_bounded_retries():
         assert body["data"]["conversation"]["messages"] is None
         assert body["data"]["conversation"]["participants"] is None
         assert error_codes(body) == {"UPSTREAM_RATE_LIMITED"}
-        assert {tuple(e["path"]) for e in body["errors"]} == {("conversation", "messages"),
-                                                              ("conversation", "participants")}
+        assert {tuple(e["path"]) for e in body["errors"]} == {
+            ("conversation", "messages"),
+            ("conversation", "participants"),
+        }
         assert state.requests.snapshot() == {MESSAGES_ROUTE: 1 + retries, PARTICIPANTS_ROUTE: 1 + retries}
 
         # Nothing cached: the one logical call made is retried exactly max_retries times.
@@ -157,12 +164,15 @@ async def test_429_storm_answers_rate_limited_with_bounded_retries():
 
 async def test_5xx_burst_fails_only_the_uncached_branches_then_recovers():
     retries = 1
-    async with gateway_on_emulator(
-        DELIVERY_GATEWAY_DEMO_MODE=True,
-        DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES=retries,
-        DELIVERY_GATEWAY_UPSTREAM_BREAKER_FAILURES=1000,  # this test is about partial data, not the breaker
-        **RECEIPTS_UNCACHED,
-    ) as gw, httpx.AsyncClient(base_url=gw.base_url) as c:
+    async with (
+        gateway_on_emulator(
+            DELIVERY_GATEWAY_DEMO_MODE=True,
+            DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES=retries,
+            DELIVERY_GATEWAY_UPSTREAM_BREAKER_FAILURES=1000,  # this test is about partial data, not the breaker
+            **RECEIPTS_UNCACHED,
+        ) as gw,
+        httpx.AsyncClient(base_url=gw.base_url) as c,
+    ):
         state = gw.emulator.state
         messages = 4
         sid = quiet_conversation(gw.emulator, messages)
@@ -176,8 +186,9 @@ async def test_5xx_burst_fails_only_the_uncached_branches_then_recovers():
         assert conversation["friendlyName"] == before["data"]["conversation"]["friendlyName"]
         assert conversation["participants"] == before["data"]["conversation"]["participants"]
         edges = conversation["messages"]["edges"]
-        assert [e["node"]["sid"] for e in edges] == [e["node"]["sid"] for e in before["data"]["conversation"][
-            "messages"]["edges"]]
+        assert [e["node"]["sid"] for e in edges] == [
+            e["node"]["sid"] for e in before["data"]["conversation"]["messages"]["edges"]
+        ]
         assert all(e["node"][field] is None for e in edges for field in RECEIPT_FIELDS)
         assert error_codes(during) == {"UPSTREAM_UNAVAILABLE"}
         assert {e["path"][-1] for e in during["errors"]} == RECEIPT_FIELDS
@@ -192,12 +203,15 @@ async def test_5xx_burst_fails_only_the_uncached_branches_then_recovers():
 
 async def test_timeouts_answer_upstream_timeout_without_piling_up():
     latency, read_timeout = 0.3, 0.1
-    async with gateway_on_emulator(
-        DELIVERY_GATEWAY_DEMO_MODE=True,
-        DELIVERY_GATEWAY_UPSTREAM_READ_TIMEOUT=read_timeout,
-        DELIVERY_GATEWAY_UPSTREAM_BREAKER_FAILURES=1000,
-        **RECEIPTS_UNCACHED,
-    ) as gw, httpx.AsyncClient(base_url=gw.base_url) as c:
+    async with (
+        gateway_on_emulator(
+            DELIVERY_GATEWAY_DEMO_MODE=True,
+            DELIVERY_GATEWAY_UPSTREAM_READ_TIMEOUT=read_timeout,
+            DELIVERY_GATEWAY_UPSTREAM_BREAKER_FAILURES=1000,
+            **RECEIPTS_UNCACHED,
+        ) as gw,
+        httpx.AsyncClient(base_url=gw.base_url) as c,
+    ):
         state = gw.emulator.state
         messages = 10
         sid = quiet_conversation(gw.emulator, messages)
@@ -218,9 +232,10 @@ async def test_timeouts_answer_upstream_timeout_without_piling_up():
 
 async def test_connection_resets_answer_unavailable_and_recover():
     retries = 1
-    async with gateway_on_emulator(
-        DELIVERY_GATEWAY_DEMO_MODE=True, DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES=retries
-    ) as gw, httpx.AsyncClient(base_url=gw.base_url) as c:
+    async with (
+        gateway_on_emulator(DELIVERY_GATEWAY_DEMO_MODE=True, DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES=retries) as gw,
+        httpx.AsyncClient(base_url=gw.base_url) as c,
+    ):
         state = gw.emulator.state
         sid = quiet_conversation(gw.emulator, 3)
         state.config.connection_reset_rate = 1.0
@@ -239,11 +254,14 @@ async def test_connection_resets_answer_unavailable_and_recover():
 
 async def test_upstream_concurrency_is_bounded_and_used():
     bound = 4
-    async with gateway_on_emulator(
-        DELIVERY_GATEWAY_DEMO_MODE=True,
-        DELIVERY_GATEWAY_UPSTREAM_CONCURRENCY=bound,
-        emulator={"latency": 0.05},
-    ) as gw, httpx.AsyncClient(base_url=gw.base_url) as c:
+    async with (
+        gateway_on_emulator(
+            DELIVERY_GATEWAY_DEMO_MODE=True,
+            DELIVERY_GATEWAY_UPSTREAM_CONCURRENCY=bound,
+            emulator={"latency": 0.05},
+        ) as gw,
+        httpx.AsyncClient(base_url=gw.base_url) as c,
+    ):
         state = gw.emulator.state
         messages = 24
         sid = quiet_conversation(gw.emulator, messages)
@@ -260,12 +278,15 @@ async def test_upstream_concurrency_is_bounded_and_used():
 
 async def test_circuit_breaker_stops_hammering_and_recovers_by_itself():
     failures, cooldown = 2, 0.3
-    async with gateway_on_emulator(
-        DELIVERY_GATEWAY_DEMO_MODE=True,
-        DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES=1,
-        DELIVERY_GATEWAY_UPSTREAM_BREAKER_FAILURES=failures,
-        DELIVERY_GATEWAY_UPSTREAM_BREAKER_COOLDOWN=cooldown,
-    ) as gw, httpx.AsyncClient(base_url=gw.base_url) as c:
+    async with (
+        gateway_on_emulator(
+            DELIVERY_GATEWAY_DEMO_MODE=True,
+            DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES=1,
+            DELIVERY_GATEWAY_UPSTREAM_BREAKER_FAILURES=failures,
+            DELIVERY_GATEWAY_UPSTREAM_BREAKER_COOLDOWN=cooldown,
+        ) as gw,
+        httpx.AsyncClient(base_url=gw.base_url) as c,
+    ):
         state = gw.emulator.state
         first, second = quiet_conversation(gw.emulator, 3), quiet_conversation(gw.emulator, 3)
         state.config.server_error_rate = 1.0

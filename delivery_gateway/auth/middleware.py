@@ -70,9 +70,7 @@ class AuthMiddleware:
         self.subprotocols = tuple(subprotocols)
 
     @classmethod
-    def from_settings(
-        cls, app: ASGIApp, settings: Settings, *, paths: Iterable[str] | None = None
-    ) -> AuthMiddleware:
+    def from_settings(cls, app: ASGIApp, settings: Settings, *, paths: Iterable[str] | None = None) -> AuthMiddleware:
         subprotocols = ["graphql-transport-ws"] + (["graphql-ws"] if settings.legacy_graphql_ws else [])
         return cls(
             app,

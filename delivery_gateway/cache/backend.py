@@ -140,6 +140,4 @@ def backend_from_url(url: str, *, namespace: str, timeout: float = DEFAULT_OP_TI
             create_connection_timeout=float(options.get("connect_timeout", timeout)),
         )
         return AiocacheBackend(cache, is_redis=True)
-    raise ValueError(
-        f"unsupported cache URL scheme {parts.scheme!r}; expected memory://, redis:// or rediss://"
-    )
+    raise ValueError(f"unsupported cache URL scheme {parts.scheme!r}; expected memory://, redis:// or rediss://")

@@ -73,9 +73,7 @@ async def cached_many(
     return [results[item] for item in items]
 
 
-async def fetch_each(
-    items: Sequence[K], fetch_one: Callable[[K], Awaitable[V]]
-) -> dict[K, V | BaseException]:
+async def fetch_each(items: Sequence[K], fetch_one: Callable[[K], Awaitable[V]]) -> dict[K, V | BaseException]:
     """`fetch_missing` for upstreams without a batch endpoint: one call per item, concurrently (the
     UpstreamClient's semaphore bounds them), exceptions captured per item."""
     values = await asyncio.gather(*(fetch_one(item) for item in items), return_exceptions=True)

@@ -58,12 +58,7 @@ async def cached_message_pages(
         for r in requests
     }
     entries = await cache.get_many(page_key.values())
-    wanted = [
-        _message_key(r, sid)
-        for r in requests
-        if page_key[r] in entries
-        for sid in entries[page_key[r]]["sids"]
-    ]
+    wanted = [_message_key(r, sid) for r in requests if page_key[r] in entries for sid in entries[page_key[r]]["sids"]]
     messages = await cache.get_many(wanted)
 
     results: dict[MessagesPageRequest, Page[MessageRecord] | BaseException] = {}

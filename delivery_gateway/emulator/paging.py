@@ -127,9 +127,7 @@ def page_envelope(
             "page": request.page,
             "page_size": request.page_size,
             "first_page_url": url(0, None),
-            "previous_page_url": (
-                url(max(request.page - 1, 0), page.previous_token) if page.previous_token else None
-            ),
+            "previous_page_url": (url(max(request.page - 1, 0), page.previous_token) if page.previous_token else None),
             "url": url(request.page, request.token),
             "next_page_url": url(request.page + 1, page.next_token) if page.next_token else None,
             "key": key,

@@ -117,10 +117,7 @@ def message_json(store: ConversationStore, scope: ResourceScope, message: Messag
 
 
 def receipt_json(store: ConversationStore, scope: ResourceScope, receipt: Receipt) -> dict:
-    url = (
-        f"{scope.conversation_url(receipt.conversation_sid)}/Messages/{receipt.message_sid}"
-        f"/Receipts/{receipt.sid}"
-    )
+    url = f"{scope.conversation_url(receipt.conversation_sid)}/Messages/{receipt.message_sid}/Receipts/{receipt.sid}"
     return project(
         "receipt",
         scope,

@@ -58,9 +58,7 @@ def _enum(value: str | None, schema_name: str, parameter: str) -> str | None:
 async def list_conversations(call: Call):
     state = _enum(call.query.get("State"), "conversation_enum_state", "State")
     items = [c for c in call.store.conversations_in(call.service_sid) if state is None or c.state == state]
-    return call.page(
-        items, lambda c: c.seq, conversation_json, filters={"State": state} if state else None
-    ), 200
+    return call.page(items, lambda c: c.seq, conversation_json, filters={"State": state} if state else None), 200
 
 
 async def create_conversation(call: Call):
@@ -104,9 +102,7 @@ async def create_message(call: Call):
     body, media_sid, content_sid = form.get("Body"), form.get("MediaSid"), form.get("ContentSid")
     if not (body or media_sid or content_sid):
         raise bad_request("Missing required parameter Body, MediaSid or ContentSid in the post body")
-    media = (
-        [{"sid": media_sid, "content_type": "image/jpeg", "filename": None, "size": 0}] if media_sid else None
-    )
+    media = [{"sid": media_sid, "content_type": "image/jpeg", "filename": None, "size": 0}] if media_sid else None
     message, _ = call.store.create_message(
         conversation.sid,
         author=form.get("Author") or "system",
@@ -159,9 +155,7 @@ async def fetch_receipt(call: Call):
 
 async def list_participants(call: Call):
     conversation = call.conversation()
-    return call.page(
-        list(call.store.participants[conversation.sid].values()), lambda p: p.seq, participant_json
-    ), 200
+    return call.page(list(call.store.participants[conversation.sid].values()), lambda p: p.seq, participant_json), 200
 
 
 async def create_participant(call: Call):
@@ -197,9 +191,7 @@ async def fetch_participant(call: Call):
     conversation = call.conversation()
     sid = call.path["Sid"]
     participants = call.store.participants[conversation.sid]
-    participant = participants.get(sid) or call.store.find_participant_by(
-        conversation.sid, identity=sid, address=None
-    )
+    participant = participants.get(sid) or call.store.find_participant_by(conversation.sid, identity=sid, address=None)
     if participant is None:
         raise not_found(call.request.url.path)
     return participant_json(call.store, call.scope, participant), 200

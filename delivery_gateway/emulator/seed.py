@@ -68,12 +68,8 @@ DEMO_CONVERSATIONS = (
         ("whatsapp:+15551230002",),
         64,
     ),
-    DemoConversation(
-        "Appointment reminders", "reminders", ("agent.bob",), ("+15551230003", "+15551230004"), (), 12
-    ),
-    DemoConversation(
-        "WhatsApp onboarding", "onboarding", ("agent.carol",), (), ("whatsapp:+15551230005",), 10
-    ),
+    DemoConversation("Appointment reminders", "reminders", ("agent.bob",), ("+15551230003", "+15551230004"), (), 12),
+    DemoConversation("WhatsApp onboarding", "onboarding", ("agent.carol",), (), ("whatsapp:+15551230005",), 10),
     DemoConversation("Team room", "team-room", ("agent.alice", "agent.bob"), (), (), 8),
     DemoConversation(
         "EU returns desk",
@@ -115,9 +111,7 @@ class DemoSeeder:
         )
         chat = [store.create_participant(conversation.sid, identity=i, date_created=start) for i in demo.chat]
         for address in demo.sms:
-            store.create_participant(
-                conversation.sid, address=address, proxy_address=SMS_PROXY, date_created=start
-            )
+            store.create_participant(conversation.sid, address=address, proxy_address=SMS_PROXY, date_created=start)
         for address in demo.whatsapp:
             store.create_participant(
                 conversation.sid, address=address, proxy_address=WHATSAPP_PROXY, date_created=start
@@ -138,9 +132,7 @@ class DemoSeeder:
         for step, receipt in enumerate(receipts):
             while receipt.planned:
                 status, error_code = receipt.planned.pop(0)
-                receipt.advance(
-                    status, error_code, when + timedelta(seconds=5 + step + 20 * len(receipt.reached))
-                )
+                receipt.advance(status, error_code, when + timedelta(seconds=5 + step + 20 * len(receipt.reached)))
         return message
 
     def plan(self, participant: Participant, message: Message) -> list[tuple[str, int | None]]:

@@ -74,9 +74,7 @@ class ConversationStore:
     # Services and webhook settings.
 
     def create_service(self, friendly_name: str) -> Service:
-        service = Service(
-            sid=self.new_sid(sids.SERVICE), friendly_name=friendly_name, date_created=self.clock()
-        )
+        service = Service(sid=self.new_sid(sids.SERVICE), friendly_name=friendly_name, date_created=self.clock())
         self.services[service.sid] = service
         return service
 
@@ -120,9 +118,7 @@ class ConversationStore:
     def find_conversation(self, service_sid: str, sid_or_unique_name: str) -> Conversation | None:
         conversation = self.conversations.get(sid_or_unique_name)
         if conversation is None:
-            conversation = next(
-                (c for c in self.conversations.values() if c.unique_name == sid_or_unique_name), None
-            )
+            conversation = next((c for c in self.conversations.values() if c.unique_name == sid_or_unique_name), None)
         if conversation is None or conversation.service_sid != service_sid:
             return None
         return conversation

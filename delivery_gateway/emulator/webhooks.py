@@ -144,9 +144,7 @@ class WebhookDispatcher:
                     if response.status < 500:
                         self.delivered += 1
                         return
-                    log.warning(
-                        "webhook %s -> %s answered %s", event.params["EventType"], url, response.status
-                    )
+                    log.warning("webhook %s -> %s answered %s", event.params["EventType"], url, response.status)
             except (aiohttp.ClientError, TimeoutError) as error:
                 log.warning("webhook %s -> %s failed: %r", event.params["EventType"], url, error)
             if attempt < self.config.webhook_retries:

@@ -30,9 +30,7 @@ def effective_service(context: RequestContext, service_sid: str | None) -> str |
     return service_sid
 
 
-async def authorize_conversation(
-    context: RequestContext, service_sid: str | None, conversation_sid: str
-) -> None:
+async def authorize_conversation(context: RequestContext, service_sid: str | None, conversation_sid: str) -> None:
     """Full-access callers pass; participant callers only for conversations listing their identity.
 
     Costs participant callers one Participants list per conversation (shared with every participant lookup

@@ -30,9 +30,7 @@ MAX_ROLLUP_WINDOW = 200
 _PREFIX = "conv1"
 
 
-async def conversation(
-    context: RequestContext, service_sid: str | None, conversation_sid: str
-) -> ConversationRecord:
+async def conversation(context: RequestContext, service_sid: str | None, conversation_sid: str) -> ConversationRecord:
     await authorize_conversation(context, service_sid, conversation_sid)
     return await context.loaders.conversation.load((service_sid, conversation_sid))
 
@@ -175,9 +173,7 @@ def unread_counts(participants: list[ParticipantRecord], last_index: int | None)
     return out
 
 
-async def rollup(
-    context: RequestContext, service_sid: str | None, conversation_sid: str, window: int
-) -> Rollup:
+async def rollup(context: RequestContext, service_sid: str | None, conversation_sid: str, window: int) -> Rollup:
     """Tick states of the latest `window` messages, the failed ones among them, and unread counts.
 
     Costs the messages page(s) of `last: window` (shared with a `messages(last: 50)` selection), the

@@ -114,9 +114,7 @@ def is_author(participant: ParticipantRecord, message: MessageRecord) -> bool:
     return message.author in {participant.identity, participant_address(participant)}
 
 
-def recipients_of(
-    message: MessageRecord, participants: Iterable[ParticipantRecord]
-) -> list[ParticipantRecord]:
+def recipients_of(message: MessageRecord, participants: Iterable[ParticipantRecord]) -> list[ParticipantRecord]:
     """Every participant other than the message's author, whatever the channel."""
     return [p for p in participants if not is_author(p, message)]
 
@@ -184,9 +182,7 @@ def recipient_states(
     receipts: Iterable[ReceiptRecord],
 ) -> list[RecipientState]:
     by_participant = latest_receipt_by_participant(receipts)
-    return [
-        recipient_state(message, p, by_participant.get(p.sid)) for p in recipients_of(message, participants)
-    ]
+    return [recipient_state(message, p, by_participant.get(p.sid)) for p in recipients_of(message, participants)]
 
 
 def ticks_for(states: Iterable[RecipientState]) -> Ticks:

@@ -61,9 +61,7 @@ class Loaders:
         self.conversation_page: DataLoader[ConversationPageKey, Page[ConversationRecord]] = DataLoader(
             self._conversation_pages
         )
-        self.participants: DataLoader[ConversationKey, list[ParticipantRecord]] = DataLoader(
-            self._participants
-        )
+        self.participants: DataLoader[ConversationKey, list[ParticipantRecord]] = DataLoader(self._participants)
         self.message: DataLoader[MessageKey, MessageRecord] = DataLoader(self._messages)
         self.message_page: DataLoader[MessagePageKey, Page[MessageRecord]] = DataLoader(self._message_pages)
         self.receipts: DataLoader[MessageKey, list[ReceiptRecord]] = DataLoader(self._receipts)

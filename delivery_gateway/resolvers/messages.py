@@ -50,9 +50,7 @@ def receipts_expected(message: MessageRecord, participants: list[ParticipantReco
     return bool(delivery.get("total")) or has_receipt_recipients(message, participants)
 
 
-async def receipts_of(
-    context: RequestContext, service_sid: str | None, message: MessageRecord
-) -> list[ReceiptRecord]:
+async def receipts_of(context: RequestContext, service_sid: str | None, message: MessageRecord) -> list[ReceiptRecord]:
     participants = await participants_of(context, service_sid, message.conversation_sid)
     if not receipts_expected(message, participants):
         return []

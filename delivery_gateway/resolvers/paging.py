@@ -14,9 +14,7 @@ from delivery_gateway.records import MessageRecord
 from delivery_gateway.resolvers.errors import BadUserInput
 from delivery_gateway.resolvers.loaders import Loaders, MessagePageKey
 
-PAGE_SIZE = (
-    50  # every message page is fetched at this size, so cursors and cache entries stay interchangeable
-)
+PAGE_SIZE = 50  # every message page is fetched at this size, so cursors and cache entries stay interchangeable
 MAX_WINDOW = 100
 MAX_PAGES_PER_WINDOW = 6  # guards against a cursor pointing into a page that no longer holds its message
 _PREFIX = "msg1"
@@ -97,9 +95,7 @@ async def _walk(
             # past it costs exactly that page; resuming the other way finds the spot one page later.
             at_end = message is page_last and page.next_page_token is not None
             edges.append(
-                MessageEdge(
-                    message, MessageCursor(order, page.next_page_token if at_end else token, message.index)
-                )
+                MessageEdge(message, MessageCursor(order, page.next_page_token if at_end else token, message.index))
             )
         token = page.next_page_token if walks_forward else page.previous_page_token
         if token is None:
@@ -132,8 +128,6 @@ async def message_window(
         edges, more = await _walk(loaders, service_sid, conversation_sid, start, True, first or PAGE_SIZE)
         return MessageWindow(edges, has_next_page=more, has_previous_page=start is not None)
     start = MessageCursor.decode("before", before) if before else None
-    edges, more = await _walk(
-        loaders, service_sid, conversation_sid, start, False, PAGE_SIZE if last is None else last
-    )
+    edges, more = await _walk(loaders, service_sid, conversation_sid, start, False, PAGE_SIZE if last is None else last)
     edges.reverse()
     return MessageWindow(edges, has_next_page=start is not None, has_previous_page=more)

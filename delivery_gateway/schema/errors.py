@@ -31,9 +31,7 @@ def annotate(errors: list[GraphQLError]) -> list[GraphQLError]:
 class GatewaySchema(Schema):
     """strawberry.Schema whose errors carry codes; only unexplained ones are logged as errors."""
 
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         unexplained = annotate(errors)
         if unexplained:
             super().process_errors(unexplained, execution_context)

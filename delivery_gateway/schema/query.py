@@ -24,17 +24,13 @@ from delivery_gateway.schema.types import (
 
 @strawberry.type
 class Query:
-    @strawberry.field(
-        description="Any Conversation, Message or Participant by global ID (same access rules)."
-    )
+    @strawberry.field(description="Any Conversation, Message or Participant by global ID (same access rules).")
     async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
         # A plain field rather than relay.node(): that one's extension mutates the field, so the schema could
         # be built only once per process (tests build several, e.g. with introspection on and off).
         return await id.resolve_node(info)
 
-    @strawberry.field(
-        description="One conversation; null (with a NOT_FOUND or FORBIDDEN error) when unavailable."
-    )
+    @strawberry.field(description="One conversation; null (with a NOT_FOUND or FORBIDDEN error) when unavailable.")
     async def conversation(self, info: Info, sid: str, service_sid: str | None = None) -> Conversation | None:
         scope = effective_service(info.context, service_sid)
         record = await conversation_resolvers.conversation(info.context, scope, sid)

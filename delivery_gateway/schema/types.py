@@ -76,9 +76,7 @@ def _context(info: Info) -> RequestContext:
 # Delivery ---------------------------------------------------------------------------------------
 
 
-@strawberry.type(
-    description="A Twilio delivery error code, explained from the gateway's table of Twilio errors."
-)
+@strawberry.type(description="A Twilio delivery error code, explained from the gateway's table of Twilio errors.")
 class DeliveryError:
     code: int
     name: str
@@ -90,9 +88,7 @@ def delivery_error(code: int | None) -> DeliveryError | None:
     entry = describe_error(code)
     if entry is None:
         return None
-    return DeliveryError(
-        code=entry.code, name=entry.name, description=entry.description, retryable=entry.retryable
-    )
+    return DeliveryError(code=entry.code, name=entry.name, description=entry.description, retryable=entry.retryable)
 
 
 @strawberry.type(description="Twilio's aggregated delivery summary of a message (`Message.delivery`), as is.")
@@ -132,26 +128,18 @@ class DeliveryReceipt:
     conversation_sid: str
     participant_sid: str | None
     status: DeliveryStatus | None
-    error_code: int | None = strawberry.field(
-        description="Twilio's error code for failed/undelivered receipts."
-    )
-    channel_message_sid: str | None = strawberry.field(
-        description="The SMS/WhatsApp message SID on the channel."
-    )
+    error_code: int | None = strawberry.field(description="Twilio's error code for failed/undelivered receipts.")
+    channel_message_sid: str | None = strawberry.field(description="The SMS/WhatsApp message SID on the channel.")
     date_created: datetime | None
     date_updated: datetime | None
     scope: strawberry.Private[str | None]
     bound_participant: strawberry.Private[ParticipantRecord | None] = None
 
-    @strawberry.field(
-        description="The error behind `errorCode`: name, description, whether a retry may help."
-    )
+    @strawberry.field(description="The error behind `errorCode`: name, description, whether a retry may help.")
     def error(self) -> DeliveryError | None:
         return delivery_error(self.error_code)
 
-    @strawberry.field(
-        description="SMS, WHATSAPP... from the participant's binding, else the channel SID prefix."
-    )
+    @strawberry.field(description="SMS, WHATSAPP... from the participant's binding, else the channel SID prefix.")
     async def channel(self, info: Info) -> Channel:
         participant = self.bound_participant or await message_resolvers.participant_by_sid(
             _context(info), self.scope, self.conversation_sid, self.participant_sid
@@ -207,9 +195,7 @@ def receipt_from_record(
 # Participants -----------------------------------------------------------------------------------
 
 
-@strawberry.type(
-    description="A member of a conversation: a chat identity or a messaging binding (SMS, WhatsApp)."
-)
+@strawberry.type(description="A member of a conversation: a chat identity or a messaging binding (SMS, WhatsApp).")
 class Participant(relay.Node):
     node_id: relay.NodeID[str]
     sid: str
@@ -232,9 +218,7 @@ class Participant(relay.Node):
             service_sid, conversation_sid, sid = _parse_node_id(node_id, 3)
             sids.require_sid("id", sid, sids.PARTICIPANT)
             await authorize_conversation(_context(info), service_sid, conversation_sid)
-            record = await message_resolvers.participant_by_sid(
-                _context(info), service_sid, conversation_sid, sid
-            )
+            record = await message_resolvers.participant_by_sid(_context(info), service_sid, conversation_sid, sid)
             return participant_from_record(record, service_sid) if record else None
 
         return await asyncio.gather(*(one(n) for n in node_ids))
@@ -263,9 +247,7 @@ def participant_from_record(record: ParticipantRecord, service_sid: str | None) 
 # Messages ---------------------------------------------------------------------------------------
 
 
-@strawberry.type(
-    description="One recipient of a message (every participant but the author), whatever the channel."
-)
+@strawberry.type(description="One recipient of a message (every participant but the author), whatever the channel.")
 class Recipient:
     participant: Participant
     channel: Channel
@@ -332,16 +314,12 @@ class Message(relay.Node):
     def delivery(self) -> DeliverySummary | None:
         return delivery_summary(self.record.delivery)
 
-    @strawberry.field(
-        description="The author, as a participant (null for messages sent by the API as 'system')."
-    )
+    @strawberry.field(description="The author, as a participant (null for messages sent by the API as 'system').")
     async def participant(self, info: Info) -> Participant | None:
         record = await message_resolvers.author_of(_context(info), self.scope, self.record)
         return participant_from_record(record, self.scope) if record else None
 
-    @strawberry.field(
-        description="Twilio's receipts (non-chat recipients only); no upstream call for chat-only."
-    )
+    @strawberry.field(description="Twilio's receipts (non-chat recipients only); no upstream call for chat-only.")
     async def receipts(self, info: Info) -> list[DeliveryReceipt] | None:
         records = await message_resolvers.receipts_of(_context(info), self.scope, self.record)
         return [receipt_from_record(r, self.scope) for r in records]
@@ -435,9 +413,7 @@ class UnreadCount:
 
 @strawberry.type(description="Inbox roll-up of a conversation's latest messages.")
 class ConversationRollup:
-    window: int = strawberry.field(
-        description="How many latest messages were examined (the `window` argument)."
-    )
+    window: int = strawberry.field(description="How many latest messages were examined (the `window` argument).")
     messages: int = strawberry.field(description="Messages actually in the window.")
     last_message_index: int | None
     ticks: TickCounts
@@ -473,9 +449,7 @@ class Conversation(relay.Node):
         records = await message_resolvers.participants_of(_context(info), self.scope, self.sid)
         return [participant_from_record(r, self.scope) for r in records]
 
-    @strawberry.field(
-        description="Messages as a Relay connection; see MessageConnection for the cursor design."
-    )
+    @strawberry.field(description="Messages as a Relay connection; see MessageConnection for the cursor design.")
     async def messages(
         self,
         info: Info,
@@ -488,8 +462,7 @@ class Conversation(relay.Node):
             _context(info).loaders, self.scope, self.sid, first=first, after=after, last=last, before=before
         )
         edges = [
-            relay.Edge(cursor=e.cursor.encode(), node=message_from_record(e.message, self.scope))
-            for e in window.edges
+            relay.Edge(cursor=e.cursor.encode(), node=message_from_record(e.message, self.scope)) for e in window.edges
         ]
         return MessageConnection(
             edges=edges,

@@ -120,9 +120,7 @@ class UpstreamClient:
         username, password, account_sid = self._credentials()
         await self.http.start()
         # Explicit credentials: the SDK must never fall back to reading the environment itself.
-        client = Client(
-            username, password, account_sid=account_sid, http_client=self.http, environment=_NO_ENVIRONMENT
-        )
+        client = Client(username, password, account_sid=account_sid, http_client=self.http, environment=_NO_ENVIRONMENT)
         client.conversations.base_url = self.settings.twilio_base_url
         self._twilio = client
 
@@ -149,26 +147,20 @@ class UpstreamClient:
     # "SID" could otherwise point a request at another scope's resource.
 
     def _service(self, service_sid: str | None) -> Any:
-        return (
-            self._v1.services(require_sid("service_sid", service_sid, sids.SERVICE)) if service_sid else None
-        )
+        return self._v1.services(require_sid("service_sid", service_sid, sids.SERVICE)) if service_sid else None
 
     def _conversations(self, service_sid: str | None) -> Any:
         service = self._service(service_sid)
         return service.conversations if service is not None else self._v1.conversations
 
     def _conversation(self, conversation_sid: str, service_sid: str | None) -> Any:
-        return self._conversations(service_sid)(
-            require_sid("conversation_sid", conversation_sid, sids.CONVERSATION)
-        )
+        return self._conversations(service_sid)(require_sid("conversation_sid", conversation_sid, sids.CONVERSATION))
 
     def _messages(self, conversation_sid: str, service_sid: str | None) -> Any:
         return self._conversation(conversation_sid, service_sid).messages
 
     def _receipts(self, conversation_sid: str, message_sid: str, service_sid: str | None) -> Any:
-        message = self._messages(conversation_sid, service_sid)(
-            require_sid("message_sid", message_sid, sids.MESSAGE)
-        )
+        message = self._messages(conversation_sid, service_sid)(require_sid("message_sid", message_sid, sids.MESSAGE))
         return message.delivery_receipts
 
     def _webhooks(self, service_sid: str | None) -> Any:
@@ -244,9 +236,7 @@ class UpstreamClient:
             state=_unset(state),
         )
 
-    async def fetch_message(
-        self, conversation_sid: str, sid: str, *, service_sid: str | None = None
-    ) -> MessageRecord:
+    async def fetch_message(self, conversation_sid: str, sid: str, *, service_sid: str | None = None) -> MessageRecord:
         context = self._messages(conversation_sid, service_sid)(require_sid("sid", sid, sids.MESSAGE))
         instance = await self._call(context.fetch_async)
         return mapping.message(instance, service_sid)
@@ -303,9 +293,7 @@ class UpstreamClient:
     async def fetch_receipt(
         self, conversation_sid: str, message_sid: str, sid: str, *, service_sid: str | None = None
     ) -> ReceiptRecord:
-        context = self._receipts(conversation_sid, message_sid, service_sid)(
-            require_sid("sid", sid, sids.RECEIPT)
-        )
+        context = self._receipts(conversation_sid, message_sid, service_sid)(require_sid("sid", sid, sids.RECEIPT))
         instance = await self._call(context.fetch_async)
         return mapping.receipt(instance, service_sid)
 

@@ -152,9 +152,7 @@ class GatewayHttpClient(AsyncHttpClient):
         connector = aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=0, enable_cleanup_closed=True)
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout
-            ),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout),
             raise_for_status=False,
         )
 

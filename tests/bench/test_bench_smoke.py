@@ -11,8 +11,23 @@ import pytest
 
 from bench.__main__ import parse, run
 
-TINY = ["all", "--duration", "0.3", "--rounds", "1", "--concurrency", "2", "--latency", "5",
-        "--iterations", "2", "--parallel", "5", "--http-rounds", "2"]
+TINY = [
+    "all",
+    "--duration",
+    "0.3",
+    "--rounds",
+    "1",
+    "--concurrency",
+    "2",
+    "--latency",
+    "5",
+    "--iterations",
+    "2",
+    "--parallel",
+    "5",
+    "--http-rounds",
+    "2",
+]
 
 
 @pytest.mark.timeout(60)

@@ -22,10 +22,7 @@ def test_scope_enters_every_key():
     assert k.participants(None, CONV) == f"participants:default:{CONV}"
     assert k.receipts(None, CONV, MSG) == f"receipts:default:{CONV}:{MSG}"
     assert k.messages_page(None, CONV, "desc", 20, None, None) == f"messages_page:default:{CONV}:0:desc:20:-"
-    assert (
-        k.messages_page(SERVICE, CONV, "asc", 5, "PT9", "ab12")
-        == f"messages_page:{SERVICE}:{CONV}:ab12:asc:5:PT9"
-    )
+    assert k.messages_page(SERVICE, CONV, "asc", 5, "PT9", "ab12") == f"messages_page:{SERVICE}:{CONV}:ab12:asc:5:PT9"
 
 
 def test_kind_of_every_key_is_a_known_kind():

@@ -61,10 +61,7 @@ async def test_cached_many_fetches_only_misses_and_stores_successes(cache):
     second = await load([2, 1, 3, 4])
     assert second[:2] == [msg(2), msg(1)] and isinstance(second[2], UpstreamNotFound) and second[3] == msg(4)
     assert fetched == [[1, 2, 3], [3, 4]]  # failures are not cached
-    assert (
-        cache.metrics.sample("delivery_gateway_cache_requests_total", {"kind": "message", "result": "hit"})
-        == 2
-    )
+    assert cache.metrics.sample("delivery_gateway_cache_requests_total", {"kind": "message", "result": "hit"}) == 2
 
 
 async def test_cached_many_reports_items_the_fetcher_left_out(cache):

@@ -124,9 +124,7 @@ async def test_redis_backend_emits_no_warnings(redis_target):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         cache = ResourceCache.from_url(redis_target.url, namespace="dg")
-        await cache.set(
-            k.conversation(None, CONV), {"a": 1}, ttl=5
-        )  # single SET with TTL (SETEX is deprecated)
+        await cache.set(k.conversation(None, CONV), {"a": 1}, ttl=5)  # single SET with TTL (SETEX is deprecated)
         await cache.set_many({k.message(None, CONV, MSG): {"b": 2}}, ttl=5)
         await cache.set_many({k.message(None, CONV, "IM" + "4" * 32): {"b": 2}}, ttl=5.5)
         await cache.get_many([k.conversation(None, CONV)])

@@ -90,9 +90,7 @@ async def test_advance_all_takes_happy_paths_to_their_end_and_reads_for_chat():
     state = EmulatorState(config)
     conversation, agent, watcher, sms, whatsapp = conversation_with_everyone(state)
     message, created = state.store.create_message(conversation.sid, author="agent", body="hi")
-    assert (
-        state.simulator.pending_steps == 1 + 2 + 1
-    )  # sms delivered; whatsapp delivered, read; watcher reads
+    assert state.simulator.pending_steps == 1 + 2 + 1  # sms delivered; whatsapp delivered, read; watcher reads
     await state.simulator.advance_all()
     final = {r.participant_sid: r.status for r in created}
     assert final == {sms.sid: "delivered", whatsapp.sid: "read"}

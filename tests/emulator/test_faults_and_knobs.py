@@ -87,10 +87,7 @@ async def test_request_counter_counts_per_spec_route(app, client):
     await client.get(f"/v1/Services/{conversation.service_sid}/Conversations/{conversation.sid}/Messages")
     assert state.requests.count(LIST_CONVERSATIONS) == 2
     assert state.requests.count("GET /v1/Conversations/{ConversationSid}/Messages") == 1
-    assert (
-        state.requests.count("GET /v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Messages")
-        == 1
-    )
+    assert state.requests.count("GET /v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Messages") == 1
     assert state.requests.count() == 4
     state.requests.reset()
     assert state.requests.count() == 0
@@ -116,9 +113,7 @@ async def test_default_service_is_reachable_in_service_scope(app, client):
     assert {c["sid"] for c in listed} == {c.sid for c in state.store.conversations_in(default)}
     other = next(c for c in state.store.conversations.values() if c.service_sid != default)
     assert (await client.get(f"/v1/Conversations/{other.sid}")).status_code == 404
-    assert (
-        await client.get(f"/v1/Services/{other.service_sid}/Conversations/{other.sid}")
-    ).status_code == 200
+    assert (await client.get(f"/v1/Services/{other.service_sid}/Conversations/{other.sid}")).status_code == 200
     by_unique_name = await client.get(f"/v1/Services/{other.service_sid}/Conversations/{other.unique_name}")
     assert by_unique_name.json()["sid"] == other.sid
 

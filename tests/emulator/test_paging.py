@@ -57,9 +57,7 @@ async def test_walking_next_and_previous_page_urls(app, client):
     assert [meta["page"] for meta in pages] == [0, 1, 2, 3]
     assert pages[0]["previous_page_url"] is None and pages[-1]["next_page_url"] is None
     query = parse_qs(urlsplit(pages[1]["next_page_url"]).query)
-    assert (
-        query["Order"] == ["desc"] and query["PageSize"] == ["20"] and query["PageToken"][0].startswith("PT")
-    )
+    assert query["Order"] == ["desc"] and query["PageSize"] == ["20"] and query["PageToken"][0].startswith("PT")
     previous = (await client.get(pages[2]["previous_page_url"])).json()
     assert [m["index"] for m in previous["messages"]] == seen[20:40]
     assert previous["meta"]["page"] == 1

@@ -28,9 +28,7 @@ def test_seed_covers_every_channel_state_and_scope():
     assert all(is_sid(r.sid, "DY") and is_sid(r.channel_message_sid) for r in receipts)
     chat = [p for per in store.participants.values() for p in per.values() if p.channel == "chat"]
     assert all(p.last_read_message_index is not None and p.last_read_timestamp for p in chat)
-    summaries = [
-        delivery_summary(store.receipts_of(m.sid)) for per in store.messages.values() for m in per.values()
-    ]
+    summaries = [delivery_summary(store.receipts_of(m.sid)) for per in store.messages.values() for m in per.values()]
     assert None in summaries  # the chat-only room
     assert {"all", "some", "none"} <= {s["delivered"] for s in summaries if s}
     assert state.simulator.pending_steps == 0 and state.webhooks.pending == 0

@@ -26,15 +26,11 @@ TWILIO_ERROR = {
 
 
 def assert_valid(spec: dict, schema: dict, body: object) -> None:
-    OAS30Validator(
-        {**schema, "components": spec["components"]}, format_checker=oas30_format_checker
-    ).validate(body)
+    OAS30Validator({**schema, "components": spec["components"]}, format_checker=oas30_format_checker).validate(body)
 
 
 def response_schema(spec: dict, method: str, template: str, status: int) -> dict:
-    return spec["paths"][template][method.lower()]["responses"][str(status)]["content"]["application/json"][
-        "schema"
-    ]
+    return spec["paths"][template][method.lower()]["responses"][str(status)]["content"]["application/json"]["schema"]
 
 
 def item_fields(spec: dict, schema: dict) -> set[str]:
@@ -45,10 +41,7 @@ def item_fields(spec: dict, schema: dict) -> set[str]:
 def operations() -> list[tuple[str, str]]:
     paths = conversations_spec()["paths"]
     return [
-        (method.upper(), template)
-        for template, item in paths.items()
-        for method in item
-        if method in ("get", "post")
+        (method.upper(), template) for template, item in paths.items() for method in item if method in ("get", "post")
     ]
 
 
@@ -65,14 +58,11 @@ def concrete_requests(state, template: str, method: str) -> tuple[str, dict | No
     """(path, form, expected status) for one operation against the seeded data."""
     store = state.store
     service_scoped = template.startswith("/v1/Services/")
-    service_sid = (
-        next(s for s in store.services if s != store.default_service.sid) if service_scoped else None
-    )
+    service_sid = next(s for s in store.services if s != store.default_service.sid) if service_scoped else None
     conversation = next(
         c
         for c in store.conversations.values()
-        if c.service_sid == (service_sid or store.default_service.sid)
-        and store.receipts_of(_last(store, c).sid)
+        if c.service_sid == (service_sid or store.default_service.sid) and store.receipts_of(_last(store, c).sid)
     )
     message = _last(store, conversation)
     receipt = store.receipts_of(message.sid)[0]

@@ -24,9 +24,7 @@ def mixed_conversation(store: ConversationStore, service_sid: str | None = None)
     store.create_participant(conversation.sid, identity="agent")
     store.create_participant(conversation.sid, identity="watcher")
     store.create_participant(conversation.sid, address="+15550000001", proxy_address="+15017122661")
-    store.create_participant(
-        conversation.sid, address="whatsapp:+15550000002", proxy_address="whatsapp:+1415"
-    )
+    store.create_participant(conversation.sid, address="whatsapp:+15550000002", proxy_address="whatsapp:+1415")
     return conversation
 
 
@@ -112,9 +110,7 @@ async def test_service_conversations_use_service_settings_and_filters_apply(webh
         state = running.state
         store = state.store
         service = store.create_service("EU")
-        state.set_webhook(
-            post_webhook_url=webhook_receiver.url + "?scope=account", filters=["onDeliveryUpdated"]
-        )
+        state.set_webhook(post_webhook_url=webhook_receiver.url + "?scope=account", filters=["onDeliveryUpdated"])
         state.set_webhook(
             post_webhook_url=webhook_receiver.url + "?scope=service",
             filters=["onMessageAdded"],
@@ -166,9 +162,7 @@ async def test_concurrent_workers_deliver_every_event(webhook_receiver):
 async def test_unreachable_receiver_is_logged_not_fatal(caplog):
     async with serve_emulator(fast_config(failure_rate=0, webhook_retries=1)) as running:
         state = running.state
-        state.set_webhook(
-            post_webhook_url="http://127.0.0.1:9/webhooks/twilio", filters=["onDeliveryUpdated"]
-        )
+        state.set_webhook(post_webhook_url="http://127.0.0.1:9/webhooks/twilio", filters=["onDeliveryUpdated"])
         conversation = mixed_conversation(state.store)
         _, created = state.store.create_message(conversation.sid, author="agent", body="into the void")
         await state.simulator.idle()
@@ -181,9 +175,7 @@ async def test_unreachable_receiver_is_logged_not_fatal(caplog):
 async def test_duplication_and_reordering_knobs(webhook_receiver, knob):
     async with serve_emulator(fast_config(simulate=False, failure_rate=0, **{knob: 1.0})) as running:
         state = running.state
-        state.set_webhook(
-            post_webhook_url=webhook_receiver.url, filters=["onMessageAdded", "onDeliveryUpdated"]
-        )
+        state.set_webhook(post_webhook_url=webhook_receiver.url, filters=["onMessageAdded", "onDeliveryUpdated"])
         conversation = mixed_conversation(state.store)
         state.store.create_message(conversation.sid, author="agent", body="knobs")
         await state.webhooks.drain()
@@ -197,9 +189,7 @@ async def test_duplication_and_reordering_knobs(webhook_receiver, knob):
 
 
 def test_get_method_webhooks_sign_the_full_query_url():
-    event = WebhookEvent(
-        "https://gw.example/webhooks/twilio?x=1", "GET", {"EventType": "onMessageAdded", "A": "b c"}
-    )
+    event = WebhookEvent("https://gw.example/webhooks/twilio?x=1", "GET", {"EventType": "onMessageAdded", "A": "b c"})
     url, form, headers = signed_request("token", event, retry_count=0)
     assert form == {} and url.startswith(event.url + "&")
     assert RequestValidator("token").validate(url, {}, headers["X-Twilio-Signature"])

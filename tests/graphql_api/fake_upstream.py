@@ -72,9 +72,7 @@ class FakeConversations:
         self.conversations[sid] = conv
         return conv
 
-    def add_chat(
-        self, conv: FakeConversation, identity: str, last_read: int | None = None
-    ) -> ParticipantRecord:
+    def add_chat(self, conv: FakeConversation, identity: str, last_read: int | None = None) -> ParticipantRecord:
         p = ParticipantRecord(
             sid=sids.new_sid(sids.PARTICIPANT),
             conversation_sid=conv.record.sid,
@@ -96,8 +94,7 @@ class FakeConversations:
 
     def set_read(self, conv: FakeConversation, participant: ParticipantRecord, index: int) -> None:
         conv.participants = [
-            replace(p, last_read_message_index=index) if p.sid == participant.sid else p
-            for p in conv.participants
+            replace(p, last_read_message_index=index) if p.sid == participant.sid else p for p in conv.participants
         ]
 
     def add_message(
@@ -166,9 +163,7 @@ class FakeConversations:
                 return m
         raise UpstreamNotFound(f"message {sid} not found", status=404)
 
-    async def list_messages(
-        self, conversation_sid, *, service_sid=None, order="desc", page_size=50, page_token=None
-    ):
+    async def list_messages(self, conversation_sid, *, service_sid=None, order="desc", page_size=50, page_token=None):
         self._call("list_messages")
         items = list(self._conv(conversation_sid).messages)
         if order == "desc":

@@ -30,9 +30,7 @@ CONV = "CH" + "0" * 32
 
 
 def chat(name: str, read: int | None = None) -> ParticipantRecord:
-    return ParticipantRecord(
-        sid=f"MB{name}", conversation_sid=CONV, identity=name, last_read_message_index=read
-    )
+    return ParticipantRecord(sid=f"MB{name}", conversation_sid=CONV, identity=name, last_read_message_index=read)
 
 
 def bound(name: str, kind: str) -> ParticipantRecord:
@@ -47,9 +45,7 @@ def message(author: ParticipantRecord, index: int = 5) -> MessageRecord:
     )
 
 
-def receipt(
-    p: ParticipantRecord, status: S | None, code: int | None = None, sid: str = "DY1"
-) -> ReceiptRecord:
+def receipt(p: ParticipantRecord, status: S | None, code: int | None = None, sid: str = "DY1") -> ReceiptRecord:
     return ReceiptRecord(
         sid=sid,
         conversation_sid=CONV,
@@ -80,10 +76,7 @@ def test_channels():
         )
         is Channel.WHATSAPP
     )
-    assert (
-        receipt_channel(ReceiptRecord(sid="DY", conversation_sid=CONV, message_sid="IM"), None)
-        is Channel.OTHER
-    )
+    assert receipt_channel(ReceiptRecord(sid="DY", conversation_sid=CONV, message_sid="IM"), None) is Channel.OTHER
 
 
 def test_recipients_exclude_author_and_cover_every_channel():
@@ -102,9 +95,7 @@ def test_author_matched_by_identity_or_address_without_participant_sid():
     assert recipient_states(msg, [sms, chat("a")], [])[0].participant.identity == "a"
 
 
-@pytest.mark.parametrize(
-    ("read", "expected"), [(None, "delivered"), (4, "delivered"), (5, "read"), (9, "read")]
-)
+@pytest.mark.parametrize(("read", "expected"), [(None, "delivered"), (4, "delivered"), (5, "read"), (9, "read")])
 def test_chat_read_horizon(read, expected):
     alice, bob = chat("alice"), chat("bob", read=read)
     [only] = recipient_states(message(alice, index=5), [alice, bob], [])
@@ -153,9 +144,7 @@ def test_mixed_group_read_only_when_everyone_read():
     msg = message(alice)
     assert ticks_for(recipient_states(msg, [alice, bob, wa], [receipt(wa, S.DELIVERED)])) is Ticks.DELIVERED
     assert ticks_for(recipient_states(msg, [alice, bob, wa], [receipt(wa, S.READ)])) is Ticks.READ
-    assert (
-        ticks_for(recipient_states(msg, [alice, chat("carol"), wa], [receipt(wa, S.READ)])) is Ticks.DELIVERED
-    )
+    assert ticks_for(recipient_states(msg, [alice, chat("carol"), wa], [receipt(wa, S.READ)])) is Ticks.DELIVERED
     assert ticks_for(recipient_states(msg, [alice, bob, wa], [])) is Ticks.PENDING
     assert ticks_for(recipient_states(msg, [alice, bob, wa], [receipt(wa, S.SENT)])) is Ticks.SENT
     assert ticks_for(recipient_states(msg, [alice, bob, wa], [receipt(wa, S.FAILED, 63016)])) is Ticks.FAILED

@@ -185,9 +185,7 @@ async def test_errors_and_codes(emulator, upstream):
     assert calls.count() == 3
 
     with upstream.calls.capture() as calls:
-        bad = await gql(
-            '{ conversation(sid: "CH-nope") { sid } message(conversationSid: "x", sid: "y") { sid } }'
-        )
+        bad = await gql('{ conversation(sid: "CH-nope") { sid } message(conversationSid: "x", sid: "y") { sid } }')
     assert {e.extensions["code"] for e in bad.errors} == {"BAD_USER_INPUT"}
     assert calls.count() == 0
 
@@ -207,9 +205,7 @@ async def test_participant_scope(emulator, upstream):
     other = store.create_conversation(friendly_name="private")
     store.create_participant(other.sid, identity="zed")
     gql = runner(upstream)
-    query = (
-        "query($s: String!) { conversation(sid: $s) { sid messages(last: 3) { edges { node { ticks } } } } }"
-    )
+    query = "query($s: String!) { conversation(sid: $s) { sid messages(last: 3) { edges { node { ticks } } } } }"
     ok = await gql(query, {"s": conv.sid}, caller=participant_caller("alice"))
     assert ok.errors is None and len(ok.data["conversation"]["messages"]["edges"]) == 3
     with upstream.calls.capture() as calls:

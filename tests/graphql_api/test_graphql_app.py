@@ -37,9 +37,7 @@ async def test_each_request_gets_fresh_loaders(fake):
     query = "query($s: String!) { conversation(sid: $s) { sid participants { sid } } }"
     for _ in range(2):
         response = await post(app, query, {"s": conv.record.sid}, Caller(CallerKind.INTERNAL, identity="svc"))
-        assert (
-            response.status_code == 200 and response.json()["data"]["conversation"]["sid"] == conv.record.sid
-        )
+        assert response.status_code == 200 and response.json()["data"]["conversation"]["sid"] == conv.record.sid
     assert fake.calls["fetch_conversation"] == 2 and fake.calls["list_participants"] == 2
 
 
@@ -47,9 +45,7 @@ async def test_caller_comes_from_scope(fake):
     conv, *_ = build_chat(fake, messages=1)
     app = create_graphql_app(services(fake))
     query = "query($s: String!) { conversation(sid: $s) { sid } }"
-    denied = await post(
-        app, query, {"s": conv.record.sid}, Caller(CallerKind.PARTICIPANT, identity="mallory")
-    )
+    denied = await post(app, query, {"s": conv.record.sid}, Caller(CallerKind.PARTICIPANT, identity="mallory"))
     assert denied.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     allowed = await post(app, query, {"s": conv.record.sid}, Caller(CallerKind.PARTICIPANT, identity="alice"))
     assert allowed.json()["data"]["conversation"]["sid"] == conv.record.sid

@@ -153,9 +153,7 @@ async def test_upstream_failures_keep_their_codes_per_branch(gql, fake):
     assert codes == {"UPSTREAM_RATE_LIMITED"}
     assert result.errors[0].extensions["retryAfter"] == 2
     sms_authored = [n for n in nodes if n["index"] % 3 == 1]
-    assert all(
-        n["recipients"] is not None and n["ticks"] for n in sms_authored
-    )  # chat-only: no receipts needed
+    assert all(n["recipients"] is not None and n["ticks"] for n in sms_authored)  # chat-only: no receipts needed
 
     fake.fail = {"list_participants": UpstreamUnavailable("down", status=503)}
     result = await gql(
@@ -170,9 +168,7 @@ async def test_participant_caller_access(gql, fake):
     conv, *_ = build_chat(fake, messages=3)
     other = fake.add_conversation("other")
     fake.add_chat(other, "zed")
-    query = (
-        "query($s: String!) { conversation(sid: $s) { sid messages(last: 5) { edges { node { sid } } } } }"
-    )
+    query = "query($s: String!) { conversation(sid: $s) { sid messages(last: 5) { edges { node { sid } } } } }"
 
     ok = await gql(query, {"s": conv.record.sid}, caller=participant_caller("alice"))
     assert ok.errors is None and ok.data["conversation"]["sid"] == conv.record.sid
@@ -260,9 +256,7 @@ async def test_rollup(gql, fake):
 
 
 async def test_introspection_switch(fake):
-    off = Runner(
-        GatewayServices(Settings(_env_file=None, DELIVERY_GATEWAY_INTROSPECTION=False), upstream=fake)
-    )
+    off = Runner(GatewayServices(Settings(_env_file=None, DELIVERY_GATEWAY_INTROSPECTION=False), upstream=fake))
     result = await off("{ __schema { queryType { name } } }")
     assert result.errors
     on = Runner(GatewayServices(Settings(_env_file=None), upstream=fake))

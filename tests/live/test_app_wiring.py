@@ -18,7 +18,6 @@ from tests.live.test_end_to_end import DELIVERY_UPDATES, conversation_with_recip
 KEY = "live-test-key-0123456789"
 
 
-
 async def test_create_app_end_to_end(tmp_path):
     from delivery_gateway.emulator import serve_emulator
 

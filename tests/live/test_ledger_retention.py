@@ -242,8 +242,9 @@ async def test_gateway_prunes_with_the_configured_retention():
     await ledger.apply(horizon(CONV, p, 2))
     now = datetime.fromtimestamp(T_OLD + 8 * DAY, UTC)
     result = await gateway.prune_ledger(now)
-    assert result.changes == 1 and [c.payload["last_read_message_index"] for c in
-                                    await ledger.changes_after(CONV, 0)] == [2]
+    assert result.changes == 1 and [
+        c.payload["last_read_message_index"] for c in await ledger.changes_after(CONV, 0)
+    ] == [2]
     assert [c.kind for c in await ledger.changes_after(CONV, 0)] == [ChangeKind.READ_HORIZON]
 
 

@@ -92,7 +92,7 @@ async def test_websocket_access_rules(deployed) -> None:
 
 async def test_limits_and_masking_in_the_deployed_app(deployed) -> None:
     client, fake, own, _ = deployed
-    aliases = " ".join(f'a{i}: conversation(sid: $s) {{ rollup(window: 200) {{ window }} }}' for i in range(6))
+    aliases = " ".join(f"a{i}: conversation(sid: $s) {{ rollup(window: 200) {{ window }} }}" for i in range(6))
     fake.calls.clear()
     expensive = await graphql(client, API_KEY, own, f"query($s: String!) {{ {aliases} }}")
     assert expensive.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"

@@ -118,8 +118,11 @@ async def test_correlation_id(offered: str, kept: bool) -> None:
 
 
 async def test_cors_same_origin_only_by_default_configured_origins_allowed() -> None:
-    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type"}
+    preflight = {
+        "Origin": "https://app.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
     async with client(toy.build_app(make_settings())) as c:
         denied = await c.options("/graphql", headers=preflight)
     assert "access-control-allow-origin" not in denied.headers

@@ -18,9 +18,7 @@ from tests.security.conftest import API_KEY, CONV_ALICE, make_settings
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
 
-async def run(
-    query: str, variables: dict | None = None, headers: dict | None = None, **overrides
-) -> httpx.Response:
+async def run(query: str, variables: dict | None = None, headers: dict | None = None, **overrides) -> httpx.Response:
     app = toy.build_app(make_settings(**overrides))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as c:
         return await c.post(

@@ -70,7 +70,9 @@ async def test_participant_follows_own_conversation_not_a_strangers(gateway) -> 
 async def test_bad_sids_and_limits_on_subscriptions(gateway) -> None:
     host, own, _ = gateway
     assert codes(await follow(host, mint("alice"), "CH-not-a-sid")) == {"BAD_USER_INPUT"}
-    aliases = "subscription($c: String!) { " + " ".join(
-        f"a{i}: deliveryUpdates(conversationSid: $c) {{ cursor }}" for i in range(40)
-    ) + " }"
+    aliases = (
+        "subscription($c: String!) { "
+        + " ".join(f"a{i}: deliveryUpdates(conversationSid: $c) {{ cursor }}" for i in range(40))
+        + " }"
+    )
     assert "QUERY_TOO_COMPLEX" in codes(await follow(host, mint("alice"), own, aliases))

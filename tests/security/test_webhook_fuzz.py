@@ -19,8 +19,20 @@ from tests.security.conftest import make_settings
 TOKEN = "webhook-test-auth-token"
 URL = f"http://testserver{WEBHOOK_PATH}"
 FIELDS = [
-    "EventType", "AccountSid", "ConversationSid", "MessageSid", "DeliveryReceiptSid", "ParticipantSid",
-    "ChannelMessageSid", "Status", "DateCreated", "DateUpdated", "Source", "Index", "Body", "Author",
+    "EventType",
+    "AccountSid",
+    "ConversationSid",
+    "MessageSid",
+    "DeliveryReceiptSid",
+    "ParticipantSid",
+    "ChannelMessageSid",
+    "Status",
+    "DateCreated",
+    "DateUpdated",
+    "Source",
+    "Index",
+    "Body",
+    "Author",
 ]
 EVENTS = ["onDeliveryUpdated", "onMessageAdded", "onMessageUpdated", "onParticipantUpdated", "onNope", ""]
 values = st.one_of(
@@ -31,7 +43,10 @@ values = st.one_of(
     st.sampled_from(["2026-01-01T00:00:00Z", "not a date", "-1", "99999999999999999999"]),
 )
 CONTENT_TYPES = [
-    "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/json", "",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "application/json",
+    "",
     "text/plain",
 ]
 forms = st.dictionaries(st.sampled_from(FIELDS) | st.text(min_size=1, max_size=10), values, max_size=12)
@@ -45,9 +60,7 @@ forms = st.dictionaries(st.sampled_from(FIELDS) | st.text(min_size=1, max_size=1
     content_type=st.sampled_from(CONTENT_TYPES),
     padding=st.sampled_from([0, 0, 0, 70_000]),
 )
-async def test_random_webhooks(
-    form: dict, signed: bool, signature: str, content_type: str, padding: int
-) -> None:
+async def test_random_webhooks(form: dict, signed: bool, signature: str, content_type: str, padding: int) -> None:
     settings_ = make_settings(TWILIO_AUTH_TOKEN=TOKEN, DELIVERY_GATEWAY_STORE_URL="memory://")
     if padding:
         form = {**form, "Body": "x" * padding}

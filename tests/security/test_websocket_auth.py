@@ -132,7 +132,9 @@ async def test_disallowed_origin_refused_configured_one_accepted(serve) -> None:
         async with await open_socket(serve, origin="https://evil.example"):
             pass
     assert info.value.response.status_code == 403
-    ws_cm = await open_socket(serve, origin="https://app.example", DELIVERY_GATEWAY_ALLOWED_ORIGINS="https://app.example")
+    ws_cm = await open_socket(
+        serve, origin="https://app.example", DELIVERY_GATEWAY_ALLOWED_ORIGINS="https://app.example"
+    )
     async with ws_cm as ws:
         assert (await init(ws, {"Authorization": f"Bearer {API_KEY}"}))["type"] == "connection_ack"
     demo = await open_socket(serve, origin="http://localhost:5173", DELIVERY_GATEWAY_DEMO_MODE=True)
@@ -163,14 +165,20 @@ async def test_legacy_graphql_ws_protocol_is_authenticated_too(serve) -> None:
 frames = st.one_of(
     st.binary(max_size=64),
     st.text(max_size=64),
-    st.dictionaries(st.sampled_from(["type", "payload", "id"]), st.none() | st.text(max_size=20) | st.integers())
-    .map(json.dumps),
+    st.dictionaries(st.sampled_from(["type", "payload", "id"]), st.none() | st.text(max_size=20) | st.integers()).map(
+        json.dumps
+    ),
     st.fixed_dictionaries(
         {"type": st.just("connection_init")},
-        optional={"payload": st.none() | st.integers() | st.text(max_size=20) | st.dictionaries(
-            st.sampled_from(["Authorization", "authorization", "x"]),
-            st.none() | st.integers() | st.text(max_size=40) | st.sampled_from([f"Bearer {API_KEY}", "Bearer "]),
-        )},
+        optional={
+            "payload": st.none()
+            | st.integers()
+            | st.text(max_size=20)
+            | st.dictionaries(
+                st.sampled_from(["Authorization", "authorization", "x"]),
+                st.none() | st.integers() | st.text(max_size=40) | st.sampled_from([f"Bearer {API_KEY}", "Bearer "]),
+            )
+        },
     ).map(json.dumps),
 )
 

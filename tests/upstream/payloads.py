@@ -74,9 +74,7 @@ def participant(sid: str = PART, conv: str = CONV) -> dict[str, Any]:
     }
 
 
-def receipt(
-    sid: str = RECEIPT, status: str = "delivered", conv: str = CONV, msg: str = MSG
-) -> dict[str, Any]:
+def receipt(sid: str = RECEIPT, status: str = "delivered", conv: str = CONV, msg: str = MSG) -> dict[str, Any]:
     return {
         "sid": sid,
         "conversation_sid": conv,

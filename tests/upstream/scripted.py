@@ -59,17 +59,13 @@ class ScriptedServer:
         try:
             replies = self._scripts.get(request.path)
             if not replies:
-                reply = Reply(
-                    404, {"code": 20404, "message": "The requested resource was not found", "status": 404}
-                )
+                reply = Reply(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
             else:
                 reply = replies.pop(0) if len(replies) > 1 else replies[0]
             if reply.delay:
                 await asyncio.sleep(reply.delay)
             text = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
-            return web.Response(
-                status=reply.status, text=text, content_type="application/json", headers=reply.headers
-            )
+            return web.Response(status=reply.status, text=text, content_type="application/json", headers=reply.headers)
         finally:
             self.in_flight -= 1
 

@@ -96,16 +96,12 @@ async def test_messages_page_in_both_orders_with_exact_call_counts(emulator, ups
         assert indexes == (expected if order == "asc" else expected[::-1])
         assert calls.count() == pages == -(-longest.next_index // 25)
         # Our log and the emulator's own counter agree, route for route.
-        assert {
-            f"{m} {r}": n for (m, r, _), n in calls.by_call().items()
-        } == emulator.state.requests.snapshot()
+        assert {f"{m} {r}": n for (m, r, _), n in calls.by_call().items()} == emulator.state.requests.snapshot()
 
 
 async def test_participants_receipts_and_single_fetches(emulator, upstream):
     store = emulator.state.store
-    message = next(
-        m for msgs in store.messages.values() for m in msgs.values() if len(store.receipts_of(m.sid)) >= 2
-    )
+    message = next(m for msgs in store.messages.values() for m in msgs.values() if len(store.receipts_of(m.sid)) >= 2)
     conversation = store.conversations[message.conversation_sid]
     service_sid = conversation.service_sid
     participants = await upstream.list_participants(conversation.sid, service_sid=service_sid)
@@ -120,9 +116,7 @@ async def test_participants_receipts_and_single_fetches(emulator, upstream):
     assert calls.count() == len(expected)
     assert all(isinstance(r.status, DeliveryStatus) for r in receipts)
 
-    fetched = await upstream.fetch_receipt(
-        conversation.sid, message.sid, receipts[0].sid, service_sid=service_sid
-    )
+    fetched = await upstream.fetch_receipt(conversation.sid, message.sid, receipts[0].sid, service_sid=service_sid)
     assert fetched == receipts[0]
     fetched_message = await upstream.fetch_message(conversation.sid, message.sid, service_sid=service_sid)
     assert fetched_message.sid == message.sid and fetched_message.chat_service_sid == service_sid
@@ -153,13 +147,9 @@ async def test_create_message_then_fetch_it(emulator, upstream):
     store = emulator.state.store
     service_sid = scopes(store)[1]
     conversation = store.conversations_in(service_sid)[0]
-    created = await upstream.create_message(
-        conversation.sid, service_sid=service_sid, author="agent", body="hello"
-    )
+    created = await upstream.create_message(conversation.sid, service_sid=service_sid, author="agent", body="hello")
     assert created.body == "hello" and created.chat_service_sid == service_sid
-    assert (
-        await upstream.fetch_message(conversation.sid, created.sid, service_sid=service_sid)
-    ).sid == created.sid
+    assert (await upstream.fetch_message(conversation.sid, created.sid, service_sid=service_sid)).sid == created.sid
 
 
 async def test_webhook_config_both_scopes(emulator, upstream):

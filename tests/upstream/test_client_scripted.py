@@ -41,9 +41,7 @@ async def server() -> AsyncIterator[ScriptedServer]:
 
 @pytest.fixture
 async def upstream(server: ScriptedServer) -> AsyncIterator[UpstreamClient]:
-    client = UpstreamClient(
-        settings_for(server.url), retry_policy=RetryPolicy(max_retries=2, base=0.001, cap=0.01)
-    )
+    client = UpstreamClient(settings_for(server.url), retry_policy=RetryPolicy(max_retries=2, base=0.001, cap=0.01))
     async with client:
         yield client
 
@@ -78,9 +76,7 @@ async def test_list_messages_service_scope_fills_service_and_passes_token(server
         SERVICE_MSGS, Reply(200, p.page("messages", [p.message(index=0)], base=server.url, path=SERVICE_MSGS))
     )
     with upstream.calls.capture() as calls:
-        page = await upstream.list_messages(
-            p.CONV, service_sid=p.SERVICE, order="asc", page_size=1, page_token="PT42"
-        )
+        page = await upstream.list_messages(p.CONV, service_sid=p.SERVICE, order="asc", page_size=1, page_token="PT42")
     assert page.items[0].chat_service_sid == p.SERVICE
     assert page.next_page_token is None
     assert server.queries[-1] == {"Order": "asc", "PageSize": "1", "PageToken": "PT42"}

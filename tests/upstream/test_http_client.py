@@ -30,9 +30,7 @@ ROUTE = "/v1/Conversations/{ConversationSid}/Messages"
 
 
 def make_client(**kwargs) -> GatewayHttpClient:
-    kwargs.setdefault(
-        "retry_policy", RetryPolicy(max_retries=kwargs.pop("max_retries", 3), base=0.001, cap=0.01)
-    )
+    kwargs.setdefault("retry_policy", RetryPolicy(max_retries=kwargs.pop("max_retries", 3), base=0.001, cap=0.01))
     kwargs.setdefault("connect_timeout", 0.3)
     kwargs.setdefault("read_timeout", 0.3)
     return GatewayHttpClient(**kwargs)
@@ -197,9 +195,7 @@ async def test_coalescing_makes_one_call_for_identical_concurrent_reads():
         server.script(PATH, Reply(200, {"messages": []}, delay=0.05))
         url = server.url + PATH
         with http.calls.capture() as calls:
-            results = await asyncio.gather(
-                *(http.request("GET", url, params={"PageSize": 5}) for _ in range(10))
-            )
+            results = await asyncio.gather(*(http.request("GET", url, params={"PageSize": 5}) for _ in range(10)))
             await http.request("GET", url, params={"PageSize": 6})  # different query: its own call
         assert {r.status_code for r in results} == {200}
         assert server.count(PATH) == 2

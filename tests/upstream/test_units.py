@@ -53,9 +53,7 @@ def test_every_route_we_produce_is_a_spec_path():
     import json
     from pathlib import Path
 
-    spec_file = (
-        Path(__file__).resolve().parents[2] / "delivery_gateway/emulator/twilio_conversations_v1_subset.json"
-    )
+    spec_file = Path(__file__).resolve().parents[2] / "delivery_gateway/emulator/twilio_conversations_v1_subset.json"
     if not spec_file.exists():
         pytest.skip("spec subset not present")
     paths = set(json.loads(spec_file.read_text())["paths"])
@@ -110,9 +108,7 @@ def test_retry_after_wins_unless_too_long():
 def test_breaker_state_machine():
     now = [100.0]
     changes: list[BreakerState] = []
-    breaker = CircuitBreaker(
-        failure_threshold=2, cooldown=5.0, clock=lambda: now[0], on_change=changes.append
-    )
+    breaker = CircuitBreaker(failure_threshold=2, cooldown=5.0, clock=lambda: now[0], on_change=changes.append)
     breaker.record_failure()
     breaker.record_success()  # resets the streak
     breaker.record_failure()
