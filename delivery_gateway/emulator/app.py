@@ -51,7 +51,8 @@ class EmulatorState:
         service_sid: str | None = None,
         method: str = "POST",
     ) -> WebhookSettings:
-        """Configure post-event webhooks in-process: account-level, or for `service_sid`'s conversations."""
+        """Configure post-event webhooks in-process: account-level (`service_sid` None), or service-level, which
+        once it has a URL overrides the account-level configuration for that service's conversations."""
         settings = self.store.webhook_settings(service_sid)
         settings.post_webhook_url = post_webhook_url
         settings.filters = list(filters if filters is not None else ["onDeliveryUpdated"])
@@ -78,8 +79,8 @@ async def _twilio_not_found(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_emulator_app(config: EmulatorConfig | None = None) -> Starlette:
-    logging.getLogger("uvicorn.error").addFilter(HIDE_DROPPED_CONNECTIONS)  # same object: added once
     """A Starlette app emulating Twilio Conversations v1 for `config`; its state is `app.state.emulator`."""
+    logging.getLogger("uvicorn.error").addFilter(HIDE_DROPPED_CONNECTIONS)  # same object: added once
     state = EmulatorState(config or EmulatorConfig())
 
     @contextlib.asynccontextmanager

@@ -1,6 +1,8 @@
-"""Knobs of one emulator instance: credentials, seeding, simulator timing and injected faults.
+"""Knobs of one emulator instance: credentials, seeding, simulator timing, Twilio's variable behaviours, faults.
 
 Plain data; never starts anything. Tests mutate `state.config` at runtime, so readers look knobs up on use.
+Where Twilio's behaviour is documented the default follows the document (cited here or in README.md); where it
+is not, the default is the harshest plausible behaviour and the knob turns it down.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ class EmulatorConfig:
     latency: float = 0.0  # seconds added to every response
     latency_jitter: float = 0.0  # plus uniform(0, latency_jitter)
     rate_limit_rate: float = 0.0  # probability of 429 (code 20429)
-    retry_after: int = 1  # seconds, sent as Retry-After with every 429
+    # Retry-After on a 429, in seconds; None sends none. Twilio's 20429 page says to back off exponentially and
+    # retry (https://www.twilio.com/docs/api/errors/20429) and documents no Retry-After for Conversations.
+    retry_after: int | None = None
     server_error_rate: float = 0.0  # probability of a 5xx
     server_error_status: int = 503
     connection_reset_rate: float = 0.0  # probability the connection drops mid-response (truncated body)
@@ -37,14 +41,36 @@ class EmulatorConfig:
     failure_rate: float = 0.1  # share of receipts ending failed or undelivered
     whatsapp_read_rate: float = 0.7  # share of delivered WhatsApp receipts that go on to read
     chat_read_rate: float = 0.8  # share of chat participants that read each message
+    # Receipt statuses beyond the five (seed 002: "... sent or null"). Shares of new receipts that:
+    queued_rate: float = 0.0  # start `queued`, then follow their path
+    null_status_rate: float = 0.0  # start with status null and stay so
+    unknown_status_rate: float = 0.0  # start with `unknown_status`, a status no document lists, then follow their path
+    unknown_status: str = "accepted"  # a Twilio Messaging status Conversations does not document (yet)
+    # error_code of a receipt without error in REST bodies. Twilio's receipt guide shows `"error_code": null`
+    # (seed 001); the spec types it integer with `default: 0`. 0 reproduces the spec's reading.
+    error_code_when_none: int | None = None
 
     # Outgoing webhooks. Like Twilio, actions made through this REST API fire their own webhooks
     # (onMessageAdded, onParticipantAdded, ...) only with `X-Twilio-Webhook-Enabled: true`;
     # onDeliveryUpdated always fires.
     rest_webhooks_without_header: bool = False  # True: REST actions fire webhooks even without the header
+    webhook_drop_rate: float = 0.0  # share of webhooks never sent (counted in `webhooks.dropped`)
     webhook_duplicate_rate: float = 0.0  # probability a webhook is posted twice
     webhook_reorder_rate: float = 0.0  # probability the next queued webhook overtakes the current one
     webhook_concurrency: int = 1  # workers posting webhooks; 1 keeps them in order
-    webhook_retries: int = 3  # extra attempts after a connection error or 5xx
+    # Retries after a timeout or a 429/503/504 answer. Twilio's post_webhook_retry_count "default is 0, which
+    # means the call won't be retried" (Chat Service resource, which Conversations services are).
+    webhook_retries: int = 0
     webhook_retry_delay: float = 0.2  # seconds, doubled per attempt
-    webhook_timeout: float = 5.0
+    webhook_timeout: float = 5.0  # Twilio: "Conversations webhooks have a maximum timeout of 5 seconds"
+    # A service-level configuration overrides the account-level one for that service's conversations (Per-Service
+    # Webhook resource). Which settings make it "configured" is not documented: by default either URL does
+    # (harshest: a service with only a pre-event URL hides the account-level post-event webhooks); False needs
+    # a post-event URL.
+    service_pre_webhook_overrides: bool = True
+    # The key naming a media SID inside the `Media` webhook parameter: "Sid" as Conversations webhooks carry it,
+    # "MediaSid" as the Event Streams schema of the same event spells it.
+    webhook_media_sid_key: str = "Sid"
+    # Parameters added to every webhook that no document lists (e.g. {"RetryCount": "0"}, seen on real posts):
+    # a receiver must ignore what it does not know.
+    webhook_extra_params: dict[str, str] = field(default_factory=dict)

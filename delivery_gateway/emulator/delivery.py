@@ -9,14 +9,19 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from delivery_gateway.emulator.store import Receipt
+    from delivery_gateway.emulator.models import Receipt
 
 SENT = "sent"
 DELIVERED = "delivered"
 READ = "read"
 FAILED = "failed"
 UNDELIVERED = "undelivered"
+# The five statuses Twilio documents and summarises in `Message.delivery` (seeds 000/001).
 STATUSES = (SENT, DELIVERED, READ, FAILED, UNDELIVERED)
+# Not among the five, yet possible on the wire: Twilio's receipt resource says the status "can be read, failed,
+# delivered, undelivered, sent or null" (seed 002), and `queued` is the status Twilio Messaging gives a message
+# before it is sent. The emulator produces them only when their knobs are set (config.py).
+QUEUED = "queued"
 
 # Real Twilio error codes per channel. failed: never sent; undelivered: sent, then carrier/WhatsApp gave up.
 FAILED_CODES = {"sms": (30008,), "whatsapp": (63016,)}  # 30008 unknown error; 63016 outside the 24h window
@@ -28,6 +33,8 @@ UNDELIVERED_CODES = {
 # What each status implies the receipt has passed through. `failed` means Twilio could not send at all, so it
 # implies nothing; `undelivered` is a carrier's verdict on a message that was sent. A receipt's own history
 # (Receipt.reached) is the authority: a failed receipt that had been sent first still counts toward `sent`.
+# Statuses outside the five (null, queued, anything newer) imply nothing: such a receipt counts toward `total`
+# only, the harshest reading of an aggregate Twilio documents for the five statuses alone.
 IMPLIED: dict[str, tuple[str, ...]] = {
     SENT: (SENT,),
     DELIVERED: (SENT, DELIVERED),
@@ -35,6 +42,11 @@ IMPLIED: dict[str, tuple[str, ...]] = {
     FAILED: (FAILED,),
     UNDELIVERED: (SENT, UNDELIVERED),
 }
+
+
+def reached_by(status: str | None) -> tuple[str, ...]:
+    """The summary statuses a receipt has certainly passed through once it shows `status`."""
+    return IMPLIED.get(status, ()) if status is not None else ()
 
 
 def proportion(count: int, total: int) -> str:

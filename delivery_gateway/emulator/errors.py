@@ -48,8 +48,11 @@ def conflict(message: str, code: int) -> TwilioError:
     return TwilioError(409, code, message)
 
 
-def rate_limited(retry_after: int) -> TwilioError:
-    return TwilioError(429, 20429, "Too Many Requests", {"Retry-After": str(retry_after)})
+def rate_limited(retry_after: int | None) -> TwilioError:
+    """429/20429, with `Retry-After` only when a value is given: Twilio's 20429 page asks clients to back off
+    exponentially and documents no Retry-After for the Conversations API."""
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return TwilioError(429, 20429, "Too Many Requests", headers)
 
 
 def server_error(status: int) -> TwilioError:

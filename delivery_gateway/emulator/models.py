@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from delivery_gateway.emulator.delivery import IMPLIED
+from delivery_gateway.emulator.delivery import reached_by
 
 CHAT = "chat"
 SMS = "sms"
@@ -17,7 +17,9 @@ WHATSAPP_PREFIX = "whatsapp:"
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+    """Now, to the millisecond: Twilio's webhooks carry milliseconds (`2021-08-10T18:00:58.111Z`), REST does not."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 @dataclass
@@ -56,11 +58,18 @@ class Conversation:
 
 @dataclass
 class MessagingBinding:
+    """How a participant exchanges messages. SMS/WhatsApp: `address` + `proxy_address`. Group MMS (an SDK
+    participant with `identity`): only `projected_address`, as Twilio's spec example `createGmms` shows
+    (`{"type": "sms", "projected_address": "+15017122661"}`)."""
+
     type: str  # sms | whatsapp
-    address: str
-    proxy_address: str | None
+    address: str | None = None
+    proxy_address: str | None = None
+    projected_address: str | None = None
 
     def to_json(self) -> dict[str, str | None]:
+        if self.projected_address is not None:
+            return {"type": self.type, "projected_address": self.projected_address}
         return {"type": self.type, "address": self.address, "proxy_address": self.proxy_address}
 
 
@@ -75,12 +84,17 @@ class Participant:
     date_created: datetime
     date_updated: datetime
     seq: int
-    last_read_message_index: int | None = None
+    last_read_message_index: int | None = None  # null until the participant first reads (as the SDK reports)
     last_read_timestamp: datetime | None = None
+    date_removed: datetime | None = None
 
     @property
     def channel(self) -> str:
-        return self.binding.type if self.binding else CHAT
+        """CHAT for every SDK participant, Group MMS ones included: Twilio's spec says `identity` is "non-null if
+        (and only if) the participant is using the Conversations SDK to communicate". Else the binding's type."""
+        if self.identity is not None or self.binding is None:
+            return CHAT
+        return self.binding.type
 
     @property
     def address(self) -> str | None:
@@ -96,7 +110,7 @@ class Message:
     body: str | None
     attributes: str
     participant_sid: str | None
-    media: list[dict[str, object]] | None
+    media: list[dict[str, object]] | None  # REST spelling: sid, content_type, filename, size
     content_sid: str | None
     date_created: datetime
     date_updated: datetime
@@ -110,17 +124,16 @@ class Receipt:
     message_sid: str
     participant_sid: str
     channel_message_sid: str
-    status: str
+    status: str | None  # Twilio: "read, failed, delivered, undelivered, sent or null"; queued/unknown by knob
     error_code: int | None
     date_created: datetime
-    date_updated: datetime
+    date_updated: datetime | None  # Twilio: "null if the delivery receipt has not been updated"
     seq: int
-    reached: set[str] = field(default_factory=set)  # every status passed through, for Message.delivery
-    planned: list[tuple[str, int | None]] = field(default_factory=list)  # steps the simulator has yet to take
+    reached: set[str] = field(default_factory=set)  # every summary status passed through, for Message.delivery
+    planned: list[tuple[str | None, int | None]] = field(default_factory=list)  # steps the simulator has yet to take
 
-    def advance(self, status: str, error_code: int | None, when: datetime) -> None:
+    def advance(self, status: str | None, error_code: int | None, when: datetime) -> None:
         self.status = status
         self.error_code = error_code
         self.date_updated = when
-        self.reached.update(IMPLIED[status])
-        self.reached.add(status)
+        self.reached.update(reached_by(status))

@@ -61,6 +61,10 @@ class Call:
         return header or self.state.config.rest_webhooks_without_header
 
     def emit(self, service_sid: str, event_type: str, params: dict[str, str]) -> None:
+        """Fire a REST action's own webhook, which Twilio does only on request: "only actions from SDK-driven
+        clients ... or SMS-based Participants will cause webhooks without further action on your part ... add a
+        header `X-Twilio-Webhook-Enabled=true`" (Conversations Webhooks, "Triggering Webhooks for REST API
+        Events")."""
         if self.webhooks_enabled:
             self.state.webhooks.emit(service_sid, event_type, params)
 
@@ -99,7 +103,8 @@ class Call:
         )
 
 
-Handler = Callable[[Call], Awaitable[tuple[dict[str, Any], int]]]
+# A handler answers (body, status); a None body is an empty response (204 of the spec's DELETE operations).
+Handler = Callable[[Call], Awaitable[tuple[dict[str, Any] | None, int]]]
 
 
 def authenticate(request: Request, state: EmulatorState) -> None:
@@ -134,7 +139,7 @@ def twilio_operation(method: str, template: str, handler: Handler) -> Route:
         finally:
             state.requests.finished()
 
-    async def _handle(request: Request, state: EmulatorState) -> JSONResponse:
+    async def _handle(request: Request, state: EmulatorState) -> Response:
         try:
             await state.faults.delay()
             authenticate(request, state)
@@ -153,11 +158,13 @@ def twilio_operation(method: str, template: str, handler: Handler) -> Route:
                 template=template,
                 path=path,
                 service_sid=service_sid or state.store.default_service.sid,
-                scope=ResourceScope(base_url, service_sid),
+                scope=ResourceScope(base_url, service_sid, state.config.error_code_when_none),
             )
             body, status = await handler(call)
         except TwilioError as error:
             return error.response()
+        if body is None:
+            return Response(status_code=status)
         return JSONResponse(body, status_code=status)
 
     return Route(template, endpoint, methods=[method], name=route_key)

@@ -33,16 +33,18 @@ SCHEMAS = {
 
 
 def iso(value: datetime | None) -> str | None:
-    """Twilio's date format: 2020-03-23T18:45:17Z."""
+    """Twilio's REST date format, whole seconds: 2020-03-23T18:45:17Z (every example of the spec and the docs)."""
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 @dataclass(frozen=True)
 class ResourceScope:
-    """Where a representation is served from: the emulator's own base URL and the service prefix, if any."""
+    """How representations of one call are rendered: the emulator's own base URL, the service prefix if any,
+    and the knob-chosen spelling of "no error" in receipts."""
 
     base_url: str  # e.g. http://127.0.0.1:8123, from the incoming request
     service_sid: str | None = None  # set for /v1/Services/{ChatServiceSid}/... routes
+    error_code_when_none: int | None = None  # config.error_code_when_none
 
     @property
     def service_scoped(self) -> bool:
@@ -130,10 +132,11 @@ def receipt_json(store: ConversationStore, scope: ResourceScope, receipt: Receip
             "channel_message_sid": receipt.channel_message_sid,
             "participant_sid": receipt.participant_sid,
             "status": receipt.status,
-            # The spec types error_code as a non-nullable integer defaulting to 0: 0 means "no error".
-            "error_code": receipt.error_code or 0,
+            # Twilio's receipt guide shows `"error_code": null` on receipts without error (seed 001); the
+            # spec's `default: 0` is the other reading, behind config.error_code_when_none.
+            "error_code": receipt.error_code if receipt.error_code is not None else scope.error_code_when_none,
             "date_created": iso(receipt.date_created),
-            "date_updated": iso(receipt.date_updated),
+            "date_updated": iso(receipt.date_updated),  # null until the receipt is first updated (seed 002)
             "url": url,
         },
     )

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 
 from starlette.routing import Route
 
 from delivery_gateway.emulator import spec
 from delivery_gateway.emulator.errors import bad_request, conflict, not_found
-from delivery_gateway.emulator.models import WHATSAPP_PREFIX
+from delivery_gateway.emulator.models import SMS, WHATSAPP_PREFIX, MessagingBinding, Participant
 from delivery_gateway.emulator.operation import Call, Handler, twilio_operation
 from delivery_gateway.emulator.representations import (
     conversation_json,
@@ -22,13 +23,20 @@ from delivery_gateway.emulator.representations import (
     receipt_json,
     webhooks_json,
 )
+from delivery_gateway.emulator.store import UNSET
 from delivery_gateway.emulator.webhook_events import (
     ON_CONVERSATION_ADDED,
+    ON_MESSAGE_REMOVED,
     ON_MESSAGE_UPDATED,
     ON_PARTICIPANT_ADDED,
+    ON_PARTICIPANT_REMOVED,
+    ON_PARTICIPANT_UPDATED,
     conversation_params,
     message_params,
+    message_removed_params,
+    participant_added_params,
     participant_params,
+    participant_removed_params,
 )
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -44,6 +52,26 @@ def _attributes(form, default: str | None = "{}") -> str | None:
         except ValueError:
             raise bad_request("Invalid Attributes: must be a structurally valid JSON string") from None
     return attributes
+
+
+def _e164(value: str, parameter: str) -> str:
+    if not E164.match(value.removeprefix(WHATSAPP_PREFIX)):
+        raise bad_request(f"Invalid {parameter}: {value}", code=21211)
+    return value
+
+
+def _date(form, name: str) -> object:
+    """An ISO-8601 date parameter: UNSET when absent, None for an empty value, else a datetime (400 if not one)."""
+    if name not in form:
+        return UNSET
+    text = form[name]
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        raise bad_request(f"Invalid {name}: {text!r} is not an ISO-8601 date") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _enum(value: str | None, schema_name: str, parameter: str) -> str | None:
@@ -102,7 +130,8 @@ async def create_message(call: Call):
     body, media_sid, content_sid = form.get("Body"), form.get("MediaSid"), form.get("ContentSid")
     if not (body or media_sid or content_sid):
         raise bad_request("Missing required parameter Body, MediaSid or ContentSid in the post body")
-    media = [{"sid": media_sid, "content_type": "image/jpeg", "filename": None, "size": 0}] if media_sid else None
+    # The REST spelling of media, as the spec's message examples show it (sid, size, content_type, filename).
+    media = [{"sid": media_sid, "size": 0, "content_type": "image/jpeg", "filename": None}] if media_sid else None
     message, _ = call.store.create_message(
         conversation.sid,
         author=form.get("Author") or "system",
@@ -128,8 +157,20 @@ async def update_message(call: Call):
     call.store.update_message(
         message, body=form.get("Body"), author=form.get("Author"), attributes=_attributes(form, None)
     )
-    call.emit(conversation.service_sid, ON_MESSAGE_UPDATED, message_params(call.store, message))
+    sid_key = call.state.config.webhook_media_sid_key
+    call.emit(conversation.service_sid, ON_MESSAGE_UPDATED, message_params(call.store, message, sid_key=sid_key))
     return message_json(call.store, call.scope, message), 200
+
+
+async def delete_message(call: Call):
+    """The spec's DeleteConversationMessage: 204. The index is not reused, so later messages skip it."""
+    conversation = call.conversation()
+    message = call.store.delete_message(call.message(conversation, call.path["Sid"]))
+    removed = call.store.clock()
+    sid_key = call.state.config.webhook_media_sid_key
+    params = message_removed_params(call.store, message, removed, sid_key=sid_key)
+    call.emit(conversation.service_sid, ON_MESSAGE_REMOVED, params)
+    return None, 204
 
 
 # Receipts.
@@ -161,40 +202,96 @@ async def list_participants(call: Call):
 async def create_participant(call: Call):
     conversation = call.conversation()
     form = await call.form()
-    identity = form.get("Identity")
-    address = form.get("MessagingBinding.Address")
-    proxy_address = form.get("MessagingBinding.ProxyAddress")
+    identity = form.get("Identity") or None
+    address = form.get("MessagingBinding.Address") or None
+    proxy_address = form.get("MessagingBinding.ProxyAddress") or None
+    projected_address = form.get("MessagingBinding.ProjectedAddress") or None
     if not identity and not address:
         raise bad_request("Missing required parameter Identity or MessagingBinding.Address in the post body")
     if address:
-        number = address.removeprefix(WHATSAPP_PREFIX)
-        if not E164.match(number):
-            raise bad_request(f"Invalid 'To' Phone Number: {address}", code=21211)
+        _e164(address, "'To' Phone Number")
         if not proxy_address:
             raise bad_request("Missing required parameter MessagingBinding.ProxyAddress in the post body")
+    if projected_address:
+        # Group MMS: "Communication mask for the Conversation participant with Identity" (spec, createGmms).
+        if not identity:
+            raise bad_request("MessagingBinding.ProjectedAddress needs Identity (a Group MMS participant)")
+        _e164(projected_address, "MessagingBinding.ProjectedAddress")
     store = call.store
-    if store.find_participant_by(conversation.sid, identity=identity or None, address=address or None):
+    if store.find_participant_by(conversation.sid, identity=identity, address=address):
         raise conflict("Participant already exists", 50433)
     participant = store.create_participant(
         conversation.sid,
-        identity=identity or None,
-        address=address or None,
+        identity=identity,
+        address=address,
         proxy_address=proxy_address if address else None,
+        projected_address=projected_address if not address else None,
         attributes=_attributes(form),
         role_sid=form.get("RoleSid"),
     )
-    call.emit(conversation.service_sid, ON_PARTICIPANT_ADDED, participant_params(store, participant))
+    call.emit(conversation.service_sid, ON_PARTICIPANT_ADDED, participant_added_params(store, participant))
     return participant_json(store, call.scope, participant), 201
 
 
-async def fetch_participant(call: Call):
+def _participant(call: Call) -> Participant:
     conversation = call.conversation()
-    sid = call.path["Sid"]
-    participants = call.store.participants[conversation.sid]
-    participant = participants.get(sid) or call.store.find_participant_by(conversation.sid, identity=sid, address=None)
+    participant = call.store.find_participant(conversation.sid, call.path["Sid"])
     if participant is None:
         raise not_found(call.request.url.path)
+    return participant
+
+
+async def fetch_participant(call: Call):
+    return participant_json(call.store, call.scope, _participant(call)), 200
+
+
+async def update_participant(call: Call):
+    """The spec's UpdateConversationParticipant. LastReadMessageIndex may move back (marking messages unread)
+    and may be cleared with an empty value (the spec types it nullable)."""
+    participant = _participant(call)
+    form = await call.form()
+    index: object = UNSET
+    if "LastReadMessageIndex" in form:
+        text = form["LastReadMessageIndex"]
+        if text in ("", "null"):
+            index = None
+        else:
+            try:
+                index = int(text)
+            except ValueError:
+                raise bad_request(f"Invalid LastReadMessageIndex: {text!r} is not an integer") from None
+            if index < 0:
+                raise bad_request(f"Invalid LastReadMessageIndex: {text}")
+    binding = participant.binding
+    if "MessagingBinding.ProxyAddress" in form and binding is not None and binding.address is not None:
+        binding.proxy_address = form["MessagingBinding.ProxyAddress"] or None  # "'null' value will remove it"
+    if "MessagingBinding.ProjectedAddress" in form and participant.identity is not None:
+        projected = form["MessagingBinding.ProjectedAddress"] or None  # "'null' value will remove it"
+        if projected is not None:
+            _e164(projected, "MessagingBinding.ProjectedAddress")
+        participant.binding = MessagingBinding(type=SMS, projected_address=projected) if projected else None
+    attributes = _attributes(form, None)
+    role_sid = form.get("RoleSid")
+    updated = _date(form, "DateUpdated")
+    call.store.update_participant(
+        participant,
+        attributes=attributes if attributes is not None else UNSET,
+        role_sid=role_sid if role_sid is not None else UNSET,
+        last_read_message_index=index,
+        last_read_timestamp=_date(form, "LastReadTimestamp"),
+        when=updated if isinstance(updated, datetime) else None,
+    )
+    service_sid = call.store.conversations[participant.conversation_sid].service_sid
+    call.emit(service_sid, ON_PARTICIPANT_UPDATED, participant_params(call.store, participant))
     return participant_json(call.store, call.scope, participant), 200
+
+
+async def delete_participant(call: Call):
+    """The spec's DeleteConversationParticipant: 204. The participant leaves the list; its receipts stay."""
+    participant = call.store.remove_participant(_participant(call))
+    service_sid = call.store.conversations[participant.conversation_sid].service_sid
+    call.emit(service_sid, ON_PARTICIPANT_REMOVED, participant_removed_params(call.store, participant))
+    return None, 204
 
 
 # Webhook configuration (account-level and service-level).
@@ -232,11 +329,14 @@ CONVERSATION_OPERATIONS: list[tuple[str, str, Handler]] = [
     ("POST", "/{ConversationSid}/Messages", create_message),
     ("GET", "/{ConversationSid}/Messages/{Sid}", fetch_message),
     ("POST", "/{ConversationSid}/Messages/{Sid}", update_message),
+    ("DELETE", "/{ConversationSid}/Messages/{Sid}", delete_message),
     ("GET", "/{ConversationSid}/Messages/{MessageSid}/Receipts", list_receipts),
     ("GET", "/{ConversationSid}/Messages/{MessageSid}/Receipts/{Sid}", fetch_receipt),
     ("GET", "/{ConversationSid}/Participants", list_participants),
     ("POST", "/{ConversationSid}/Participants", create_participant),
     ("GET", "/{ConversationSid}/Participants/{Sid}", fetch_participant),
+    ("POST", "/{ConversationSid}/Participants/{Sid}", update_participant),
+    ("DELETE", "/{ConversationSid}/Participants/{Sid}", delete_participant),
 ]
 
 

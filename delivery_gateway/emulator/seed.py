@@ -1,4 +1,6 @@
-"""Demo data for `delivery-gateway demo`: conversations over chat, SMS and WhatsApp in every delivery state.
+"""Demo data for `delivery-gateway demo`: conversations over chat, SMS and WhatsApp in every delivery state,
+with what real conversations have: a participant who joined late, one who left, a Group MMS participant who has
+never read, a deleted message (its index skipped) and a media message.
 
 Builds straight into the store with settled receipts; never fires webhooks and never schedules the simulator.
 """
@@ -36,6 +38,8 @@ PATHS = {
     FAILED: [FAILED],
     UNDELIVERED: [SENT, UNDELIVERED],
 }
+# The REST spelling of a message's media, as the spec's message examples show it.
+DEMO_IMAGE = {"sid": "ME" + "d" * 32, "size": 42056, "content_type": "image/jpeg", "filename": "parcel.jpg"}
 LINES = [
     "Hi! Your order has shipped.",
     "Great, when will it arrive?",
@@ -57,6 +61,11 @@ class DemoConversation:
     whatsapp: tuple[str, ...]
     messages: int
     service: bool = False  # under the non-default "Support EU" service
+    joins_late: tuple[tuple[str, int], ...] = ()  # (SMS/WhatsApp address, message index it joins before)
+    leaves: tuple[tuple[str, int], ...] = ()  # (address, message index it is removed before)
+    group_mms: tuple[tuple[str, str], ...] = ()  # (identity, projected address): SDK participants, never read
+    deleted: tuple[int, ...] = ()  # indices of messages deleted after the fact
+    media: tuple[int, ...] = ()  # indices of messages that carry an image
 
 
 DEMO_CONVERSATIONS = (
@@ -67,8 +76,20 @@ DEMO_CONVERSATIONS = (
         ("+15551230001",),
         ("whatsapp:+15551230002",),
         64,
+        joins_late=(("+15551230006", 40),),
+        deleted=(30,),
+        media=(12,),
     ),
-    DemoConversation("Appointment reminders", "reminders", ("agent.bob",), ("+15551230003", "+15551230004"), (), 12),
+    DemoConversation(
+        "Appointment reminders",
+        "reminders",
+        ("agent.bob",),
+        ("+15551230003", "+15551230004"),
+        (),
+        12,
+        leaves=(("+15551230004", 7),),
+        group_mms=(("front.desk", "+15017122662"),),
+    ),
     DemoConversation("WhatsApp onboarding", "onboarding", ("agent.carol",), (), ("whatsapp:+15551230005",), 10),
     DemoConversation("Team room", "team-room", ("agent.alice", "agent.bob"), (), (), 8),
     DemoConversation(
@@ -110,24 +131,45 @@ class DemoSeeder:
             date_created=start,
         )
         chat = [store.create_participant(conversation.sid, identity=i, date_created=start) for i in demo.chat]
+        for identity, projected in demo.group_mms:
+            store.create_participant(
+                conversation.sid, identity=identity, projected_address=projected, date_created=start
+            )
         for address in demo.sms:
             store.create_participant(conversation.sid, address=address, proxy_address=SMS_PROXY, date_created=start)
         for address in demo.whatsapp:
             store.create_participant(
                 conversation.sid, address=address, proxy_address=WHATSAPP_PROXY, date_created=start
             )
-        authors = [*demo.chat, *demo.sms, *demo.whatsapp]
+        joins, leaves = dict(demo.joins_late), dict(demo.leaves)
+        authors = [a for a in (*demo.chat, *demo.sms, *demo.whatsapp) if a not in joins]
         last: Message | None = None
+        messages: dict[int, Message] = {}
         for index in range(demo.messages):
-            author = demo.chat[0] if index % 2 == 0 else authors[index % len(authors)]
             when = start + timedelta(minutes=3 * index)
-            last = self._message(conversation.sid, author, LINES[index % len(LINES)], when)
+            for address, before in joins.items():
+                if before == index:
+                    proxy = WHATSAPP_PROXY if address.startswith("whatsapp:") else SMS_PROXY
+                    store.create_participant(conversation.sid, address=address, proxy_address=proxy, date_created=when)
+                    authors.append(address)
+            for address, before in leaves.items():
+                if before == index:
+                    leaving = store.find_participant_by(conversation.sid, identity=None, address=address)
+                    store.remove_participant(leaving, when)
+                    authors.remove(address)
+            author = demo.chat[0] if index % 2 == 0 else authors[index % len(authors)]
+            media = [DEMO_IMAGE] if index in demo.media else None
+            last = messages[index] = self._message(conversation.sid, author, LINES[index % len(LINES)], when, media)
+        for index in demo.deleted:
+            store.delete_message(messages[index])
         if last is not None:
             self._read_horizons(chat, last)
 
-    def _message(self, conversation_sid: str, author: str, body: str, when: datetime) -> Message:
+    def _message(
+        self, conversation_sid: str, author: str, body: str, when: datetime, media: list | None = None
+    ) -> Message:
         message, receipts = self.store.create_message(
-            conversation_sid, author=author, body=body, date_created=when, notify=False
+            conversation_sid, author=author, body=body, media=media, date_created=when, notify=False
         )
         for step, receipt in enumerate(receipts):
             while receipt.planned:
@@ -150,6 +192,7 @@ class DemoSeeder:
         return self.rng.choices(outcomes, weights=counts)[0]
 
     def _read_horizons(self, chat: list[Participant], last: Message) -> None:
+        """Each chat participant has read up to a few messages before the end (Group MMS ones never read)."""
         for lag, participant in enumerate(chat):
             index = max(last.index - 3 * lag, 0)
             self.store.mark_read(participant, index, last.date_created + timedelta(minutes=1))

@@ -17,20 +17,22 @@ from delivery_gateway.emulator.delivery import (
     DELIVERED,
     FAILED,
     FAILED_CODES,
+    QUEUED,
     READ,
     SENT,
     UNDELIVERED,
     UNDELIVERED_CODES,
 )
 from delivery_gateway.emulator.models import CHAT, WHATSAPP, Message, Participant, Receipt
-from delivery_gateway.emulator.store import ConversationStore
+from delivery_gateway.emulator.store import ConversationStore, ReceiptPath
 from delivery_gateway.emulator.webhook_events import (
     ON_DELIVERY_UPDATED,
     ON_MESSAGE_ADDED,
     ON_PARTICIPANT_UPDATED,
     delivery_params,
-    message_params,
+    message_added_params,
     participant_params,
+    sdk,
 )
 from delivery_gateway.emulator.webhooks import WebhookDispatcher
 
@@ -59,23 +61,36 @@ class DeliverySimulator:
 
     # Planning (synchronous, at message creation: the draws happen in a reproducible order).
 
-    def plan_receipt(self, participant: Participant, message: Message) -> list[tuple[str, int | None]]:
+    def plan_receipt(self, participant: Participant, message: Message) -> ReceiptPath:
         """The receipt's whole path: initial status, then every later one."""
         channel = participant.channel
+        if self._draw(self.config.null_status_rate):
+            return [(None, None)]  # seed 002: a receipt's status may be null; this one stays so
         if self._rng.random() < self.config.failure_rate:
             if self._rng.random() < 0.5:
-                return [(FAILED, self._rng.choice(FAILED_CODES[channel]))]
-            return [(SENT, None), (UNDELIVERED, self._rng.choice(UNDELIVERED_CODES[channel]))]
-        path: list[tuple[str, int | None]] = [(SENT, None), (DELIVERED, None)]
-        if channel == WHATSAPP and self._rng.random() < self.config.whatsapp_read_rate:
-            path.append((READ, None))
+                path: ReceiptPath = [(FAILED, self._rng.choice(FAILED_CODES[channel]))]
+            else:
+                path = [(SENT, None), (UNDELIVERED, self._rng.choice(UNDELIVERED_CODES[channel]))]
+        else:
+            path = [(SENT, None), (DELIVERED, None)]
+            if channel == WHATSAPP and self._rng.random() < self.config.whatsapp_read_rate:
+                path.append((READ, None))
+        if self._draw(self.config.unknown_status_rate):
+            path.insert(0, (self.config.unknown_status, None))
+        if self._draw(self.config.queued_rate):
+            path.insert(0, (QUEUED, None))
         return path
+
+    def _draw(self, rate: float) -> bool:
+        """One draw, made only when the knob is set, so configs without it keep their exact sequences."""
+        return rate > 0 and self._rng.random() < rate
 
     def on_message_created(self, message: Message, receipts: list[Receipt], announce: bool) -> None:
         """Fire onMessageAdded if `announce` and each receipt's first onDeliveryUpdated; then schedule."""
         service_sid = self.store.conversations[message.conversation_sid].service_sid
         if announce:
-            self.webhooks.emit(service_sid, ON_MESSAGE_ADDED, message_params(self.store, message))
+            params = message_added_params(self.store, message, sid_key=self.config.webhook_media_sid_key)
+            self.webhooks.emit(service_sid, ON_MESSAGE_ADDED, params)
         for receipt in receipts:
             self.webhooks.emit(service_sid, ON_DELIVERY_UPDATED, delivery_params(self.store, receipt))
         steps: list[TimedStep] = []
@@ -106,17 +121,17 @@ class DeliverySimulator:
     # Applying steps.
 
     def _advance_receipt(self, receipt: Receipt) -> None:
-        if not receipt.planned:
-            return
+        if not receipt.planned or self.store.find_message(receipt.conversation_sid, receipt.message_sid) is None:
+            return  # nothing left, or the message was deleted
         status, error_code = receipt.planned.pop(0)
         receipt.advance(status, error_code, self.store.clock())
         service_sid = self.store.conversations[receipt.conversation_sid].service_sid
         self.webhooks.emit(service_sid, ON_DELIVERY_UPDATED, delivery_params(self.store, receipt))
 
     def _mark_read(self, participant: Participant, index: int) -> None:
-        if self.store.mark_read(participant, index):
+        if participant.date_removed is None and self.store.mark_read(participant, index):
             service_sid = self.store.conversations[participant.conversation_sid].service_sid
-            params = participant_params(self.store, participant, source="SDK")
+            params = participant_params(self.store, participant, sdk(participant.identity))
             self.webhooks.emit(service_sid, ON_PARTICIPANT_UPDATED, params)
 
     async def _drive(self, message_sid: str) -> None:

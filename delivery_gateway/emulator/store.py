@@ -1,18 +1,18 @@
 """The emulator's in-memory Conversations data: services, conversations, participants, messages, receipts.
 
 Synchronous and single-threaded (the event loop's thread); never does I/O, never sleeps, never draws delivery
-outcomes itself (a `ReceiptPlanner` decides each receipt's path).
+outcomes itself (a `ReceiptPlanner` decides each receipt's path) and never fires webhooks (its callers do).
 """
 
 from __future__ import annotations
 
 import itertools
 import random
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 
-from delivery_gateway import sids
-from delivery_gateway.emulator.delivery import SENT
+from delivery_gateway.emulator.delivery import SENT, reached_by
 from delivery_gateway.emulator.models import (
     CHAT,
     SMS,
@@ -28,12 +28,16 @@ from delivery_gateway.emulator.models import (
     utc_now,
 )
 
+# Twilio's SID prefixes of the resources the emulator creates.
+SERVICE, CONVERSATION, PARTICIPANT, MESSAGE, RECEIPT = "IS", "CH", "MB", "IM", "DY"
+
 # A receipt's path: its initial (status, error_code) followed by the steps the simulator will take.
-ReceiptPath = list[tuple[str, int | None]]
+ReceiptPath = list[tuple[str | None, int | None]]
 ReceiptPlanner = Callable[[Participant, Message], ReceiptPath]
 # Called with (message, its receipts, announce): `announce` says whether onMessageAdded should fire.
 MessageListener = Callable[[Message, list[Receipt], bool], None]
 SOURCES = {CHAT: "SDK", SMS: "SMS", WHATSAPP: "WHATSAPP"}
+UNSET = object()  # "parameter not given" for updates, where None means "set to null"
 
 
 def sent_only(participant: Participant, message: Message) -> ReceiptPath:
@@ -42,14 +46,14 @@ def sent_only(participant: Participant, message: Message) -> ReceiptPath:
 
 
 class SidFactory:
-    """Fresh SIDs: seeded (reproducible) when the emulator has a seed, else `sids.new_sid`."""
+    """Fresh SIDs (a prefix and 32 hex digits): seeded (reproducible) when the emulator has a seed."""
 
     def __init__(self, seed: int | None) -> None:
         self._rng = random.Random(f"{seed}/sids") if seed is not None else None
 
     def __call__(self, prefix: str) -> str:
         if self._rng is None:
-            return sids.new_sid(prefix)
+            return prefix + secrets.token_hex(16)
         return f"{prefix}{self._rng.getrandbits(128):032x}"
 
 
@@ -65,6 +69,8 @@ class ConversationStore:
         self.services: dict[str, Service] = {}
         self.conversations: dict[str, Conversation] = {}
         self.participants: dict[str, dict[str, Participant]] = {}  # conversation sid -> sid -> participant
+        # Participants removed from a conversation: gone from its list, but their receipts stay.
+        self.removed_participants: dict[str, dict[str, Participant]] = {}
         self.messages: dict[str, dict[str, Message]] = {}  # conversation sid -> sid -> message (index order)
         self.receipts: dict[str, dict[str, Receipt]] = {}  # message sid -> sid -> receipt
         self.planner: ReceiptPlanner = sent_only
@@ -74,13 +80,14 @@ class ConversationStore:
     # Services and webhook settings.
 
     def create_service(self, friendly_name: str) -> Service:
-        service = Service(sid=self.new_sid(sids.SERVICE), friendly_name=friendly_name, date_created=self.clock())
+        service = Service(sid=self.new_sid(SERVICE), friendly_name=friendly_name, date_created=self.clock())
         self.services[service.sid] = service
         return service
 
     def webhook_settings(self, service_sid: str | None) -> WebhookSettings:
-        """Account-level settings for the default service (or None), the service's own otherwise."""
-        if service_sid is None or service_sid == self.default_service.sid:
+        """The account-level settings (`service_sid` None) or the service's own, the default service included:
+        Twilio keeps the global (account-level) and each service-level configuration apart."""
+        if service_sid is None:
             return self.account_webhooks
         return self.services[service_sid].webhooks
 
@@ -99,7 +106,7 @@ class ConversationStore:
     ) -> Conversation:
         now = date_created or self.clock()
         conversation = Conversation(
-            sid=self.new_sid(sids.CONVERSATION),
+            sid=self.new_sid(CONVERSATION),
             service_sid=service_sid or self.default_service.sid,
             friendly_name=friendly_name,
             unique_name=unique_name,
@@ -135,18 +142,24 @@ class ConversationStore:
         identity: str | None = None,
         address: str | None = None,
         proxy_address: str | None = None,
+        projected_address: str | None = None,
         attributes: str = "{}",
         role_sid: str | None = None,
         date_created: datetime | None = None,
     ) -> Participant:
-        """A chat participant (`identity`) or an SMS/WhatsApp one (`address`, WhatsApp if `whatsapp:...`)."""
+        """A chat participant (`identity`), a Group MMS one (`identity` and `projected_address`: an SDK
+        participant, as in Twilio's spec example `createGmms`) or an SMS/WhatsApp one (`address`, WhatsApp if
+        `whatsapp:...`). Creating a participant "joins them with the conversation, and the connected person will
+        receive all subsequent messages" (Twilio's Participant resource): no receipt for earlier messages."""
         now = date_created or self.clock()
         binding = None
         if address is not None:
             kind = WHATSAPP if address.startswith(WHATSAPP_PREFIX) else SMS
             binding = MessagingBinding(type=kind, address=address, proxy_address=proxy_address)
+        elif projected_address is not None:
+            binding = MessagingBinding(type=SMS, projected_address=projected_address)
         participant = Participant(
-            sid=self.new_sid(sids.PARTICIPANT),
+            sid=self.new_sid(PARTICIPANT),
             conversation_sid=conversation_sid,
             identity=identity,
             binding=binding,
@@ -167,6 +180,53 @@ class ConversationStore:
                 return participant
         return None
 
+    def find_participant(self, conversation_sid: str, sid_or_identity: str) -> Participant | None:
+        """A current participant by SID, or by identity as Twilio's fetch also accepts."""
+        participants = self.participants[conversation_sid]
+        return participants.get(sid_or_identity) or self.find_participant_by(
+            conversation_sid, identity=sid_or_identity, address=None
+        )
+
+    def update_participant(
+        self,
+        participant: Participant,
+        *,
+        attributes: object = UNSET,
+        role_sid: object = UNSET,
+        last_read_message_index: object = UNSET,
+        last_read_timestamp: object = UNSET,
+        when: datetime | None = None,
+    ) -> Participant:
+        """Change what was given (UNSET leaves a field alone; None clears it). A read horizon may move back."""
+        when = when or self.clock()
+        if attributes is not UNSET:
+            participant.attributes = attributes  # type: ignore[assignment]
+        if role_sid is not UNSET:
+            participant.role_sid = role_sid  # type: ignore[assignment]
+        if last_read_message_index is not UNSET:
+            participant.last_read_message_index = last_read_message_index  # type: ignore[assignment]
+            if last_read_timestamp is UNSET:
+                last_read_timestamp = when if last_read_message_index is not None else None
+        if last_read_timestamp is not UNSET:
+            participant.last_read_timestamp = last_read_timestamp  # type: ignore[assignment]
+        participant.date_updated = when
+        return participant
+
+    def remove_participant(self, participant: Participant, when: datetime | None = None) -> Participant:
+        """Take `participant` off the conversation's list. Twilio: "They will receive no new messages after that
+        point, but their previous messages will remain in the conversation"; their receipts stay listed."""
+        participant.date_removed = when or self.clock()
+        del self.participants[participant.conversation_sid][participant.sid]
+        self.removed_participants.setdefault(participant.conversation_sid, {})[participant.sid] = participant
+        return participant
+
+    def mark_read(self, participant: Participant, index: int, when: datetime | None = None) -> bool:
+        """Advance a chat participant's read horizon to `index`; False when it is already at or past it."""
+        if participant.last_read_message_index is not None and participant.last_read_message_index >= index:
+            return False
+        self.update_participant(participant, last_read_message_index=index, when=when)
+        return True
+
     # Messages and their receipts.
 
     def create_message(
@@ -183,7 +243,7 @@ class ConversationStore:
         notify: bool = True,
         announce: bool = True,
     ) -> tuple[Message, list[Receipt]]:
-        """Append a message and one receipt per non-chat participant other than the author.
+        """Append a message and one receipt per non-chat participant present now, other than the author.
 
         Each receipt's path comes from `self.planner`. With `notify`, listeners (the simulator) hear of it;
         with `announce` too, they fire onMessageAdded. `source` defaults to the author's channel (SDK for
@@ -193,7 +253,7 @@ class ConversationStore:
         now = date_created or self.clock()
         author_participant = self.find_participant_by(conversation_sid, identity=author, address=author)
         message = Message(
-            sid=self.new_sid(sids.MESSAGE),
+            sid=self.new_sid(MESSAGE),
             conversation_sid=conversation_sid,
             index=conversation.next_index,
             author=author,
@@ -206,11 +266,12 @@ class ConversationStore:
             date_updated=now,
             source=source or (SOURCES[author_participant.channel] if author_participant else "API"),
         )
-        conversation.next_index += 1
+        conversation.next_index += 1  # never reused: after a delete, indices skip numbers
         conversation.date_updated = now
         self.messages[conversation_sid][message.sid] = message
         receipts = []
         for participant in self.participants[conversation_sid].values():
+            # Twilio: "Messages sent to Chat Participants do not appear in the delivery_receipts sub-resource."
             if participant.channel == CHAT or participant is author_participant:
                 continue
             path = self.planner(participant, message)
@@ -225,8 +286,8 @@ class ConversationStore:
         (status, error_code), *planned = path
         # Twilio's channel SIDs: SM for SMS; for WhatsApp the docs show WA..., which we use too.
         channel_prefix = "WA" if participant.channel == WHATSAPP else "SM"
-        receipt = Receipt(
-            sid=self.new_sid(sids.RECEIPT),
+        return Receipt(
+            sid=self.new_sid(RECEIPT),
             conversation_sid=message.conversation_sid,
             message_sid=message.sid,
             participant_sid=participant.sid,
@@ -234,12 +295,11 @@ class ConversationStore:
             status=status,
             error_code=error_code,
             date_created=now,
-            date_updated=now,
+            date_updated=None,  # seed 002: "null if the delivery receipt has not been updated"
             seq=next(self._seq),
+            reached=set(reached_by(status)),
             planned=planned,
         )
-        receipt.advance(status, error_code, now)
-        return receipt
 
     def update_message(
         self,
@@ -258,21 +318,15 @@ class ConversationStore:
         message.date_updated = self.clock()
         return message
 
+    def delete_message(self, message: Message) -> Message:
+        """Remove a message and its receipts. Its index is never given again, so later indices skip it
+        (Twilio's spec: "Indices may skip numbers, but will always be in order of when the message was received")."""
+        del self.messages[message.conversation_sid][message.sid]
+        self.receipts.pop(message.sid, None)
+        return message
+
     def find_message(self, conversation_sid: str, sid: str) -> Message | None:
         return self.messages[conversation_sid].get(sid)
 
     def receipts_of(self, message_sid: str) -> list[Receipt]:
         return list(self.receipts.get(message_sid, {}).values())
-
-    def message_of(self, receipt: Receipt) -> Message:
-        return self.messages[receipt.conversation_sid][receipt.message_sid]
-
-    def mark_read(self, participant: Participant, index: int, when: datetime | None = None) -> bool:
-        """Advance a chat participant's read horizon; False when it is already at or past `index`."""
-        if participant.last_read_message_index is not None and participant.last_read_message_index >= index:
-            return False
-        when = when or self.clock()
-        participant.last_read_message_index = index
-        participant.last_read_timestamp = when
-        participant.date_updated = when
-        return True

@@ -1,6 +1,7 @@
 """Posts Conversations post-event webhooks (onMessageAdded, onDeliveryUpdated, ...), signed like Twilio.
 
-Never raises into callers, never lets a failing receiver stop the queue: failures are logged and retried.
+Never raises into callers, never lets a failing receiver stop the queue: failures are logged (and retried only
+as far as `webhook_retries` allows, 0 by default like Twilio's).
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ from delivery_gateway.emulator.models import WebhookSettings
 log = logging.getLogger(__name__)
 
 
+# Twilio's post_webhook_retry_count retries a call that "times out (after 5 seconds) or it receives a 429, 503,
+# or 504 HTTP response" (Chat Service resource); any other answer ends the event.
+RETRY_STATUSES = frozenset({429, 503, 504})
+
+
 @dataclass
 class WebhookEvent:
-    """One event bound for one URL. `params` excludes RetryCount, which is set per attempt."""
+    """One event bound for one URL, posted with the same form (and idempotency token) on every attempt."""
 
     url: str
     method: str
@@ -33,9 +39,9 @@ class WebhookEvent:
     idempotency_token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-def signed_request(auth_token: str, event: WebhookEvent, retry_count: int) -> tuple[str, dict, dict]:
+def signed_request(auth_token: str, event: WebhookEvent) -> tuple[str, dict, dict]:
     """(url, form, headers) of one attempt; X-Twilio-Signature covers exactly that URL and those params."""
-    params = {**event.params, "RetryCount": str(retry_count)}
+    params = dict(event.params)
     validator = RequestValidator(auth_token)
     headers = {
         "I-Twilio-Idempotency-Token": event.idempotency_token,
@@ -60,8 +66,9 @@ class WebhookDispatcher:
     def __init__(self, config: EmulatorConfig, settings_for: Callable[[str | None], WebhookSettings]) -> None:
         self.config = config
         self.settings_for = settings_for
-        self.delivered = 0  # attempts answered with a non-5xx status
-        self.abandoned = 0  # events given up on after every retry
+        self.delivered = 0  # events answered with a status that ends them (anything but 429/503/504)
+        self.abandoned = 0  # events given up on: no answer, or 429/503/504 after every retry
+        self.dropped = 0  # events the drop knob threw away before sending (as if Twilio had lost them)
         self.reseed(config.seed)
         self._queue: asyncio.Queue[WebhookEvent] | None = None
         self._workers: list[asyncio.Task] = []
@@ -70,12 +77,29 @@ class WebhookDispatcher:
     def reseed(self, seed: int | None) -> None:
         self._rng = random.Random(f"{seed}/webhooks") if seed is not None else random.Random()
 
+    def target(self, service_sid: str | None) -> WebhookSettings:
+        """The configuration that fires for a conversation of `service_sid`. Twilio: "If configured,
+        service-scoped webhooks will override your global webhook settings such that only the service-scoped
+        hooks will fire. This applies only to the services where service-level hooks are configured."
+        (Per-Service Webhook resource, https://www.twilio.com/docs/conversations/api/per-service-webhook-resource)"""
+        account = self.settings_for(None)
+        if service_sid is None:
+            return account
+        service = self.settings_for(service_sid)
+        configured = service.post_webhook_url or (self.config.service_pre_webhook_overrides and service.pre_webhook_url)
+        return service if configured else account
+
     def emit(self, service_sid: str | None, event_type: str, params: dict[str, str]) -> bool:
-        """Queue `event_type` if the scope's webhook settings have a post URL and a filter for it."""
-        settings = self.settings_for(service_sid)
+        """Queue `event_type` if the conversation's webhook target has a post URL and a filter for it."""
+        settings = self.target(service_sid)
         if not settings.post_webhook_url or event_type not in settings.filters:
             return False
-        event = WebhookEvent(settings.post_webhook_url, settings.method, {"EventType": event_type, **params})
+        if self._draw(self.config.webhook_drop_rate):
+            self.dropped += 1
+            log.info("webhook %s dropped by the drop knob", event_type)
+            return False
+        form = {"EventType": event_type, **params, **self.config.webhook_extra_params}
+        event = WebhookEvent(settings.post_webhook_url, settings.method, form)
         copies = 2 if self._draw(self.config.webhook_duplicate_rate) else 1
         try:
             queue = self._running_queue()
@@ -133,20 +157,25 @@ class WebhookDispatcher:
     async def _post(self, event: WebhookEvent) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        url, params, headers = signed_request(self.config.auth_token, event)
         for attempt in range(self.config.webhook_retries + 1):
-            url, params, headers = signed_request(self.config.auth_token, event, attempt)
             try:
                 timeout = aiohttp.ClientTimeout(total=self.config.webhook_timeout)
                 async with self._session.request(
                     event.method.upper(), url, data=params or None, headers=headers, timeout=timeout
                 ) as response:
                     await response.read()
-                    if response.status < 500:
+                    if response.status not in RETRY_STATUSES:
+                        if response.status >= 400:
+                            log.warning("webhook %s -> %s answered %s", event.params["EventType"], url, response.status)
                         self.delivered += 1
                         return
                     log.warning("webhook %s -> %s answered %s", event.params["EventType"], url, response.status)
-            except (aiohttp.ClientError, TimeoutError) as error:
+            except TimeoutError as error:
+                log.warning("webhook %s -> %s timed out: %r", event.params["EventType"], url, error)
+            except aiohttp.ClientError as error:  # refused, reset: not a case Twilio documents retrying
                 log.warning("webhook %s -> %s failed: %r", event.params["EventType"], url, error)
+                break
             if attempt < self.config.webhook_retries:
                 await asyncio.sleep(self.config.webhook_retry_delay * 2**attempt)
         self.abandoned += 1

@@ -5,7 +5,9 @@ Every server binds 127.0.0.1 port 0; nothing here sleeps longer than a poll inte
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,12 @@ from delivery_gateway.emulator import EmulatorConfig, RunningEmulator, create_em
 from delivery_gateway.emulator.spec import conversations_spec
 
 SHARED_SPEC = Path(__file__).resolve().parents[2] / "spec" / "twilio_conversations_v1.json"
+SID = re.compile(r"^[A-Z]{2}[0-9a-f]{32}$")
+
+
+def is_sid(value: object, prefix: str | None = None) -> bool:
+    """Twilio's SID syntax: two letters and 32 hex digits (the prefix, when given, must match)."""
+    return isinstance(value, str) and bool(SID.match(value)) and (prefix is None or value.startswith(prefix))
 
 
 def fast_config(**overrides) -> EmulatorConfig:
@@ -68,7 +76,11 @@ class ReceivedWebhook:
 class WebhookReceiver:
     url: str
     received: list[ReceivedWebhook] = field(default_factory=list)
-    fail_next: int = 0  # answer this many requests with 500 first
+    fail_next: int = 0  # answer this many requests with `fail_status` first
+    fail_status: int = 500
+    delay_next: int = 0  # hold this many requests for `delay` seconds first (to make the sender time out)
+    delay: float = 0.0
+    attempts: int = 0  # every request, failed or not
 
     def events(self, event_type: str | None = None) -> list[ReceivedWebhook]:
         return [w for w in self.received if event_type is None or w.params.get("EventType") == event_type]
@@ -81,9 +93,14 @@ async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
 
     async def handle(request: web.Request) -> web.Response:
         params = dict(await request.post()) if request.method == "POST" else {}
+        receiver.attempts += 1
+        if receiver.delay_next > 0:
+            receiver.delay_next -= 1
+            await asyncio.sleep(receiver.delay)
+            return web.Response(status=200)
         if receiver.fail_next > 0:
             receiver.fail_next -= 1
-            return web.Response(status=500)
+            return web.Response(status=receiver.fail_status)
         receiver.received.append(ReceivedWebhook(str(request.url), params, dict(request.headers)))  # type: ignore[arg-type]
         return web.Response(status=200)
 

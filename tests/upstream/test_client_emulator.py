@@ -92,9 +92,9 @@ async def test_messages_page_in_both_orders_with_exact_call_counts(emulator, ups
                 token = page.next_page_token
                 if token is None:
                     break
-        expected = list(range(longest.next_index))
+        expected = sorted(m.index for m in store.messages[longest.sid].values())  # indices may skip numbers
         assert indexes == (expected if order == "asc" else expected[::-1])
-        assert calls.count() == pages == -(-longest.next_index // 25)
+        assert calls.count() == pages == -(-len(expected) // 25)
         # Our log and the emulator's own counter agree, route for route.
         assert {f"{m} {r}": n for (m, r, _), n in calls.by_call().items()} == emulator.state.requests.snapshot()
 
