@@ -146,7 +146,8 @@ async def test_every_event_carries_only_documented_parameters(webhook_receiver):
             await http.post(
                 f"{base}/Participants", data={"Identity": "gmms", "MessagingBinding.ProjectedAddress": "+15017122662"}
             )
-            message = (await http.post(f"{base}/Messages", data={"Author": "agent", "MediaSid": "ME" + "1" * 32})).json()
+            media = {"Author": "agent", "MediaSid": "ME" + "1" * 32}
+            message = (await http.post(f"{base}/Messages", data=media)).json()
             await http.post(f"{base}/Messages/{message['sid']}", data={"Body": "edited"})
             await http.post(f"{base}/Participants/{chat['sid']}", data={"LastReadMessageIndex": "0"})
             await state.simulator.advance_all()
