@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import httpx
 import pytest
 
-from delivery_gateway.emulator import EmulatorState
+from delivery_gateway.emulator import EmulatorState, serve_emulator
 from delivery_gateway.emulator.delivery import FAILED_CODES, IMPLIED, UNDELIVERED_CODES, delivery_summary
 from tests.emulator.conftest import fast_config
 
@@ -74,7 +75,7 @@ async def test_receipts_go_to_non_chat_recipients_other_than_the_author():
     _, from_agent = store.create_message(conversation.sid, author="agent", body="hi")
     assert {r.participant_sid for r in from_agent} == {sms.sid, whatsapp.sid}
     assert {r.channel_message_sid[:2] for r in from_agent} == {"SM", "WA"}
-    assert all(r.status == "sent" and r.error_code is None for r in from_agent)
+    assert all(r.status == "sent" and r.error_code is None and r.date_updated is None for r in from_agent)
     _, from_sms = store.create_message(conversation.sid, author="+15550000001", body="hey")
     assert [r.participant_sid for r in from_sms] == [whatsapp.sid]
     chat_only = store.create_conversation()
@@ -148,3 +149,62 @@ async def test_same_seed_same_delivery_paths():
     first = await outcomes(5)
     assert first == await outcomes(5)
     assert first != await outcomes(6)
+
+
+async def served_receipts(knobs: dict, receiver) -> tuple[list[dict], list[dict], dict]:
+    """Create one message to an SMS and a WhatsApp participant under `knobs`, settle it, and return (REST
+    receipts, onDeliveryUpdated params in order, the message's REST body)."""
+    async with serve_emulator(fast_config(simulate=False, failure_rate=0, whatsapp_read_rate=0, **knobs)) as running:
+        state = running.state
+        state.set_webhook(post_webhook_url=receiver.url, filters=["onDeliveryUpdated"])
+        conversation, *_ = conversation_with_everyone(state)
+        message, _ = state.store.create_message(conversation.sid, author="agent", body="hi")
+        await state.simulator.advance_all()
+        auth = (state.config.account_sid, state.config.auth_token)
+        async with httpx.AsyncClient(base_url=running.base_url, auth=auth) as http:
+            base = f"/v1/Conversations/{conversation.sid}/Messages/{message.sid}"
+            listed = (await http.get(f"{base}/Receipts")).json()["delivery_receipts"]
+            body = (await http.get(base)).json()
+    return listed, [w.params for w in receiver.events("onDeliveryUpdated")], body
+
+
+async def test_receipts_can_start_queued(webhook_receiver):
+    listed, posted, body = await served_receipts({"queued_rate": 1.0}, webhook_receiver)
+    assert [p["Status"] for p in posted if p["ChannelMessageSid"].startswith("SM")] == ["queued", "sent", "delivered"]
+    assert {r["status"] for r in listed} == {"delivered"}
+    assert body["delivery"]["delivered"] == "all"
+
+
+async def test_receipts_can_stay_null(webhook_receiver):
+    listed, posted, body = await served_receipts({"null_status_rate": 1.0}, webhook_receiver)
+    assert [r["status"] for r in listed] == [None, None]
+    assert all(r["date_updated"] is None and r["error_code"] is None for r in listed)
+    assert len(posted) == 2 and all("Status" not in p for p in posted)  # null parameters are left out
+    assert body["delivery"] == {
+        "total": 2, "sent": "none", "delivered": "none", "read": "none", "failed": "none", "undelivered": "none",
+    }  # fmt: skip
+
+
+async def test_receipts_can_take_a_status_no_document_lists(webhook_receiver):
+    knobs = {"unknown_status_rate": 1.0, "unknown_status": "partially_delivered"}
+    listed, posted, _ = await served_receipts(knobs, webhook_receiver)
+    assert posted[0]["Status"] == "partially_delivered" and "DateUpdated" not in posted[0]
+    assert {p["Status"] for p in posted} == {"partially_delivered", "sent", "delivered"}
+    assert {r["status"] for r in listed} == {"delivered"}
+
+
+async def test_error_code_is_null_without_error_and_date_updated_null_until_updated(webhook_receiver):
+    async with serve_emulator(fast_config(simulate=False, failure_rate=0)) as running:
+        state = running.state
+        conversation, *_ = conversation_with_everyone(state)
+        message, _ = state.store.create_message(conversation.sid, author="agent", body="hi")
+        auth = (state.config.account_sid, state.config.auth_token)
+        url = f"/v1/Conversations/{conversation.sid}/Messages/{message.sid}/Receipts"
+        async with httpx.AsyncClient(base_url=running.base_url, auth=auth) as http:
+            fresh = (await http.get(url)).json()["delivery_receipts"]
+            assert all(r["status"] == "sent" and r["error_code"] is None and r["date_updated"] is None for r in fresh)
+            await state.simulator.advance_all()
+            state.config.error_code_when_none = 0  # the spec's reading of its `default: 0`
+            moved = (await http.get(url)).json()["delivery_receipts"]
+            assert all(r["error_code"] == 0 and r["date_updated"] is not None for r in moved)
+            assert all(r["date_updated"] >= r["date_created"] for r in moved)

@@ -1,4 +1,5 @@
-"""Auth, injected faults (429 with Retry-After, 5xx, latency), the per-route request counter and seeding.
+"""Auth, injected faults (429 with and without Retry-After, 5xx, latency), the per-route request counter, seeding,
+and the emulator's independence from the gateway.
 
 In-process ASGI client; knobs are changed at runtime through `state.config`, as other suites will do.
 """
@@ -34,6 +35,15 @@ async def test_basic_auth_is_required(app, client):
         }
     config.api_keys["SK" + "1" * 32] = "key-secret"
     assert (await client.get("/v1/Conversations", auth=("SK" + "1" * 32, "key-secret"))).status_code == 200
+
+
+async def test_rate_limit_knob_answers_429_without_retry_after_by_default(app, client):
+    """Twilio's 20429 page asks for exponential backoff and documents no Retry-After for Conversations."""
+    state = app.state.emulator
+    state.config.rate_limit_rate = 1.0
+    response = await client.get("/v1/Conversations")
+    assert (response.status_code, response.json()["code"]) == (429, 20429)
+    assert "Retry-After" not in response.headers
 
 
 async def test_rate_limit_knob_answers_429_with_retry_after(app, client):
@@ -144,3 +154,24 @@ async def test_dropped_connections_break_the_response_without_logging_a_tracebac
             uvicorn_errors.removeHandler(caplog.handler)
     assert broke
     assert not [r for r in caplog.records if r.name == "uvicorn.error" and r.exc_info]
+
+
+def test_the_emulator_imports_nothing_of_the_gateway():
+    """The emulator is the gateway's stand-in for Twilio: it must not share the gateway's code (or assumptions)."""
+    import ast
+    from pathlib import Path
+
+    import delivery_gateway.emulator as package
+
+    offenders = []
+    for path in Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] if node.level == 0 else []
+            for name in names:
+                if name.split(".")[0] == "delivery_gateway" and not name.startswith("delivery_gateway.emulator"):
+                    offenders.append(f"{path.name}: {name}")
+    assert offenders == []
