@@ -133,3 +133,33 @@ async def test_sdk_with_wrong_token_gets_401():
             assert (error.value.status, error.value.code) == (401, 20003)
         finally:
             await client.http_client.session.close()
+
+
+async def test_sdk_updates_and_removes_participants_and_deletes_messages(emulator, sdk):
+    store = emulator.state.store
+    v1 = sdk.conversations.v1
+    other_service = next(sid for sid in store.services if sid != store.default_service.sid)
+    for root in (v1, v1.services(other_service)):
+        conversation = await root.conversations.create_async(friendly_name="SDK edits")
+        context = root.conversations(conversation.sid)
+        agent = await context.participants.create_async(identity="agent.sdk")
+        gmms = await context.participants.create_async(
+            identity="gmms.sdk", messaging_binding_projected_address="+15017122662"
+        )
+        assert gmms.messaging_binding == {"type": "sms", "projected_address": "+15017122662"}
+        sms = await context.participants.create_async(
+            messaging_binding_address="+15550003333", messaging_binding_proxy_address="+15017122661"
+        )
+        first = await context.messages.create_async(author="agent.sdk", body="one")
+        second = await context.messages.create_async(author="agent.sdk", body="two")
+        read = await context.participants(agent.sid).update_async(last_read_message_index=second.index)
+        unread = await context.participants(agent.sid).update_async(last_read_message_index=first.index)
+        assert (read.last_read_message_index, unread.last_read_message_index) == (1, 0)
+        assert await context.participants(sms.sid).delete_async() is True
+        assert {p.sid for p in await context.participants.list_async()} == {agent.sid, gmms.sid}
+        receipts = await context.messages(first.sid).delivery_receipts.list_async()
+        assert [r.participant_sid for r in receipts] == [sms.sid]  # the removed participant's receipt remains
+        assert await context.messages(first.sid).delete_async() is True
+        assert [m.index for m in await context.messages.list_async()] == [1]
+        third = await context.messages.create_async(author="agent.sdk", body="three")
+        assert third.index == 2 and third.delivery is None  # no non-chat participant left
