@@ -31,12 +31,12 @@ from delivery_gateway.emulator.webhook_events import (
     ON_PARTICIPANT_ADDED,
     ON_PARTICIPANT_REMOVED,
     ON_PARTICIPANT_UPDATED,
-    conversation_params,
-    message_params,
+    conversation_added_params,
     message_removed_params,
+    message_updated_params,
     participant_added_params,
-    participant_params,
     participant_removed_params,
+    participant_updated_params,
 )
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -102,7 +102,7 @@ async def create_conversation(call: Call):
         state=_enum(form.get("State"), "conversation_enum_state", "State") or "active",
         messaging_service_sid=form.get("MessagingServiceSid"),
     )
-    call.emit(conversation.service_sid, ON_CONVERSATION_ADDED, conversation_params(call.store, conversation))
+    call.emit(conversation.service_sid, ON_CONVERSATION_ADDED, conversation_added_params(call.store, conversation))
     return conversation_json(call.store, call.scope, conversation), 201
 
 
@@ -157,8 +157,8 @@ async def update_message(call: Call):
     call.store.update_message(
         message, body=form.get("Body"), author=form.get("Author"), attributes=_attributes(form, None)
     )
-    sid_key = call.state.config.webhook_media_sid_key
-    call.emit(conversation.service_sid, ON_MESSAGE_UPDATED, message_params(call.store, message, sid_key=sid_key))
+    params = message_updated_params(call.store, message, sid_key=call.state.config.webhook_media_sid_key)
+    call.emit(conversation.service_sid, ON_MESSAGE_UPDATED, params)
     return message_json(call.store, call.scope, message), 200
 
 
@@ -282,7 +282,7 @@ async def update_participant(call: Call):
         when=updated if isinstance(updated, datetime) else None,
     )
     service_sid = call.store.conversations[participant.conversation_sid].service_sid
-    call.emit(service_sid, ON_PARTICIPANT_UPDATED, participant_params(call.store, participant))
+    call.emit(service_sid, ON_PARTICIPANT_UPDATED, participant_updated_params(call.store, participant))
     return participant_json(call.store, call.scope, participant), 200
 
 

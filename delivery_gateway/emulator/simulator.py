@@ -31,7 +31,7 @@ from delivery_gateway.emulator.webhook_events import (
     ON_PARTICIPANT_UPDATED,
     delivery_params,
     message_added_params,
-    participant_params,
+    participant_updated_params,
     sdk,
 )
 from delivery_gateway.emulator.webhooks import WebhookDispatcher
@@ -131,7 +131,7 @@ class DeliverySimulator:
     def _mark_read(self, participant: Participant, index: int) -> None:
         if participant.date_removed is None and self.store.mark_read(participant, index):
             service_sid = self.store.conversations[participant.conversation_sid].service_sid
-            params = participant_params(self.store, participant, sdk(participant.identity))
+            params = participant_updated_params(self.store, participant, sdk(participant.identity))
             self.webhooks.emit(service_sid, ON_PARTICIPANT_UPDATED, params)
 
     async def _drive(self, message_sid: str) -> None:

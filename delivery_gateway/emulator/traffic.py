@@ -12,7 +12,7 @@ import random
 
 from delivery_gateway.emulator.app import EmulatorState
 from delivery_gateway.emulator.models import CHAT, Participant
-from delivery_gateway.emulator.webhook_events import ON_PARTICIPANT_UPDATED, participant_params, sdk
+from delivery_gateway.emulator.webhook_events import ON_PARTICIPANT_UPDATED, participant_updated_params, sdk
 
 LINES = (
     "Your order has shipped and should arrive tomorrow.",
@@ -98,7 +98,7 @@ class LiveTraffic:
             return None
         store.update_participant(participant, last_read_message_index=target)
         service_sid = store.conversations[participant.conversation_sid].service_sid
-        params = participant_params(store, participant, sdk(participant.identity))
+        params = participant_updated_params(store, participant, sdk(participant.identity))
         self.state.webhooks.emit(service_sid, ON_PARTICIPANT_UPDATED, params)
         self.horizons_moved += 1
         return participant

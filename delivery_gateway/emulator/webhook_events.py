@@ -63,7 +63,7 @@ def _common(store: ConversationStore, origin: Origin) -> dict[str, object]:
     return {"AccountSid": store.account_sid, "Source": origin.source, "ClientIdentity": origin.client_identity}
 
 
-def conversation_params(store: ConversationStore, conversation: Conversation, origin: Origin = API) -> dict:
+def conversation_added_params(store: ConversationStore, conversation: Conversation, origin: Origin = API) -> dict:
     """onConversationAdded."""
     return _form(
         {
@@ -106,7 +106,7 @@ def participant_added_params(store: ConversationStore, participant: Participant,
     return _form(_participant(store, participant, origin))
 
 
-def participant_params(store: ConversationStore, participant: Participant, origin: Origin = API) -> dict:
+def participant_updated_params(store: ConversationStore, participant: Participant, origin: Origin = API) -> dict:
     """onParticipantUpdated: DateUpdated and LastReadMessageIndex; the table lists no LastReadTimestamp."""
     return _form(
         {
@@ -178,7 +178,9 @@ def message_added_params(store: ConversationStore, message: Message, *, sid_key:
     )
 
 
-def message_params(store: ConversationStore, message: Message, origin: Origin = API, *, sid_key: str = "Sid") -> dict:
+def message_updated_params(
+    store: ConversationStore, message: Message, origin: Origin = API, *, sid_key: str = "Sid"
+) -> dict:
     """onMessageUpdated: DateUpdated."""
     return _form({**_message(store, message, origin, sid_key), "DateUpdated": iso_ms(message.date_updated)})
 
