@@ -91,6 +91,8 @@ class DeliverySimulator:
         if announce:
             params = message_added_params(self.store, message, sid_key=self.config.webhook_media_sid_key)
             self.webhooks.emit(service_sid, ON_MESSAGE_ADDED, params)
+        # Seed 001: onDeliveryUpdated "is executed for every delivery receipt notification received by Twilio",
+        # whoever created the message (no X-Twilio-Webhook-Enabled needed): one per status a receipt takes.
         for receipt in receipts:
             self.webhooks.emit(service_sid, ON_DELIVERY_UPDATED, delivery_params(self.store, receipt))
         steps: list[TimedStep] = []

@@ -44,6 +44,7 @@ def signed_request(auth_token: str, event: WebhookEvent) -> tuple[str, dict, dic
     params = dict(event.params)
     validator = RequestValidator(auth_token)
     headers = {
+        # Sent by Twilio on its webhooks, the same on a retry: receivers deduplicate with it.
         "I-Twilio-Idempotency-Token": event.idempotency_token,
         "User-Agent": "TwilioProxy/1.1",
     }
