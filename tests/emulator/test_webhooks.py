@@ -13,7 +13,7 @@ import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
-from delivery_gateway.emulator import serve_emulator
+from delivery_gateway.emulator import EmulatorState, serve_emulator
 from delivery_gateway.emulator.store import ConversationStore
 from delivery_gateway.emulator.webhooks import WebhookEvent, signed_request
 from tests.emulator.conftest import fast_config
@@ -81,6 +81,19 @@ def mixed_conversation(store: ConversationStore, service_sid: str | None = None)
     store.create_participant(conversation.sid, address="+15550000001", proxy_address="+15017122661")
     store.create_participant(conversation.sid, address="whatsapp:+15550000002", proxy_address="whatsapp:+1415")
     return conversation
+
+
+async def post_messages(receiver, filters: list[str], count: int = 1, **knobs) -> EmulatorState:
+    """Serve an emulator with `knobs` (simulator off), point `filters` at `receiver`, write `count` messages to a
+    mixed conversation and wait for the webhooks; returns the (closed) state for its counters."""
+    async with serve_emulator(fast_config(simulate=False, **knobs)) as running:
+        state = running.state
+        state.set_webhook(post_webhook_url=receiver.url, filters=filters)
+        conversation = mixed_conversation(state.store)
+        for n in range(count):
+            state.store.create_message(conversation.sid, author="agent", body=f"m{n}")
+        await state.webhooks.drain()
+    return state
 
 
 async def test_delivery_webhooks_are_signed_and_follow_each_receipt(webhook_receiver):
@@ -284,15 +297,10 @@ async def test_a_service_with_only_a_pre_event_url_hides_account_webhooks_by_def
 async def test_no_retries_by_default(webhook_receiver):
     """Twilio's post_webhook_retry_count: "The default is 0, which means the call won't be retried"."""
     webhook_receiver.fail_next, webhook_receiver.fail_status = 1, 503
-    async with serve_emulator(fast_config(simulate=False)) as running:
-        state = running.state
-        assert state.config.webhook_retries == 0
-        state.set_webhook(post_webhook_url=webhook_receiver.url, filters=["onMessageAdded"])
-        conversation = mixed_conversation(state.store)
-        state.store.create_message(conversation.sid, author="agent", body="lost")
-        await state.webhooks.drain()
-        assert (webhook_receiver.attempts, webhook_receiver.received) == (1, [])
-        assert (state.webhooks.abandoned, state.webhooks.delivered) == (1, 0)
+    state = await post_messages(webhook_receiver, ["onMessageAdded"])
+    assert state.config.webhook_retries == 0
+    assert (webhook_receiver.attempts, webhook_receiver.received) == (1, [])
+    assert (state.webhooks.abandoned, state.webhooks.delivered) == (1, 0)
 
 
 @pytest.mark.parametrize(("status", "retried"), [(429, True), (503, True), (504, True), (500, False), (502, False)])
@@ -300,12 +308,7 @@ async def test_retry_knob_retries_what_twilio_documents(webhook_receiver, status
     """post_webhook_retry_count retries a call that "times out (after 5 seconds) or it receives a 429, 503, or
     504 HTTP response"; other answers end the event."""
     webhook_receiver.fail_next, webhook_receiver.fail_status = 2, status
-    async with serve_emulator(fast_config(simulate=False, webhook_retries=2)) as running:
-        state = running.state
-        state.set_webhook(post_webhook_url=webhook_receiver.url, filters=["onMessageAdded"])
-        conversation = mixed_conversation(state.store)
-        state.store.create_message(conversation.sid, author="agent", body="retry me")
-        await state.webhooks.drain()
+    state = await post_messages(webhook_receiver, ["onMessageAdded"], webhook_retries=2)
     if retried:
         [webhook] = webhook_receiver.received
         assert webhook_receiver.attempts == 3 and "RetryCount" not in webhook.params
@@ -316,25 +319,12 @@ async def test_retry_knob_retries_what_twilio_documents(webhook_receiver, status
 
 async def test_timeouts_are_retried_only_with_the_knob(webhook_receiver):
     webhook_receiver.delay_next, webhook_receiver.delay = 1, 0.3
-    config = fast_config(simulate=False, webhook_retries=1, webhook_timeout=0.1)
-    async with serve_emulator(config) as running:
-        state = running.state
-        state.set_webhook(post_webhook_url=webhook_receiver.url, filters=["onMessageAdded"])
-        conversation = mixed_conversation(state.store)
-        state.store.create_message(conversation.sid, author="agent", body="slow")
-        await state.webhooks.drain()
+    await post_messages(webhook_receiver, ["onMessageAdded"], webhook_retries=1, webhook_timeout=0.1)
     assert webhook_receiver.attempts == 2 and len(webhook_receiver.received) == 1
 
 
 async def test_concurrent_workers_deliver_every_event(webhook_receiver):
-    config = fast_config(simulate=False, webhook_concurrency=4)
-    async with serve_emulator(config) as running:
-        state = running.state
-        state.set_webhook(post_webhook_url=webhook_receiver.url, filters=["onMessageAdded"])
-        conversation = mixed_conversation(state.store)
-        for n in range(12):
-            state.store.create_message(conversation.sid, author="agent", body=f"m{n}")
-        await state.webhooks.drain()
+    await post_messages(webhook_receiver, ["onMessageAdded"], 12, webhook_concurrency=4)
     assert sorted(int(w.params["Index"]) for w in webhook_receiver.received) == list(range(12))
 
 
@@ -353,14 +343,8 @@ async def test_unreachable_receiver_is_logged_not_fatal(caplog):
 async def test_drop_knob_loses_a_seeded_share_and_counts_it(webhook_receiver):
     async def run(seed: int, rate: float) -> tuple[list[str], int]:
         webhook_receiver.received.clear()
-        async with serve_emulator(fast_config(seed=seed, simulate=False, webhook_drop_rate=rate)) as running:
-            state = running.state
-            state.set_webhook(post_webhook_url=webhook_receiver.url, filters=["onMessageAdded"])
-            conversation = mixed_conversation(state.store)
-            for n in range(40):
-                state.store.create_message(conversation.sid, author="agent", body=f"m{n}")
-            await state.webhooks.drain()
-            return [w.params["Index"] for w in webhook_receiver.received], state.webhooks.dropped
+        state = await post_messages(webhook_receiver, ["onMessageAdded"], 40, seed=seed, webhook_drop_rate=rate)
+        return [w.params["Index"] for w in webhook_receiver.received], state.webhooks.dropped
 
     kept, dropped = await run(3, 0.5)
     assert 0 < dropped < 40 and len(kept) + dropped == 40
@@ -371,12 +355,7 @@ async def test_drop_knob_loses_a_seeded_share_and_counts_it(webhook_receiver):
 
 @pytest.mark.parametrize("knob", ["webhook_duplicate_rate", "webhook_reorder_rate"])
 async def test_duplication_and_reordering_knobs(webhook_receiver, knob):
-    async with serve_emulator(fast_config(simulate=False, failure_rate=0, **{knob: 1.0})) as running:
-        state = running.state
-        state.set_webhook(post_webhook_url=webhook_receiver.url, filters=["onMessageAdded", "onDeliveryUpdated"])
-        conversation = mixed_conversation(state.store)
-        state.store.create_message(conversation.sid, author="agent", body="knobs")
-        await state.webhooks.drain()
+    await post_messages(webhook_receiver, ["onMessageAdded", "onDeliveryUpdated"], failure_rate=0, **{knob: 1.0})
     events = [w.params["EventType"] for w in webhook_receiver.received]
     if knob == "webhook_duplicate_rate":
         assert events == ["onMessageAdded"] * 2 + ["onDeliveryUpdated"] * 4
@@ -387,17 +366,12 @@ async def test_duplication_and_reordering_knobs(webhook_receiver, knob):
 
 
 async def test_extra_parameter_knob_adds_undocumented_parameters(webhook_receiver):
-    config = fast_config(simulate=False, webhook_extra_params={"RetryCount": "0", "FutureField": "x"})
-    async with serve_emulator(config) as running:
-        state = running.state
-        state.set_webhook(post_webhook_url=webhook_receiver.url, filters=["onDeliveryUpdated"])
-        conversation = mixed_conversation(state.store)
-        state.store.create_message(conversation.sid, author="agent", body="extra")
-        await state.webhooks.drain()
+    extra = {"RetryCount": "0", "FutureField": "x"}
+    state = await post_messages(webhook_receiver, ["onDeliveryUpdated"], webhook_extra_params=extra)
     assert webhook_receiver.received
     for webhook in webhook_receiver.received:
         assert (webhook.params["RetryCount"], webhook.params["FutureField"]) == ("0", "x")
-        assert RequestValidator(config.auth_token).validate(
+        assert RequestValidator(state.config.auth_token).validate(
             webhook.url, webhook.params, webhook.headers["X-Twilio-Signature"]
         )
 
