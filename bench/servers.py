@@ -53,7 +53,7 @@ def emulator_app(latency: float, seed: int) -> tuple[object, dict[str, object]]:
 def gateway_app() -> tuple[object, dict[str, object]]:
     """The gateway exactly as `create_app(Settings())` builds it; configuration comes from the environment."""
     from delivery_gateway.app import create_app
-    from delivery_gateway.settings import Settings
+    from delivery_gateway.kernel.settings import Settings
 
     return create_app(Settings()), {}
 

@@ -23,10 +23,10 @@ from delivery_gateway.cache import ResourceCache
 from delivery_gateway.context import GatewayServices
 from delivery_gateway.graphql_app import create_graphql_app
 from delivery_gateway.http_guards import guard_middleware
+from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import PruneResult, create_ledger
-from delivery_gateway.metrics import Metrics
 from delivery_gateway.pubsub import create_pubsub
-from delivery_gateway.settings import Settings
 from delivery_gateway.upstream.api import ConversationsAPI
 from delivery_gateway.upstream.client import UpstreamClient
 from delivery_gateway.webhooks import WEBHOOK_PATH, WebhookIngest

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.settings import Settings
 
 PROG = "delivery-gateway"
 DEMO_HINT = f"run `{PROG} demo` to try the gateway on its built-in emulator without credentials"
@@ -61,7 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def _emulator_credentials() -> tuple[str, str, bool]:
     """The emulator's credentials: the environment's when set, else freshly made up (and reported)."""
-    from delivery_gateway.sids import ACCOUNT, is_sid, new_sid
+    from delivery_gateway.kernel.sids import ACCOUNT, is_sid, new_sid
 
     sid = os.environ.get("TWILIO_ACCOUNT_SID")
     token = os.environ.get("TWILIO_AUTH_TOKEN")
@@ -96,7 +96,7 @@ async def _demo(host: str, port: int, seed: int) -> None:
     from delivery_gateway.emulator.server import serve_emulator
     from delivery_gateway.emulator.traffic import LiveTraffic
     from delivery_gateway.install_webhooks import WEBHOOK_FILTERS
-    from delivery_gateway.sids import ACCOUNT, new_sid
+    from delivery_gateway.kernel.sids import ACCOUNT, new_sid
 
     sid, token = new_sid(ACCOUNT), "demo-" + new_sid("XX")[2:]
     public = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
@@ -151,7 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 async def _install_webhooks(url: str, service_sid: str | None) -> tuple[object, object]:
     from delivery_gateway.install_webhooks import install_webhooks
-    from delivery_gateway.metrics import Metrics
+    from delivery_gateway.kernel.metrics import Metrics
     from delivery_gateway.upstream.client import UpstreamClient
 
     settings = _serve_settings()
@@ -160,7 +160,7 @@ async def _install_webhooks(url: str, service_sid: str | None) -> tuple[object, 
 
 
 def cmd_webhooks_install(args: argparse.Namespace) -> None:
-    from delivery_gateway.sids import SERVICE, is_sid
+    from delivery_gateway.kernel.sids import SERVICE, is_sid
 
     if args.service and not is_sid(args.service, SERVICE):
         raise ConfigError(f"--service: {args.service!r} is not a Conversation Service SID (IS + 32 hex digits)")

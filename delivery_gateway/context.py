@@ -8,14 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from delivery_gateway.callers import Caller
+from delivery_gateway.kernel.callers import Caller
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.resolvers.loaders import Loaders
-from delivery_gateway.settings import Settings
 from delivery_gateway.upstream.api import ConversationsAPI
 
 if TYPE_CHECKING:
     from delivery_gateway.cache import ResourceCache
-    from delivery_gateway.metrics import Metrics
+    from delivery_gateway.kernel.metrics import Metrics
 
 
 @dataclass

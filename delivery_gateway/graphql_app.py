@@ -10,9 +10,9 @@ from typing import Any
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from delivery_gateway.callers import DEMO_CALLER, Caller
 from delivery_gateway.context import GatewayServices, RequestContext
 from delivery_gateway.http_guards import OriginPolicy
+from delivery_gateway.kernel.callers import DEMO_CALLER, Caller
 from delivery_gateway.schema import build_schema
 
 

@@ -18,7 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.http.websocket_origin import is_same_origin, normalize_allowed_origins, normalize_origin
 
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.settings import Settings
 
 log = logging.getLogger("delivery_gateway.http")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from delivery_gateway.records import WebhookConfigRecord
+from delivery_gateway.kernel.records import WebhookConfigRecord
 from delivery_gateway.upstream.api import ConversationsAPI
 from delivery_gateway.webhooks.parse import SUPPORTED_EVENTS
 

@@ -40,7 +40,7 @@ from strawberry.extensions.max_aliases import create_validator as alias_validato
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.settings import Settings
 
 log = logging.getLogger("delivery_gateway.errors")
 

@@ -11,8 +11,8 @@ import logging
 from collections.abc import Iterable, Mapping
 
 from delivery_gateway.auth.tokens import TokenRejected, TwilioTokenVerifier
-from delivery_gateway.callers import DEMO_CALLER, Caller, CallerKind
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.callers import DEMO_CALLER, Caller, CallerKind
+from delivery_gateway.kernel.settings import Settings
 
 log = logging.getLogger("delivery_gateway.auth")
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from delivery_gateway.auth.authenticator import AuthenticationFailed, Authenticator
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.settings import Settings
 
 log = logging.getLogger("delivery_gateway.auth")
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from delivery_gateway.sids import is_sid
+from delivery_gateway.kernel.sids import is_sid
 
 TWILIO_TOKEN_CONTENT_TYPE = "twilio-fpa;v=1"
 MAX_TOKEN_LENGTH = 8192  # real Access Tokens are well under 2 KiB; anything longer is refused unparsed

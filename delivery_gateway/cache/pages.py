@@ -13,7 +13,7 @@ from typing import Any
 
 from delivery_gateway.cache import keys
 from delivery_gateway.cache.resource_cache import ResourceCache
-from delivery_gateway.records import MessageRecord, Page
+from delivery_gateway.kernel.records import MessageRecord, Page
 
 
 @dataclass(frozen=True)

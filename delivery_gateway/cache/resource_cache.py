@@ -15,7 +15,7 @@ from typing import Any
 from delivery_gateway.cache import keys as cache_keys
 from delivery_gateway.cache.backend import DEFAULT_OP_TIMEOUT, CacheBackend, backend_from_url
 from delivery_gateway.cache.ttl import GENERATION_TTL
-from delivery_gateway.metrics import Metrics
+from delivery_gateway.kernel.metrics import Metrics
 
 _logger = logging.getLogger("delivery_gateway.cache")
 

@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from delivery_gateway.cache import keys
-from delivery_gateway.records import DeliveryStatus, ReceiptRecord
-from delivery_gateway.settings import Settings
+from delivery_gateway.delivery.statuses import receipts_final
+from delivery_gateway.kernel.records import ReceiptRecord
+from delivery_gateway.kernel.settings import Settings
 
 GENERATION_TTL = 86400.0  # must outlive every page TTL (see keys.messages_generation)
 
@@ -45,7 +46,4 @@ class TtlPolicy:
 
     def for_receipts(self, receipts: Iterable[ReceiptRecord]) -> float:
         """A message's receipts whose every status is final (read/failed/undelivered) cannot change again."""
-        receipts = list(receipts)
-        if receipts and all(r.status is not None and DeliveryStatus(r.status).final for r in receipts):
-            return self.receipts_final
-        return self.receipts
+        return self.receipts_final if receipts_final(receipts) else self.receipts

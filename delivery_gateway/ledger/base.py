@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from delivery_gateway.delivery.receipts import merge_receipt, status_key
+from delivery_gateway.kernel.records import ReceiptRecord
 from delivery_gateway.ledger.events import (
     ApplyResult,
     ChangeKind,
@@ -23,10 +25,7 @@ from delivery_gateway.ledger.events import (
     ReadHorizonEvent,
     delivery_change_payload,
     event_to_dict,
-    receipt_from_event,
-    status_key,
 )
-from delivery_gateway.records import ReceiptRecord
 
 
 @runtime_checkable
@@ -123,18 +122,15 @@ class SyncLedgerCore(ABC):
 
     def _apply_delivery(self, event: DeliveryEvent) -> ApplyResult:
         previous = self._get_receipt(event.receipt_sid)
-        prev_at = previous.date_updated.isoformat() if previous and previous.date_updated else None
-        wins = previous is None or status_key(event.status, event.date_updated) > status_key(previous.status, prev_at)
-        receipt = receipt_from_event(event, previous, wins)
+        merge = merge_receipt(previous, event.as_receipt())
         change = None
-        if wins:
-            self._put_receipt(receipt)
+        if merge.changed:
+            self._put_receipt(merge.receipt)  # a stale status may still fill in identity fields
+        if merge.status_changed:
             prev_status = previous.status if previous else None
             change = self._append_change(
-                ChangeKind.DELIVERY, event.conversation_sid, delivery_change_payload(receipt, prev_status)
+                ChangeKind.DELIVERY, event.conversation_sid, delivery_change_payload(merge.receipt, prev_status)
             )
-        elif receipt != previous:
-            self._put_receipt(receipt)  # identity fields learnt from a stale event; status unchanged
         entry = HistoryEntry(
             status=event.status,
             error_code=event.error_code,

@@ -1,6 +1,7 @@
-"""Typed Twilio post-events as the ledger applies them, the changes it records, the pure apply rules.
+"""Typed Twilio post-events as the ledger applies them, and the changes and history entries it records.
 
-Pure data and pure functions only: never performs I/O, never knows about HTTP, caches or pub/sub.
+Pure data only: never performs I/O, never knows about HTTP, caches or pub/sub. How a delivery event changes a
+receipt is a delivery rule (delivery/receipts.py).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from delivery_gateway.records import STATUS_RANK, DeliveryStatus, ReceiptRecord
+from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord
 
 
 class ChangeKind(StrEnum):
@@ -41,6 +42,24 @@ class DeliveryEvent:
     def dedupe_key(self) -> str:
         # A receipt takes each status at most once: the status itself identifies the transition.
         return f"dlv:{self.receipt_sid}:{self.status.value}"
+
+    def as_receipt(self) -> ReceiptRecord:
+        """The receipt as this one webhook describes it (what `delivery.receipts.merge_receipt` merges)."""
+        return ReceiptRecord.from_dict(
+            {
+                "sid": self.receipt_sid,
+                "conversation_sid": self.conversation_sid,
+                "message_sid": self.message_sid,
+                "participant_sid": self.participant_sid,
+                "account_sid": self.account_sid,
+                "chat_service_sid": self.service_sid,
+                "channel_message_sid": self.channel_message_sid,
+                "status": self.status.value,
+                "error_code": self.error_code,
+                "date_created": self.date_created,
+                "date_updated": self.date_updated,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -218,49 +237,6 @@ class PruneResult:
     @property
     def total(self) -> int:
         return self.changes + self.dedupe_keys + self.history
-
-
-def status_key(status: DeliveryStatus | str | None, at: str | None) -> tuple[int, str, str]:
-    """Total order of a receipt's statuses: rank first; terminal ties broken by time, then name.
-
-    The current status is the maximum of this key over the whole history, so any order of arrival agrees.
-    """
-    if status is None:
-        return (0, "", "")
-    status = DeliveryStatus(status)
-    return (STATUS_RANK[status], at or "", status.value)
-
-
-def receipt_from_event(event: DeliveryEvent, previous: ReceiptRecord | None, wins: bool) -> ReceiptRecord:
-    """The receipt's current record after `event`: identity fields are filled from whichever side has them."""
-
-    def pick(name: str):
-        new = getattr(event, name, None)
-        old = getattr(previous, name, None) if previous is not None else None
-        return old if old is not None else new
-
-    base = {
-        "sid": event.receipt_sid,
-        "conversation_sid": event.conversation_sid,
-        "message_sid": event.message_sid,
-        "participant_sid": pick("participant_sid"),
-        "account_sid": pick("account_sid"),
-        "chat_service_sid": (previous.chat_service_sid if previous else None) or event.service_sid,
-        "channel_message_sid": pick("channel_message_sid"),
-    }
-    date_created = (previous.date_created.isoformat() if previous and previous.date_created else None) or (
-        event.date_created
-    )
-    if wins or previous is None:
-        base.update(status=event.status.value, error_code=event.error_code, date_updated=event.date_updated)
-    else:
-        base.update(
-            status=previous.status.value if previous.status else None,
-            error_code=previous.error_code,
-            date_updated=previous.date_updated.isoformat() if previous.date_updated else None,
-        )
-    base["date_created"] = date_created
-    return ReceiptRecord.from_dict(base)
 
 
 def delivery_change_payload(receipt: ReceiptRecord, previous_status: DeliveryStatus | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from delivery_gateway.kernel.records import ReceiptRecord
 from delivery_gateway.ledger.base import SyncLedgerCore, sort_history
 from delivery_gateway.ledger.events import (
     ApplyResult,
@@ -20,7 +21,6 @@ from delivery_gateway.ledger.events import (
     LedgerEvent,
     PruneResult,
 )
-from delivery_gateway.records import ReceiptRecord
 
 
 class MemoryLedger(SyncLedgerCore):

@@ -2,6 +2,8 @@
 
 Never applies an event in more than one round trip: each apply is one atomic Lua script, so sequence
 order is commit order across replicas. Durable only as far as Redis persists (enable AOF in production).
+The script cannot call Python, so it restates delivery/receipts.py's merge; the SQL ledger replaces this
+backend, and with it that second copy of the rule.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 
+from delivery_gateway.delivery.receipts import status_key
+from delivery_gateway.kernel.records import ReceiptRecord
 from delivery_gateway.ledger.base import sort_history
 from delivery_gateway.ledger.events import (
     ApplyResult,
@@ -25,9 +29,7 @@ from delivery_gateway.ledger.events import (
     PruneResult,
     ReadHorizonEvent,
     event_to_dict,
-    status_key,
 )
-from delivery_gateway.records import ReceiptRecord
 
 _APPLY = r"""
 local p = ARGV[1]
@@ -53,12 +55,18 @@ if seen then
   return {1, false, 0}
 end
 
-local function append(payload)
+-- `payload_json` is spliced in as text: cjson would turn an empty JSON array into {} on the way through.
+local function append_json(payload_json)
   local seq = redis.call('INCR', p .. 'seq')
-  local text = cjson.encode({seq = seq, kind = kind, conversation_sid = conv, payload = payload})
+  local text = '{"seq":' .. seq .. ',"kind":' .. cjson.encode(kind) .. ',"conversation_sid":'
+    .. cjson.encode(conv) .. ',"payload":' .. payload_json .. '}'
   redis.call('ZADD', p .. 'changes:' .. conv, seq, text)
   redis.call('ZADD', p .. 'changeidx', seq, seq .. ' ' .. ts .. ' ' .. conv)
   return seq, text
+end
+
+local function append(payload)
+  return append_json(cjson.encode(payload))
 end
 
 local function isnull(v) return v == nil or v == cjson.null end
@@ -76,13 +84,15 @@ if kind == 'delivery' then
       wins = true
     end
   end
+  -- Mirrors delivery/receipts.py merge_receipt (IDENTITY_FIELDS): the first value learnt of each identity
+  -- field is kept, from whichever event brought it; tests/ledger/test_parity.py holds the two together.
+  local fields = {'participant_sid', 'account_sid', 'chat_service_sid', 'channel_message_sid', 'date_created'}
   local record = cjson.decode(ARGV[10])
+  local prev = false
   local prev_status = cjson.null
   if cur[1] then
-    local prev = cjson.decode(cur[1])
+    prev = cjson.decode(cur[1])
     prev_status = prev.status
-    local fields = {'participant_sid', 'account_sid', 'chat_service_sid', 'channel_message_sid',
-                    'date_created'}
     for _, f in ipairs(fields) do
       if not isnull(prev[f]) then record[f] = prev[f] end
     end
@@ -95,6 +105,16 @@ if kind == 'delivery' then
     redis.call('SADD', p .. 'msgreceipts:' .. event.message_sid, event.receipt_sid)
     seq, text = append({receipt = record, message_sid = event.message_sid, previous_status = prev_status,
                         service_sid = record.chat_service_sid})
+  elseif prev then
+    -- A stale status keeps the current state but still fills in identity fields the record lacked.
+    local learnt = false
+    for _, f in ipairs(fields) do
+      if isnull(prev[f]) and not isnull(record[f]) then
+        prev[f] = record[f]
+        learnt = true
+      end
+    end
+    if learnt then redis.call('HSET', rkey, 'record', cjson.encode(prev)) end
   end
   local entry = cjson.decode(ARGV[11])
   entry.recorded_seq = seq
@@ -104,7 +124,10 @@ if kind == 'delivery' then
   mark_seen(seq)
   return {0, text, 1}
 elseif kind == 'read_horizon' then
-  if isnull(event.last_read_message_index) then return {0, false, 0} end
+  if isnull(event.last_read_message_index) then
+    mark_seen(0)
+    return {0, false, 0}
+  end
   local hkey = p .. 'horizon:' .. event.participant_sid
   local prev = redis.call('GET', hkey)
   local idx = tonumber(event.last_read_message_index)
@@ -118,7 +141,7 @@ elseif kind == 'read_horizon' then
   mark_seen(seq)
   return {0, text, 1}
 else
-  local seq, text = append(event)
+  local seq, text = append_json(ARGV[5])
   mark_seen(seq)
   return {0, text, 1}
 end

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from delivery_gateway.kernel.records import ReceiptRecord
 from delivery_gateway.ledger.base import SyncLedgerCore, sort_history
 from delivery_gateway.ledger.events import (
     ApplyResult,
@@ -25,7 +26,6 @@ from delivery_gateway.ledger.events import (
     LedgerEvent,
     PruneResult,
 )
-from delivery_gateway.records import ReceiptRecord
 
 T = TypeVar("T")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from delivery_gateway import sids
-from delivery_gateway.callers import CallerKind
+from delivery_gateway.kernel import sids
+from delivery_gateway.kernel.callers import CallerKind
 from delivery_gateway.resolvers.errors import Forbidden
 from delivery_gateway.upstream.errors import UpstreamNotFound
 

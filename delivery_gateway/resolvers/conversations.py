@@ -12,10 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from delivery_gateway import sids
-from delivery_gateway.records import ConversationRecord, MessageRecord, ParticipantRecord
+from delivery_gateway.delivery.ticks import Ticks, ticks_for
+from delivery_gateway.delivery.unread import ParticipantUnread, unread_counts
+from delivery_gateway.kernel import sids
+from delivery_gateway.kernel.records import ConversationRecord, MessageRecord
 from delivery_gateway.resolvers.access import authorize_conversation
-from delivery_gateway.resolvers.delivery import Channel, Ticks, participant_channel, ticks_for
 from delivery_gateway.resolvers.errors import BadUserInput, Forbidden
 from delivery_gateway.resolvers.loaders import ConversationPageKey
 from delivery_gateway.resolvers.messages import participants_of, recipients_of
@@ -139,38 +140,13 @@ async def conversation_window(
 
 
 @dataclass(frozen=True)
-class UnreadCount:
-    participant: ParticipantRecord
-    count: int
-    last_read_message_index: int | None
-
-
-@dataclass(frozen=True)
 class Rollup:
     window: int
     messages: int
     last_message_index: int | None
     ticks: dict[Ticks, int]
     failed: list[MessageRecord]
-    unread: list[UnreadCount]
-
-
-def unread_counts(participants: list[ParticipantRecord], last_index: int | None) -> list[UnreadCount]:
-    """Per chat participant: messages past their read horizon, by index (no 1,000 cap as in Twilio's SDK).
-
-    A participant who never read anything has every message unread (index + 1, counting from index 0).
-    """
-    out = []
-    for participant in participants:
-        if participant_channel(participant) is not Channel.CHAT:
-            continue
-        horizon = participant.last_read_message_index
-        if last_index is None:
-            count = 0
-        else:
-            count = max(0, last_index - (horizon if horizon is not None else -1))
-        out.append(UnreadCount(participant, count, horizon))
-    return out
+    unread: list[ParticipantUnread]
 
 
 async def rollup(context: RequestContext, service_sid: str | None, conversation_sid: str, window: int) -> Rollup:

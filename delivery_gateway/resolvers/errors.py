@@ -9,7 +9,7 @@ from typing import Any
 
 from strawberry.relay.types import GlobalIDValueError
 
-from delivery_gateway.sids import InvalidSid
+from delivery_gateway.kernel.sids import InvalidSid
 from delivery_gateway.upstream.errors import UpstreamError, UpstreamRateLimited
 
 

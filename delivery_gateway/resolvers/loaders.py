@@ -14,8 +14,8 @@ from strawberry.dataloader import DataLoader
 
 from delivery_gateway.cache import MessagesPageRequest, ResourceCache, TtlPolicy, cached_message_pages, keys
 from delivery_gateway.cache.loaders import cached_many, fetch_each
-from delivery_gateway.records import ConversationRecord, MessageRecord, Page, ParticipantRecord, ReceiptRecord
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.records import ConversationRecord, MessageRecord, Page, ParticipantRecord, ReceiptRecord
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.upstream.api import ConversationsAPI
 
 K = TypeVar("K", bound=Hashable)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from delivery_gateway.records import MessageRecord, ParticipantRecord, ReceiptRecord
-from delivery_gateway.resolvers.delivery import RecipientState, has_receipt_recipients, recipient_states
+from delivery_gateway.delivery import recipients as rules
+from delivery_gateway.delivery.recipients import RecipientState
+from delivery_gateway.kernel.records import MessageRecord, ParticipantRecord, ReceiptRecord
 
 if TYPE_CHECKING:
     from delivery_gateway.context import RequestContext
@@ -32,27 +33,12 @@ async def participant_by_sid(
 
 async def author_of(context: RequestContext, service_sid: str | None, message: MessageRecord):
     """The author's participant record (by participant SID, else identity/address); None for system sends."""
-    participants = await participants_of(context, service_sid, message.conversation_sid)
-    for participant in participants:
-        if message.participant_sid and participant.sid == message.participant_sid:
-            return participant
-    if message.author:
-        for participant in participants:
-            binding = participant.messaging_binding or {}
-            if message.author in (participant.identity, binding.get("address")):
-                return participant
-    return None
-
-
-def receipts_expected(message: MessageRecord, participants: list[ParticipantRecord]) -> bool:
-    """Twilio keeps receipts only for recipients reached through a binding (SMS, WhatsApp...)."""
-    delivery = message.delivery or {}
-    return bool(delivery.get("total")) or has_receipt_recipients(message, participants)
+    return rules.author_of(message, await participants_of(context, service_sid, message.conversation_sid))
 
 
 async def receipts_of(context: RequestContext, service_sid: str | None, message: MessageRecord) -> list[ReceiptRecord]:
     participants = await participants_of(context, service_sid, message.conversation_sid)
-    if not receipts_expected(message, participants):
+    if not rules.receipts_expected(message, participants):
         return []
     return await context.loaders.receipts.load((service_sid, message.conversation_sid, message.sid))
 
@@ -66,5 +52,5 @@ async def recipients_of(
     key = ("recipient_states", service_sid, message.sid)
     states = context.extra.get(key)
     if states is None:  # no await between this check and the store below, so concurrent resolvers share it
-        states = context.extra[key] = recipient_states(message, participants, receipts)
+        states = context.extra[key] = rules.recipient_states(message, participants, receipts)
     return states

@@ -10,7 +10,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
-from delivery_gateway.records import MessageRecord
+from delivery_gateway.kernel.records import MessageRecord
 from delivery_gateway.resolvers.errors import BadUserInput
 from delivery_gateway.resolvers.loaders import Loaders, MessagePageKey
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 from graphql import GraphQLSchema, lexicographic_sort_schema, print_schema
 from strawberry.extensions import ParserCache, ValidationCache
 
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.limits import limit_extensions
 from delivery_gateway.schema.errors import GatewaySchema
 from delivery_gateway.schema.mutation import Mutation
 from delivery_gateway.schema.query import Query
 from delivery_gateway.schema.subscription import Subscription
-from delivery_gateway.settings import Settings
 
 __all__ = ["build_schema", "schema_sdl"]
 

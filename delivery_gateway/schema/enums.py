@@ -1,6 +1,6 @@
 """GraphQL enums of the API, declared over the plain Python enums the resolvers compute with.
 
-Declares only; never holds logic (the rules behind each value live in resolvers/delivery.py).
+Declares only; never holds logic (the rules behind each value live in delivery/).
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from enum import Enum
 
 import strawberry
 
-from delivery_gateway.records import DeliveryStatus as _DeliveryStatus
-from delivery_gateway.resolvers.delivery import TICKS_RULE
-from delivery_gateway.resolvers.delivery import Channel as _Channel
-from delivery_gateway.resolvers.delivery import RecipientSource as _RecipientSource
-from delivery_gateway.resolvers.delivery import RecipientStatus as _RecipientStatus
-from delivery_gateway.resolvers.delivery import Ticks as _Ticks
+from delivery_gateway.delivery.channels import Channel as _Channel
+from delivery_gateway.delivery.recipients import RecipientSource as _RecipientSource
+from delivery_gateway.delivery.recipients import RecipientStatus as _RecipientStatus
+from delivery_gateway.delivery.ticks import TICKS_RULE
+from delivery_gateway.delivery.ticks import Ticks as _Ticks
+from delivery_gateway.kernel.records import DeliveryStatus as _DeliveryStatus
 
 Channel = strawberry.enum(
     _Channel,

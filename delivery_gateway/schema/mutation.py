@@ -12,13 +12,13 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from delivery_gateway import sids
 from delivery_gateway.context import RequestContext
-from delivery_gateway.records import MessageRecord
+from delivery_gateway.delivery.summary import shows_failure, summarize_receipts
+from delivery_gateway.kernel import sids
+from delivery_gateway.kernel.records import MessageRecord
 from delivery_gateway.resolvers.access import authorize_conversation, effective_service
 from delivery_gateway.resolvers.errors import GatewayError
 from delivery_gateway.schema.types import Message, message_from_record
-from delivery_gateway.webhooks.summary import delivery_summary, summary_failed
 
 
 class FailedPrecondition(GatewayError):
@@ -45,7 +45,7 @@ async def _current_summary(context: RequestContext, record: MessageRecord) -> di
         total = (summary or {}).get("total") or 0
         if receipts and len(receipts) >= total:
             histories = await ledger.history_many([r.sid for r in receipts])
-            summary = delivery_summary(receipts, histories)
+            summary = summarize_receipts(receipts, histories)
     return summary
 
 
@@ -72,7 +72,7 @@ class Mutation:
         # Fresh from upstream: a resend must not be decided on a cached summary.
         original = await upstream.fetch_message(conversation_sid, message_sid, service_sid=scope)
         summary = await _current_summary(context, original)
-        if not summary_failed(summary):
+        if not shows_failure(summary):
             raise FailedPrecondition(
                 f"message {message_sid} is not failed or undelivered (delivery: {json.dumps(summary)}); "
                 "only messages Twilio gave up on can be resent"

@@ -16,11 +16,11 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
-from delivery_gateway import sids
 from delivery_gateway.context import RequestContext
+from delivery_gateway.kernel import sids
+from delivery_gateway.kernel.records import MessageRecord
 from delivery_gateway.ledger import ChangeKind, HistoryEntry, LedgerChange
 from delivery_gateway.pubsub import GAP, SlowConsumer, conversation_channel
-from delivery_gateway.records import MessageRecord
 from delivery_gateway.resolvers.access import authorize_conversation, effective_service
 from delivery_gateway.resolvers.errors import BadUserInput, GatewayError
 from delivery_gateway.schema.enums import DeliveryStatus

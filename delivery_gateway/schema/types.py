@@ -17,20 +17,16 @@ from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from delivery_gateway import sids
 from delivery_gateway.context import RequestContext
-from delivery_gateway.delivery_errors import describe_error
-from delivery_gateway.records import ConversationRecord, MessageRecord, ParticipantRecord, ReceiptRecord
+from delivery_gateway.delivery.channels import participant_channel, receipt_channel
+from delivery_gateway.delivery.error_codes import describe_error_code
+from delivery_gateway.delivery.recipients import RecipientState
+from delivery_gateway.delivery.ticks import TICKS_RULE, ticks_for
+from delivery_gateway.kernel import sids
+from delivery_gateway.kernel.records import ConversationRecord, MessageRecord, ParticipantRecord, ReceiptRecord
 from delivery_gateway.resolvers import conversations as conversation_resolvers
 from delivery_gateway.resolvers import messages as message_resolvers
 from delivery_gateway.resolvers.access import authorize_conversation
-from delivery_gateway.resolvers.delivery import (
-    TICKS_RULE,
-    RecipientState,
-    participant_channel,
-    receipt_channel,
-    ticks_for,
-)
 from delivery_gateway.resolvers.errors import BadUserInput
 from delivery_gateway.resolvers.paging import message_window
 
@@ -85,7 +81,7 @@ class DeliveryError:
 
 
 def delivery_error(code: int | None) -> DeliveryError | None:
-    entry = describe_error(code)
+    entry = describe_error_code(code)
     if entry is None:
         return None
     return DeliveryError(code=entry.code, name=entry.name, description=entry.description, retryable=entry.retryable)

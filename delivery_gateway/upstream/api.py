@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from delivery_gateway.records import (
+from delivery_gateway.kernel.records import (
     ConversationRecord,
     MessageRecord,
     Page,

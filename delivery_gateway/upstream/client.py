@@ -14,9 +14,9 @@ from twilio.base import values
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
-from delivery_gateway import sids
-from delivery_gateway.metrics import Metrics
-from delivery_gateway.records import (
+from delivery_gateway.kernel import sids
+from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.kernel.records import (
     ConversationRecord,
     MessageRecord,
     Page,
@@ -24,8 +24,8 @@ from delivery_gateway.records import (
     ReceiptRecord,
     WebhookConfigRecord,
 )
-from delivery_gateway.settings import Settings
-from delivery_gateway.sids import InvalidSid, require_sid
+from delivery_gateway.kernel.settings import Settings
+from delivery_gateway.kernel.sids import InvalidSid, require_sid
 from delivery_gateway.upstream import mapping
 from delivery_gateway.upstream.backoff import RetryPolicy
 from delivery_gateway.upstream.breaker import CircuitBreaker

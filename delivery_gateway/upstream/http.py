@@ -18,8 +18,8 @@ from multidict import CIMultiDict
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 
-from delivery_gateway.metrics import Metrics
-from delivery_gateway.upstream.backoff import RETRYABLE_METHODS, RetryPolicy, parse_retry_after
+from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.upstream.backoff import RETRYABLE_METHODS, RetryPolicy, is_retryable_status, parse_retry_after
 from delivery_gateway.upstream.breaker import BreakerState, CircuitBreaker
 from delivery_gateway.upstream.calls import UpstreamCallLog
 from delivery_gateway.upstream.coalesce import SingleFlight
@@ -256,7 +256,7 @@ class GatewayHttpClient(AsyncHttpClient):
                 if status == 429 or status == 503:
                     retry_after = parse_retry_after(resp_headers.get("Retry-After"))
                 error = error_for_status(status, text, method=method, route=route, retry_after=retry_after)
-                retryable = idempotent and (status == 429 or status >= 500)
+                retryable = idempotent and is_retryable_status(status)
                 reason = "429" if status == 429 else "5xx"
 
             if retryable and attempt < self.retry_policy.max_retries:

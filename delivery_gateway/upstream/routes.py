@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from delivery_gateway.sids import is_sid
+from delivery_gateway.kernel.sids import is_sid
 
 # Parent collection -> the placeholder Twilio's OpenAPI spec uses for its SID when not the last segment.
 _PARENT_PLACEHOLDER = {

@@ -11,11 +11,11 @@ from typing import Any
 
 from delivery_gateway.cache import keys
 from delivery_gateway.cache.ttl import TtlPolicy
+from delivery_gateway.delivery.summary import summarize_receipts
+from delivery_gateway.kernel.records import MessageRecord, ParticipantRecord, ReceiptRecord
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import ApplyResult, DeliveryLedger, LedgerEvent
 from delivery_gateway.ledger.events import ConversationEvent, DeliveryEvent, MessageEvent, ReadHorizonEvent
-from delivery_gateway.records import MessageRecord, ParticipantRecord, ReceiptRecord
-from delivery_gateway.settings import Settings
-from delivery_gateway.webhooks.summary import delivery_summary
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class CacheInvalidator:
             await self.cache.delete_many(list(cached_messages))
             return
         histories = await self.ledger.history_many([r.sid for r in receipts])
-        summary = delivery_summary(receipts, histories)
+        summary = summarize_receipts(receipts, histories)
         fresh = {}
         for key, value in cached_messages.items():
             record = MessageRecord.from_dict(value)

@@ -9,7 +9,8 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from delivery_gateway import sids
+from delivery_gateway.kernel import sids
+from delivery_gateway.kernel.records import DeliveryStatus
 from delivery_gateway.ledger.events import (
     ConversationEvent,
     DeliveryEvent,
@@ -17,7 +18,6 @@ from delivery_gateway.ledger.events import (
     MessageEvent,
     ReadHorizonEvent,
 )
-from delivery_gateway.records import DeliveryStatus
 
 SUPPORTED_EVENTS = (
     "onDeliveryUpdated",

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from delivery_gateway.cache import TtlPolicy
 from delivery_gateway.cache import keys as k
-from delivery_gateway.records import DeliveryStatus, ReceiptRecord
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord
+from delivery_gateway.kernel.settings import Settings
 
 CONV = "CH" + "1" * 32
 MSG = "IM" + "2" * 32

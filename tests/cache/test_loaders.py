@@ -15,8 +15,8 @@ from delivery_gateway.cache import (
     fetch_each,
 )
 from delivery_gateway.cache import keys as k
-from delivery_gateway.metrics import Metrics
-from delivery_gateway.records import MessageRecord, Page
+from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.kernel.records import MessageRecord, Page
 from delivery_gateway.upstream.errors import UpstreamNotFound
 
 CONV = "CH" + "1" * 32

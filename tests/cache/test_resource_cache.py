@@ -14,8 +14,8 @@ import redis
 
 from delivery_gateway.cache import ResourceCache
 from delivery_gateway.cache import keys as k
-from delivery_gateway.metrics import Metrics
-from delivery_gateway.records import DeliveryStatus, MessageRecord, ReceiptRecord
+from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.kernel.records import DeliveryStatus, MessageRecord, ReceiptRecord
 
 CONV = "CH" + "1" * 32
 MSG = "IM" + "2" * 32

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from delivery_gateway.context import GatewayServices
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.settings import Settings
 from tests.graphql_api.fake_upstream import FakeConversations
 from tests.graphql_api.gql_support import Runner
 

@@ -1,6 +1,7 @@
 """An in-memory ConversationsAPI for unit tests of the GraphQL layer, counting every call by method.
 
 Never does I/O; page tokens are opaque strings like Twilio's, with previous/next tokens for either order.
+Messages carry the delivery summary the real rule (delivery/summary.py) computes from their receipts.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from delivery_gateway import sids
-from delivery_gateway.records import (
+from delivery_gateway.delivery.summary import summarize_receipts
+from delivery_gateway.kernel import sids
+from delivery_gateway.kernel.records import (
     ConversationRecord,
     DeliveryStatus,
     MessageRecord,
@@ -121,14 +123,9 @@ class FakeConversations:
             )
             for psid, (status, code) in (statuses or {}).items()
         ]
-        delivery = None
-        if receipts:
-
-            def amount(s: DeliveryStatus) -> str:
-                n = sum(r.status == s for r in receipts)
-                return "all" if n == len(receipts) else "some" if n else "none"
-
-            delivery = {"total": len(receipts), **{s.value: amount(s) for s in DeliveryStatus}}
+        # The gateway's own summary rule (delivery/summary.py), so the double agrees with what the ledger and
+        # webhooks compute; the emulator keeps an independent copy for the tests that need one.
+        delivery = summarize_receipts(receipts)
         msg = MessageRecord(
             sid=sid,
             conversation_sid=conv.record.sid,

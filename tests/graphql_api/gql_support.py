@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from delivery_gateway.callers import Caller, CallerKind
 from delivery_gateway.context import GatewayServices, RequestContext
-from delivery_gateway.records import DeliveryStatus as S
+from delivery_gateway.kernel.callers import Caller, CallerKind
+from delivery_gateway.kernel.records import DeliveryStatus as S
 from delivery_gateway.schema import build_schema
 
 FULL = Caller(kind=CallerKind.INTERNAL, identity="ops")

@@ -11,7 +11,7 @@ from delivery_gateway.cache import ResourceCache
 from delivery_gateway.context import GatewayServices
 from delivery_gateway.emulator import EmulatorConfig
 from delivery_gateway.emulator.server import serve_emulator
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.upstream.client import UpstreamClient
 from tests.graphql_api.gql_support import CHAT_SCREEN, Runner, participant_caller
 

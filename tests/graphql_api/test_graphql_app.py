@@ -9,10 +9,10 @@ import httpx
 import pytest
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from delivery_gateway.callers import DEMO_CALLER, Caller, CallerKind
 from delivery_gateway.context import GatewayServices, RequestContext
 from delivery_gateway.graphql_app import MissingCaller, caller_for, create_graphql_app
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.callers import DEMO_CALLER, Caller, CallerKind
+from delivery_gateway.kernel.settings import Settings
 from tests.graphql_api.gql_support import build_chat
 
 

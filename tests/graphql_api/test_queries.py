@@ -11,8 +11,8 @@ import pytest
 
 from delivery_gateway.cache import ResourceCache
 from delivery_gateway.context import GatewayServices
-from delivery_gateway.records import DeliveryStatus as S
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.records import DeliveryStatus as S
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.upstream.errors import UpstreamRateLimited, UpstreamUnavailable
 from tests.graphql_api.gql_support import CHAT_SCREEN, Runner, build_chat, participant_caller
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.schema import build_schema, schema_sdl
-from delivery_gateway.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

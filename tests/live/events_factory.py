@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from delivery_gateway.kernel.records import DeliveryStatus
+from delivery_gateway.kernel.sids import new_sid
 from delivery_gateway.ledger.events import DeliveryEvent, ReadHorizonEvent
-from delivery_gateway.records import DeliveryStatus
-from delivery_gateway.sids import new_sid
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

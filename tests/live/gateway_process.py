@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.settings import Settings
 from tests.live.harness import serve_gateway
 
 

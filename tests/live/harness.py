@@ -20,7 +20,7 @@ from twilio.request_validator import RequestValidator
 
 from delivery_gateway.app import create_app
 from delivery_gateway.context import GatewayServices
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.webhooks import WEBHOOK_PATH, WebhookIngest
 from tests.app_support import NO_UPSTREAM, running_app, serve_app
 

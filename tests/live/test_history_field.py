@@ -11,10 +11,10 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from delivery_gateway.callers import Caller, CallerKind
 from delivery_gateway.context import GatewayServices, RequestContext
+from delivery_gateway.kernel.callers import Caller, CallerKind
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import create_ledger
-from delivery_gateway.settings import Settings
 from tests.live.events_factory import delivery, sids
 
 LazyStatusChange = Annotated["ReceiptStatusChange", strawberry.lazy("delivery_gateway.schema.subscription")]  # noqa: F821

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from delivery_gateway.kernel.records import DeliveryStatus
 from delivery_gateway.ledger import ChangeKind, create_ledger
-from delivery_gateway.records import DeliveryStatus
 from tests.live.events_factory import delivery, horizon, sids
 from tests.redis_support import REDIS_URL, redis_available
 

@@ -12,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from delivery_gateway.app import Gateway
-from delivery_gateway.callers import Caller, CallerKind
 from delivery_gateway.context import GatewayServices, RequestContext
+from delivery_gateway.kernel.callers import Caller, CallerKind
+from delivery_gateway.kernel.records import DeliveryStatus
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import ChangeKind, create_ledger
 from delivery_gateway.pubsub import create_pubsub
-from delivery_gateway.records import DeliveryStatus
 from delivery_gateway.schema import build_schema
-from delivery_gateway.settings import Settings
 from tests.app_support import NO_UPSTREAM
 from tests.live.events_factory import delivery, horizon, sids
 

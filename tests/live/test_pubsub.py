@@ -9,14 +9,14 @@ import asyncio
 
 import pytest
 
-from delivery_gateway.callers import Caller, CallerKind
 from delivery_gateway.context import GatewayServices, RequestContext
+from delivery_gateway.kernel.callers import Caller, CallerKind
+from delivery_gateway.kernel.settings import Settings
+from delivery_gateway.kernel.sids import new_sid
 from delivery_gateway.ledger import create_ledger
 from delivery_gateway.ledger.events import ChangeKind, LedgerChange
 from delivery_gateway.pubsub import SlowConsumer, conversation_channel, create_pubsub
 from delivery_gateway.schema import build_schema
-from delivery_gateway.settings import Settings
-from delivery_gateway.sids import new_sid
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])

@@ -14,7 +14,7 @@ import pytest
 from delivery_gateway.emulator.app import EmulatorState
 from delivery_gateway.emulator.config import DEFAULT_AUTH_TOKEN
 from delivery_gateway.emulator.store import CHAT
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.settings import Settings
 from tests.live.harness import TransportWsClient, serve_gateway
 from tests.live.storm import duplicated_and_shuffled, post_all, storm_state
 

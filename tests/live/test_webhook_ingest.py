@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from delivery_gateway.cache import keys
+from delivery_gateway.kernel.records import DeliveryStatus, MessageRecord, ReceiptRecord
+from delivery_gateway.kernel.settings import Settings
+from delivery_gateway.kernel.sids import new_sid
 from delivery_gateway.ledger import create_ledger
 from delivery_gateway.pubsub import conversation_channel
-from delivery_gateway.records import DeliveryStatus, MessageRecord, ReceiptRecord
-from delivery_gateway.settings import Settings
-from delivery_gateway.sids import new_sid
 from tests.live.harness import ingest_app, sign
 
 TOKEN = "test-auth-token"
@@ -158,7 +158,7 @@ async def test_unprocessed_inbox_is_processed_on_start(tmp_path):
 
 
 async def test_read_horizon_updates_cached_participants_and_messages_orphan_pages(tmp_path):
-    from delivery_gateway.records import ParticipantRecord
+    from delivery_gateway.kernel.records import ParticipantRecord
 
     async with ingest_client(tmp_path) as (client, services, ingest):
         cache = services.cache

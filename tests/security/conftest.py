@@ -12,7 +12,7 @@ import pytest
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import ChatGrant
 
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.settings import Settings
 from tests.app_support import serve_app
 from tests.security import toy
 

@@ -142,8 +142,8 @@ def _hardened_schema(settings):
 
 
 async def _execute(schema, services, query: str, variables: dict | None = None):
-    from delivery_gateway.callers import Caller, CallerKind
     from delivery_gateway.context import RequestContext
+    from delivery_gateway.kernel.callers import Caller, CallerKind
 
     context = RequestContext.create(services, Caller(CallerKind.INTERNAL, identity="test"))
     return await schema.execute(query, variables, context_value=context)

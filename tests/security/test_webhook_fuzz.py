@@ -10,7 +10,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from delivery_gateway.sids import new_sid
+from delivery_gateway.kernel.sids import new_sid
 from delivery_gateway.webhooks import WEBHOOK_PATH
 from tests.app_support import running_app
 from tests.live.harness import sign

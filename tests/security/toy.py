@@ -21,10 +21,10 @@ from strawberry.asgi import GraphQL
 from strawberry.types import Info
 
 from delivery_gateway.auth import CALLER_SCOPE_KEY, AuthMiddleware
-from delivery_gateway.callers import Caller
 from delivery_gateway.http_guards import OriginPolicy, guard_middleware
+from delivery_gateway.kernel.callers import Caller
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.limits import FieldCost, limit_extensions
-from delivery_gateway.settings import Settings
 
 # Conversation membership of the toy world: conversation SID -> identities.
 MEMBERS: dict[str, set[str]] = {}

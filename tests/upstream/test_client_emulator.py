@@ -12,9 +12,9 @@ import pytest
 emulator_server = pytest.importorskip("delivery_gateway.emulator.server")
 
 from delivery_gateway.emulator.config import EmulatorConfig  # noqa: E402
-from delivery_gateway.records import DeliveryStatus  # noqa: E402
-from delivery_gateway.settings import Settings  # noqa: E402
-from delivery_gateway.sids import new_sid  # noqa: E402
+from delivery_gateway.kernel.records import DeliveryStatus  # noqa: E402
+from delivery_gateway.kernel.settings import Settings  # noqa: E402
+from delivery_gateway.kernel.sids import new_sid  # noqa: E402
 from delivery_gateway.upstream.backoff import RetryPolicy  # noqa: E402
 from delivery_gateway.upstream.client import UpstreamClient  # noqa: E402
 from delivery_gateway.upstream.errors import (  # noqa: E402

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from delivery_gateway.records import DeliveryStatus, MessageRecord, Page
-from delivery_gateway.settings import Settings
-from delivery_gateway.sids import InvalidSid
+from delivery_gateway.kernel.records import DeliveryStatus, MessageRecord, Page
+from delivery_gateway.kernel.settings import Settings
+from delivery_gateway.kernel.sids import InvalidSid
 from delivery_gateway.upstream.backoff import RetryPolicy
 from delivery_gateway.upstream.client import UpstreamClient
 from delivery_gateway.upstream.errors import UpstreamError, UpstreamNotFound, UpstreamUnavailable

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from delivery_gateway.metrics import Metrics
+from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.upstream.backoff import RetryPolicy
 from delivery_gateway.upstream.breaker import BreakerState, CircuitBreaker
 from delivery_gateway.upstream.errors import (

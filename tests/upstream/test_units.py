@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from delivery_gateway.metrics import Metrics
+from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.upstream.backoff import RetryPolicy, is_retryable_status, parse_retry_after
 from delivery_gateway.upstream.breaker import BreakerState, CircuitBreaker
 from delivery_gateway.upstream.calls import UpstreamCallLog

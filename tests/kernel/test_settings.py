@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.settings import Settings
 
 KEY_A, KEY_B = "SK" + "a" * 32, "SK" + "b" * 32
 

@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     @field_validator("chat_service_sids")
     @classmethod
     def _service_sids(cls, value: list[str]) -> list[str]:
-        from delivery_gateway.sids import is_sid
+        from delivery_gateway.kernel.sids import is_sid
 
         bad = [sid for sid in value if not is_sid(sid, "IS")]
         if bad:
@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     @field_validator("twilio_signing_keys")
     @classmethod
     def _signing_key_sids(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        from delivery_gateway.sids import is_sid
+        from delivery_gateway.kernel.sids import is_sid
 
         bad = [sid for sid in value if not is_sid(sid, "SK")]
         if bad:
@@ -164,7 +164,7 @@ class Settings(BaseSettings):
     @field_validator("twilio_account_sid")
     @classmethod
     def _account_sid(cls, value: str | None) -> str | None:
-        from delivery_gateway.sids import is_sid
+        from delivery_gateway.kernel.sids import is_sid
 
         if value is not None and not is_sid(value, "AC"):
             raise ValueError("must be 'AC' followed by 32 hex digits")

@@ -1,15 +1,15 @@
-"""Recomputes Twilio's `Message.delivery` summary from a message's receipts (and what the ledger saw of them).
+"""Twilio's `Message.delivery` summary, recomputed from a message's receipts and what the ledger saw of them.
 
 Pure: never performs I/O. Mirrors Twilio: per status, whether all, some or none of the receipts reached it.
+(The emulator keeps its own copy of this rule on purpose: it stands in for Twilio, not for the gateway.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from delivery_gateway.ledger.events import HistoryEntry
-from delivery_gateway.records import DeliveryStatus, ReceiptRecord
+from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord
 
 STATUSES = ("sent", "delivered", "read", "failed", "undelivered")
 
@@ -23,16 +23,23 @@ IMPLIED: dict[str, tuple[str, ...]] = {
 }
 
 
+class PastStatus(Protocol):
+    """One status a receipt took earlier (a ledger history entry)."""
+
+    @property
+    def status(self) -> DeliveryStatus: ...
+
+
 def _proportion(count: int, total: int) -> str:
     if count == 0:
         return "none"
     return "all" if count == total else "some"
 
 
-def reached(receipt: ReceiptRecord, history: Sequence[HistoryEntry] = ()) -> set[str]:
+def reached(receipt: ReceiptRecord, history: Sequence[PastStatus] = ()) -> set[str]:
     """Every status the receipt passed through: its history's statuses and what its current status implies."""
     out: set[str] = set()
-    statuses = [entry.status for entry in history]
+    statuses: list[DeliveryStatus] = [entry.status for entry in history]
     if receipt.status is not None:
         statuses.append(receipt.status)
     for status in statuses:
@@ -40,10 +47,13 @@ def reached(receipt: ReceiptRecord, history: Sequence[HistoryEntry] = ()) -> set
     return out
 
 
-def delivery_summary(
-    receipts: Iterable[ReceiptRecord], histories: Mapping[str, Sequence[HistoryEntry]] | None = None
+def summarize_receipts(
+    receipts: Iterable[ReceiptRecord], histories: Mapping[str, Sequence[PastStatus]] | None = None
 ) -> dict[str, Any] | None:
-    """`{"total": n, "sent": "all"|"some"|"none", ...}`; None without receipts (as Twilio)."""
+    """`{"total": n, "sent": "all"|"some"|"none", ...}` in Twilio's shape; None without receipts (as Twilio).
+
+    `histories` maps receipt SIDs to the statuses the ledger recorded for them (oldest first).
+    """
     histories = histories or {}
     reached_sets = [reached(r, histories.get(r.sid, ())) for r in receipts]
     if not reached_sets:
@@ -55,8 +65,8 @@ def delivery_summary(
     return summary
 
 
-def summary_failed(summary: Mapping[str, Any] | None) -> bool:
-    """True when the summary says some receipt failed or was undelivered (resendable)."""
+def shows_failure(summary: Mapping[str, Any] | None) -> bool:
+    """True when a summary says some receipt failed or was undelivered: the message may be resent."""
     if not summary:
         return False
     return summary.get("failed") in ("all", "some") or summary.get("undelivered") in ("all", "some")

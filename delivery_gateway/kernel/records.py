@@ -1,6 +1,7 @@
 """Plain records of Twilio Conversations resources, as the upstream client returns and the cache stores them.
 
-Immutable, JSON round-trippable (`to_json` / `from_json`), free of SDK objects: a record must never carry I/O.
+Immutable, JSON round-trippable (`to_json` / `from_json`), free of SDK objects and of rules: a record never
+carries I/O, and what its values mean (status order, channels, ticks) lives in delivery/.
 """
 
 from __future__ import annotations
@@ -14,33 +15,13 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 
 class DeliveryStatus(StrEnum):
-    """A receipt's status as Twilio names it. Order of `RANK` is the only forward direction a receipt moves."""
+    """A receipt's status as Twilio names it. Which status outranks which is a delivery rule (delivery/statuses.py)."""
 
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
     UNDELIVERED = "undelivered"
-
-    @property
-    def terminal(self) -> bool:
-        """Failed and undelivered end a message's delivery: Twilio never retries them."""
-        return self in (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED)
-
-    @property
-    def final(self) -> bool:
-        """No later status can follow (terminal, or read): such receipts may be cached for long."""
-        return self.terminal or self is DeliveryStatus.READ
-
-
-# sent < delivered < read; failed and undelivered are terminal and outrank everything.
-STATUS_RANK: dict[DeliveryStatus, int] = {
-    DeliveryStatus.SENT: 1,
-    DeliveryStatus.DELIVERED: 2,
-    DeliveryStatus.READ: 3,
-    DeliveryStatus.UNDELIVERED: 4,
-    DeliveryStatus.FAILED: 4,
-}
 
 
 def _dt(value: Any) -> datetime | None:

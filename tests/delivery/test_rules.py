@@ -1,4 +1,5 @@
-"""Exhaustive checks of the pure delivery rules: channels, recipients, the ticks rule, error table, unread.
+"""Exhaustive checks of the pure delivery rules: status order, channels, recipients, the ticks rule, the
+error table, unread counts.
 
 Never touches GraphQL or upstream: these are the rules the schema descriptions promise.
 """
@@ -9,22 +10,14 @@ import itertools
 
 import pytest
 
-from delivery_gateway.delivery_errors import delivery_errors, describe_error
-from delivery_gateway.records import DeliveryStatus as S
-from delivery_gateway.records import MessageRecord, ParticipantRecord, ReceiptRecord
-from delivery_gateway.resolvers.conversations import unread_counts
-from delivery_gateway.resolvers.delivery import (
-    Channel,
-    RecipientSource,
-    RecipientState,
-    RecipientStatus,
-    Ticks,
-    participant_channel,
-    receipt_channel,
-    receipts_final,
-    recipient_states,
-    ticks_for,
-)
+from delivery_gateway.delivery.channels import Channel, participant_channel, receipt_channel
+from delivery_gateway.delivery.error_codes import describe_error_code, error_codes
+from delivery_gateway.delivery.recipients import RecipientSource, RecipientState, RecipientStatus, recipient_states
+from delivery_gateway.delivery.statuses import is_final, is_terminal, rank, receipts_final
+from delivery_gateway.delivery.ticks import Ticks, ticks_for
+from delivery_gateway.delivery.unread import unread_counts
+from delivery_gateway.kernel.records import DeliveryStatus as S
+from delivery_gateway.kernel.records import MessageRecord, ParticipantRecord, ReceiptRecord
 
 CONV = "CH" + "0" * 32
 
@@ -150,6 +143,13 @@ def test_mixed_group_read_only_when_everyone_read():
     assert ticks_for(recipient_states(msg, [alice, bob, wa], [receipt(wa, S.FAILED, 63016)])) is Ticks.FAILED
 
 
+def test_status_order_terminal_and_final():
+    assert [rank(s) for s in (None, S.SENT, S.DELIVERED, S.READ, S.UNDELIVERED, S.FAILED)] == [0, 1, 2, 3, 4, 4]
+    assert [s for s in S if is_terminal(s)] == [S.FAILED, S.UNDELIVERED]
+    assert [s for s in S if is_final(s)] == [S.READ, S.FAILED, S.UNDELIVERED]
+    assert not is_final(None) and not is_terminal(None)
+
+
 def test_receipts_final():
     p = bound("s", "sms")
     assert receipts_final([receipt(p, S.READ), receipt(p, S.FAILED)])
@@ -194,10 +194,10 @@ REQUIRED_CODES = [
 
 
 def test_error_table_covers_required_codes():
-    table = delivery_errors()
+    table = error_codes()
     assert set(REQUIRED_CODES) <= set(table)
     assert table[30003].name == "Unreachable destination handset"
     assert table[30007].name == "Message filtered"
     assert table[63016].retryable is False and table[30001].retryable is True
-    assert describe_error(None) is None and describe_error(0) is None
-    assert describe_error(12345).name == "Twilio error 12345"
+    assert describe_error_code(None) is None and describe_error_code(0) is None
+    assert describe_error_code(12345).name == "Twilio error 12345"

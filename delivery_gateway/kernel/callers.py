@@ -1,7 +1,7 @@
-"""Who is calling: the identity and scope every GraphQL operation runs under.
+"""Who is calling: the identity every GraphQL operation runs under, and what kind of access it has.
 
-Declares only; never authenticates (that is auth.py's job). Every request and subscription carries one `Caller`,
-so anything keyed per caller (response cache, rate limits, access checks) reads it from one place.
+Declares only; never authenticates (auth/ does) and never decides access to a conversation (graphql/access.py
+does). Every request and subscription carries one `Caller`.
 """
 
 from __future__ import annotations
@@ -25,13 +25,6 @@ class Caller:
     @property
     def full_access(self) -> bool:
         return self.kind in (CallerKind.INTERNAL, CallerKind.DEMO)
-
-    @property
-    def scope_key(self) -> str:
-        """A stable key for everything cached per caller scope: full-access callers share one scope."""
-        if self.full_access:
-            return "full"
-        return f"participant:{self.service_sid or '-'}:{self.identity}"
 
 
 DEMO_CALLER = Caller(kind=CallerKind.DEMO, identity="demo")

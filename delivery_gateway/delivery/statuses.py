@@ -1,0 +1,40 @@
+"""The order of a receipt's statuses and which of them end its delivery (terminal) or all change (final).
+
+Pure functions over `DeliveryStatus`; never performs I/O. sent < delivered < read; failed and undelivered are
+terminal and outrank everything, so no later webhook can move a receipt back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord
+
+STATUS_RANK: dict[DeliveryStatus, int] = {
+    DeliveryStatus.SENT: 1,
+    DeliveryStatus.DELIVERED: 2,
+    DeliveryStatus.READ: 3,
+    DeliveryStatus.UNDELIVERED: 4,
+    DeliveryStatus.FAILED: 4,
+}
+
+
+def rank(status: DeliveryStatus | None) -> int:
+    """How far a receipt got: 0 without a status, then `STATUS_RANK`."""
+    return 0 if status is None else STATUS_RANK[DeliveryStatus(status)]
+
+
+def is_terminal(status: DeliveryStatus | None) -> bool:
+    """Failed and undelivered end a message's delivery: Twilio never retries them."""
+    return status in (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED)
+
+
+def is_final(status: DeliveryStatus | None) -> bool:
+    """No later status can follow (terminal, or read)."""
+    return is_terminal(status) or status == DeliveryStatus.READ
+
+
+def receipts_final(receipts: Iterable[ReceiptRecord]) -> bool:
+    """True when no receipt of a message can change any more (all final), so they may be cached for long."""
+    items = list(receipts)
+    return bool(items) and all(is_final(r.status) for r in items)
