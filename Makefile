@@ -28,7 +28,7 @@ test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 schema: $(STAMP)
-	$(BIN)/python -m delivery_gateway.schema.export > schema.graphql
+	$(BIN)/python -m delivery_gateway.graphql.export > schema.graphql
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

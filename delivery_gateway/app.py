@@ -20,9 +20,9 @@ from starlette.routing import Route, WebSocketRoute
 
 from delivery_gateway.auth import AuthMiddleware
 from delivery_gateway.cache import ResourceCache
-from delivery_gateway.context import GatewayServices
-from delivery_gateway.graphql_app import create_graphql_app
-from delivery_gateway.http_guards import guard_middleware
+from delivery_gateway.graphql.context import GatewayServices
+from delivery_gateway.graphql.view import create_graphql_app
+from delivery_gateway.http.guards import guard_middleware
 from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import PruneResult, create_ledger
@@ -120,7 +120,7 @@ class Gateway:
         services = self.services
         for component, method in (
             (self.ingest, "stop"),
-            (services.pubsub, "stop"),
+            (services.pubsub, "close"),
             (services.ledger, "close"),
             (services.cache, "close"),
             (services.upstream, "aclose"),

@@ -95,8 +95,8 @@ async def _demo(host: str, port: int, seed: int) -> None:
     from delivery_gateway.emulator import EmulatorConfig
     from delivery_gateway.emulator.server import serve_emulator
     from delivery_gateway.emulator.traffic import LiveTraffic
-    from delivery_gateway.install_webhooks import WEBHOOK_FILTERS
     from delivery_gateway.kernel.sids import ACCOUNT, new_sid
+    from delivery_gateway.webhooks.install import WEBHOOK_FILTERS
 
     sid, token = new_sid(ACCOUNT), "demo-" + new_sid("XX")[2:]
     public = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
@@ -150,9 +150,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 async def _install_webhooks(url: str, service_sid: str | None) -> tuple[object, object]:
-    from delivery_gateway.install_webhooks import install_webhooks
     from delivery_gateway.kernel.metrics import Metrics
     from delivery_gateway.upstream.client import UpstreamClient
+    from delivery_gateway.webhooks.install import install_webhooks
 
     settings = _serve_settings()
     async with UpstreamClient(settings, metrics=Metrics()) as upstream:

@@ -18,9 +18,9 @@ from starlette.applications import Starlette
 from delivery_gateway.app import Gateway, create_app
 from delivery_gateway.emulator import EmulatorConfig, RunningEmulator
 from delivery_gateway.emulator.server import serve_emulator
-from delivery_gateway.install_webhooks import WEBHOOK_FILTERS
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.kernel.sids import ACCOUNT, new_sid
+from delivery_gateway.webhooks.install import WEBHOOK_FILTERS
 
 
 def free_port() -> int:

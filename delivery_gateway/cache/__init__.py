@@ -3,7 +3,7 @@
 Never imports aiocache outside backend.py.
 """
 
-from delivery_gateway.cache.loaders import cached_many, fetch_each
+from delivery_gateway.cache.loaders import cached_many, fetch_each, read_through
 from delivery_gateway.cache.pages import MessagesPageRequest, cached_message_pages
 from delivery_gateway.cache.resource_cache import ResourceCache
 from delivery_gateway.cache.ttl import TtlPolicy
@@ -15,4 +15,5 @@ __all__ = [
     "cached_many",
     "cached_message_pages",
     "fetch_each",
+    "read_through",
 ]

@@ -73,6 +73,32 @@ async def cached_many(
     return [results[item] for item in items]
 
 
+async def read_through(
+    cache: ResourceCache | None,
+    items: Sequence[K],
+    fetch_one: Callable[[K], Awaitable[V]],
+    *,
+    cache_key: Callable[[K], str],
+    encode: Callable[[V], Any],
+    decode: Callable[[Any], V],
+    ttl_for: Callable[[V], float],
+) -> list[V | BaseException]:
+    """A DataLoader `load_fn` body over an upstream without a batch endpoint: `cached_many` when there is a
+    cache, else one `fetch_one` per item (no cache: every load reaches upstream)."""
+    if cache is None:
+        fetched = await fetch_each(items, fetch_one)
+        return [fetched[item] for item in items]
+    return await cached_many(
+        cache,
+        items,
+        cache_key=cache_key,
+        fetch_missing=lambda missing: fetch_each(missing, fetch_one),
+        encode=encode,
+        decode=decode,
+        ttl_for=ttl_for,
+    )
+
+
 async def fetch_each(items: Sequence[K], fetch_one: Callable[[K], Awaitable[V]]) -> dict[K, V | BaseException]:
     """`fetch_missing` for upstreams without a batch endpoint: one call per item, concurrently (the
     UpstreamClient's semaphore bounds them), exceptions captured per item."""

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # Set by `delivery-gateway demo` only: lets callers in without credentials.
     demo_mode: bool = Field(default=False, alias="DELIVERY_GATEWAY_DEMO_MODE")
 
-    # Access control and hardening (auth.py, limits.py, http_guards.py).
+    # Access control and hardening (auth/, graphql/limits.py, http/guards.py).
     # Extra Twilio API key pairs accepted as Access Token signers, for rotation: "SK…:secret,SK…:secret".
     # TWILIO_API_KEY / TWILIO_API_SECRET, when set, are accepted too.
     twilio_signing_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 import secrets
 
+from delivery_gateway.kernel.errors import CodedError
+
 ACCOUNT = "AC"
 SERVICE = "IS"
 CONVERSATION = "CH"
@@ -31,8 +33,10 @@ def new_sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
 
-class InvalidSid(ValueError):
+class InvalidSid(CodedError, ValueError):
     """A SID argument that can never name a Twilio resource; raised before any upstream call."""
+
+    code = "BAD_USER_INPUT"
 
     def __init__(self, argument: str, value: object, prefix: str) -> None:
         super().__init__(f"{argument}: {value!r} is not a valid SID (expected '{prefix}' followed by 32 hex digits)")

@@ -5,12 +5,12 @@ Never picks a backend implicitly: `create_pubsub(settings.pubsub_url, ...)` choo
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
-from delivery_gateway.pubsub.base import GAP, PubSub, PubSubClosed, SlowConsumer, Subscriber
+from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.pubsub.base import GAP, PubSub, SlowConsumer, Subscriber
 
-__all__ = ["GAP", "PubSub", "PubSubClosed", "SlowConsumer", "Subscriber", "conversation_channel", "create_pubsub"]
+__all__ = ["GAP", "PubSub", "SlowConsumer", "Subscriber", "conversation_channel", "create_pubsub"]
 
 
 def conversation_channel(conversation_sid: str) -> str:
@@ -18,8 +18,8 @@ def conversation_channel(conversation_sid: str) -> str:
     return f"conversation:{conversation_sid}"
 
 
-def create_pubsub(url: str, *, queue_size: int = 256, metrics: Any = None) -> PubSub:
-    """`memory://` or `redis://host:port/db[?prefix=dg:pubsub:]`; then `await start()`, `stop()` last."""
+def create_pubsub(url: str, *, queue_size: int = 256, metrics: Metrics | None = None) -> PubSub:
+    """`memory://` or `redis://host:port/db[?prefix=dg:pubsub:]`; then `await start()`, `close()` last."""
     scheme = urlsplit(url).scheme
     if scheme == "memory":
         from delivery_gateway.pubsub.memory import MemoryPubSub

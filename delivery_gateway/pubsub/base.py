@@ -12,8 +12,11 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from typing import Any
 
+from delivery_gateway.kernel.errors import CodedError
+from delivery_gateway.kernel.metrics import Metrics
 
-class SlowConsumer(Exception):
+
+class SlowConsumer(CodedError):
     """The subscriber fell more than its queue size behind; it was closed to protect the process's memory."""
 
     code = "SLOW_CONSUMER"
@@ -25,12 +28,6 @@ class SlowConsumer(Exception):
         )
         self.channel = channel
         self.queue_size = queue_size
-
-
-class PubSubClosed(Exception):
-    """The broker shut down (or lost its upstream) while the subscriber was listening."""
-
-    code = "PUBSUB_CLOSED"
 
 
 _OVERFLOW = object()
@@ -67,10 +64,6 @@ class Subscriber:
         if not self.closed:
             self._end(_CLOSED)
 
-    def mark_gap(self) -> None:
-        """Messages may have been lost upstream: queue `GAP` (counts toward the bound like a message)."""
-        self.deliver(GAP)
-
     def _end(self, marker: object) -> None:
         self.closed = True
         while not self._queue.empty():  # what is queued is dropped: the subscriber resumes from its cursor
@@ -92,9 +85,12 @@ class Subscriber:
 
 
 class PubSub(ABC):
-    """A broker: `publish(channel, text)`; `async with subscribe(channel) as sub: async for text in sub`."""
+    """A broker: `publish(channel, text)`; `async with subscribe(channel) as sub: async for text in sub`.
 
-    def __init__(self, *, queue_size: int = 256, metrics: Any = None) -> None:
+    Lifecycle: `await start()` before use, `await close()` last (closing ends every subscriber).
+    """
+
+    def __init__(self, *, queue_size: int = 256, metrics: Metrics | None = None) -> None:
         self.queue_size = queue_size
         self.metrics = metrics
         self._channels: dict[str, set[Subscriber]] = {}
@@ -103,11 +99,15 @@ class PubSub(ABC):
     async def start(self) -> None:
         return None
 
-    async def stop(self) -> None:
+    async def close(self) -> None:
         for subscribers in list(self._channels.values()):
             for sub in list(subscribers):
                 sub.close()
         self._channels.clear()
+
+    async def ping(self) -> None:
+        """Readiness: raises when the broker cannot deliver (an in-process broker always can)."""
+        return None
 
     @abstractmethod
     async def publish(self, channel: str, message: str) -> None: ...

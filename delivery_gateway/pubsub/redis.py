@@ -53,8 +53,8 @@ class RedisPubSub(PubSub):
         log.warning("redis pub/sub reconnected; subscribers catch up from the ledger")
         self._resync_all()
 
-    async def stop(self) -> None:
-        await super().stop()
+    async def close(self) -> None:
+        await super().close()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

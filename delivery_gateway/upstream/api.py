@@ -17,6 +17,11 @@ from delivery_gateway.kernel.records import (
     WebhookConfigRecord,
 )
 
+# Twilio's own page-size limits (spec/twilio_conversations_v1.json, PageSize maximum): Receipts lists take
+# at most 50 per page, the Conversations, Messages and Participants lists at most 100.
+TWILIO_MAX_PAGE_SIZE = 100
+TWILIO_RECEIPTS_MAX_PAGE_SIZE = 50
+
 
 class ConversationsAPI(Protocol):
     async def fetch_conversation(self, sid: str, *, service_sid: str | None = None) -> ConversationRecord: ...

@@ -27,6 +27,7 @@ from delivery_gateway.kernel.records import (
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.kernel.sids import InvalidSid, require_sid
 from delivery_gateway.upstream import mapping
+from delivery_gateway.upstream.api import TWILIO_RECEIPTS_MAX_PAGE_SIZE
 from delivery_gateway.upstream.backoff import RetryPolicy
 from delivery_gateway.upstream.breaker import CircuitBreaker
 from delivery_gateway.upstream.calls import UpstreamCallLog
@@ -62,7 +63,7 @@ class UpstreamClient:
     `calls` is the `UpstreamCallLog` of every HTTP attempt (retries included); `http` the transport.
     """
 
-    PAGE_SIZE_ALL = 50  # page size used by the "all pages" reads (Receipts allow at most 50)
+    PAGE_SIZE_ALL = TWILIO_RECEIPTS_MAX_PAGE_SIZE  # the "all pages" reads: Receipts allow at most 50 per page
     MAX_PAGES = 1000  # guard against a looping PageToken
 
     def __init__(

@@ -5,9 +5,11 @@ Never raised for programming errors; only for what Twilio (or the network to it)
 
 from __future__ import annotations
 
+from delivery_gateway.kernel.errors import CodedError
 
-class UpstreamError(Exception):
-    """Base of every upstream failure. `code` is the GraphQL `extensions.code` it surfaces as."""
+
+class UpstreamError(CodedError):
+    """Base of every upstream failure. `code` is what clients are shown (GraphQL `extensions.code`)."""
 
     code = "UPSTREAM_ERROR"
 

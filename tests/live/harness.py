@@ -19,7 +19,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from twilio.request_validator import RequestValidator
 
 from delivery_gateway.app import create_app
-from delivery_gateway.context import GatewayServices
+from delivery_gateway.graphql.context import GatewayServices
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.webhooks import WEBHOOK_PATH, WebhookIngest
 from tests.app_support import NO_UPSTREAM, running_app, serve_app

@@ -10,7 +10,7 @@ import asyncio
 import httpx
 
 from delivery_gateway.app import create_app
-from delivery_gateway.install_webhooks import WEBHOOK_FILTERS
+from delivery_gateway.webhooks.install import WEBHOOK_FILTERS
 from tests.app_support import serve_app
 from tests.live.harness import TransportWsClient
 from tests.live.test_end_to_end import DELIVERY_UPDATES, conversation_with_recipients, emulator_config, gateway_settings

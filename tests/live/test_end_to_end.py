@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import httpx
 
 from delivery_gateway.emulator import EmulatorConfig, RunningEmulator, serve_emulator
-from delivery_gateway.install_webhooks import WEBHOOK_FILTERS, install_webhooks
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.upstream.client import UpstreamClient
+from delivery_gateway.webhooks.install import WEBHOOK_FILTERS, install_webhooks
 from tests.live.harness import Gateway, TransportWsClient, serve_gateway
 
 DELIVERY_UPDATES = """

@@ -1,4 +1,4 @@
-"""`DeliveryReceipt.history` as the schema should expose it: the resolver in schema/subscription.py, attached
+"""`DeliveryReceipt.history` as the schema exposes it: the resolver in graphql/delivery/resolvers.py, attached
 with a lazy type (the snippet handed to the GraphQL engineer), reads every status change from the ledger.
 
 In-process only; never needs the network.
@@ -11,13 +11,13 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from delivery_gateway.context import GatewayServices, RequestContext
+from delivery_gateway.graphql.context import GatewayServices, RequestContext
 from delivery_gateway.kernel.callers import Caller, CallerKind
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import create_ledger
 from tests.live.events_factory import delivery, sids
 
-LazyStatusChange = Annotated["ReceiptStatusChange", strawberry.lazy("delivery_gateway.schema.subscription")]  # noqa: F821
+LazyStatusChange = Annotated["ReceiptStatusChange", strawberry.lazy("delivery_gateway.graphql.delivery.types")]  # noqa: F821
 
 
 @strawberry.type
@@ -26,9 +26,10 @@ class Receipt:
 
     @strawberry.field(description="Every status this receipt took, oldest first (the gateway's ledger).")
     async def history(self, info: Info) -> list[LazyStatusChange] | None:
-        from delivery_gateway.schema import subscription
+        from delivery_gateway.graphql.delivery.resolvers import receipt_history
+        from delivery_gateway.graphql.delivery.types import ReceiptStatusChange
 
-        return await subscription.receipt_history(info, self.sid)
+        return [ReceiptStatusChange.from_entry(e) for e in await receipt_history(info.context, self.sid)]
 
 
 @strawberry.type
@@ -57,7 +58,7 @@ async def test_history_field_reads_the_ledger_batched():
 
     ledger.history_many = counting
     services = GatewayServices(settings=Settings(_env_file=None), upstream=None, ledger=ledger)
-    context = RequestContext.create(services, Caller(kind=CallerKind.INTERNAL, identity="t"))
+    context = RequestContext(services, Caller(kind=CallerKind.INTERNAL, identity="t"))
     schema = strawberry.Schema(query=Query)
     result = await schema.execute(
         "query($s: [String!]!) { receipts(sids: $s) { sid history { status errorCode changedStatus cursor } } }",

@@ -12,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from delivery_gateway.app import Gateway
-from delivery_gateway.context import GatewayServices, RequestContext
+from delivery_gateway.graphql.context import GatewayServices, RequestContext
+from delivery_gateway.graphql.schema import build_schema
 from delivery_gateway.kernel.callers import Caller, CallerKind
 from delivery_gateway.kernel.records import DeliveryStatus
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import ChangeKind, create_ledger
 from delivery_gateway.pubsub import create_pubsub
-from delivery_gateway.schema import build_schema
 from tests.app_support import NO_UPSTREAM
 from tests.live.events_factory import delivery, horizon, sids
 
@@ -177,7 +177,7 @@ async def _subscribe(ledger, after: str, count: int) -> tuple[list[str], list]:
     broker = create_pubsub("memory://", queue_size=16)
     await broker.start()
     services = GatewayServices(settings=settings, upstream=None, ledger=ledger, pubsub=broker)
-    context = RequestContext.create(services, Caller(kind=CallerKind.INTERNAL, identity="t"))
+    context = RequestContext(services, Caller(kind=CallerKind.INTERNAL, identity="t"))
     stream = await build_schema(settings).subscribe(
         "subscription($c: String!, $a: String) { readHorizonUpdates(conversationSid: $c, after: $a) { cursor } }",
         variable_values={"c": CONV, "a": after},
@@ -196,7 +196,7 @@ async def _subscribe(ledger, after: str, count: int) -> tuple[list[str], list]:
     finally:
         if hasattr(stream, "aclose"):
             await stream.aclose()
-        await broker.stop()
+        await broker.close()
 
 
 async def test_resume_from_an_expired_cursor_is_cursor_expired_and_a_retained_one_replays(ledger_url):

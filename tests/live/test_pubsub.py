@@ -9,14 +9,14 @@ import asyncio
 
 import pytest
 
-from delivery_gateway.context import GatewayServices, RequestContext
+from delivery_gateway.graphql.context import GatewayServices, RequestContext
+from delivery_gateway.graphql.schema import build_schema
 from delivery_gateway.kernel.callers import Caller, CallerKind
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.kernel.sids import new_sid
 from delivery_gateway.ledger import create_ledger
 from delivery_gateway.ledger.events import ChangeKind, LedgerChange
 from delivery_gateway.pubsub import SlowConsumer, conversation_channel, create_pubsub
-from delivery_gateway.schema import build_schema
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -38,7 +38,7 @@ async def test_fan_out_and_unsubscribe(pubsub_url):
                 await asyncio.wait_for(o.__anext__(), 0.1)
         assert broker.subscriber_count("c") == 0
     finally:
-        await broker.stop()
+        await broker.close()
 
 
 async def test_slow_consumer_is_closed_not_buffered(pubsub_url):
@@ -58,7 +58,7 @@ async def test_slow_consumer_is_closed_not_buffered(pubsub_url):
             assert slow.overflowed and slow._queue.qsize() <= 1
             assert broker.subscriber_count("c") == 1  # the fast one is unaffected
     finally:
-        await broker.stop()
+        await broker.close()
 
 
 async def test_slow_subscription_gets_a_slow_consumer_graphql_error():
@@ -66,7 +66,7 @@ async def test_slow_subscription_gets_a_slow_consumer_graphql_error():
     ledger = create_ledger("memory://")
     broker = create_pubsub("memory://", queue_size=2)
     services = GatewayServices(settings=settings, upstream=None, ledger=ledger, pubsub=broker)
-    context = RequestContext.create(services, Caller(kind=CallerKind.INTERNAL, identity="t"))
+    context = RequestContext(services, Caller(kind=CallerKind.INTERNAL, identity="t"))
     conv = new_sid("CH")
     schema = build_schema(settings)
     stream = await schema.subscribe(
@@ -99,7 +99,7 @@ async def test_redis_reconnect_makes_subscribers_catch_up_from_the_ledger(redis_
     """A message lost while the pub/sub connection was down is recovered from the ledger (GAP -> replay)."""
     import redis.asyncio as aioredis
 
-    from delivery_gateway.schema.subscription import ledger_changes
+    from delivery_gateway.changes import conversation_changes
     from tests.live.events_factory import delivery
 
     settings = Settings(_env_file=None)
@@ -110,7 +110,7 @@ async def test_redis_reconnect_makes_subscribers_catch_up_from_the_ledger(redis_
     services = GatewayServices(settings=settings, upstream=None, ledger=ledger, pubsub=broker)
     conv, msg, receipt = new_sid("CH"), new_sid("IM"), new_sid("DY")
     try:
-        stream = ledger_changes(services, conv, None, [ChangeKind.DELIVERY])
+        stream = conversation_changes(services.ledger, services.pubsub, conv, None, [ChangeKind.DELIVERY])
         first = asyncio.ensure_future(stream.__anext__())
         await asyncio.sleep(0.1)
         published = await ledger.apply(delivery(conv, msg, receipt, "sent", 1))
@@ -128,5 +128,5 @@ async def test_redis_reconnect_makes_subscribers_catch_up_from_the_ledger(redis_
         assert caught_up.seq == lost.change.seq
         await stream.aclose()
     finally:
-        await broker.stop()
+        await broker.close()
         await ledger.close()

@@ -1,4 +1,5 @@
-"""Fixtures for the security suite: settings with known keys, token minting, the toy app over real sockets.
+"""Fixtures for the security suite: settings with known keys, token minting, and the gateway as deployed
+(`create_app`) over the GraphQL suite's fake upstream, in-process or on a real socket.
 
 Test support only; never talks to Twilio, never reads the developer's environment or `.env`.
 """
@@ -6,15 +7,19 @@ Test support only; never talks to Twilio, never reads the developer's environmen
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
+import httpx
 import pytest
+from starlette.applications import Starlette
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import ChatGrant
 
-from delivery_gateway.kernel.settings import Settings
+from delivery_gateway import Settings, create_app
 from tests.app_support import serve_app
-from tests.security import toy
+from tests.graphql.fake_upstream import FakeConversations
 
 ACCOUNT = "AC" + "a1" * 16
 OTHER_ACCOUNT = "AC" + "b2" * 16
@@ -25,11 +30,11 @@ OLD_SECRET = "o" * 40
 SERVICE = "IS" + "e5" * 16
 OTHER_SERVICE = "IS" + "f6" * 16
 API_KEY = "internal-key-0123456789abcdef"
-CONV_ALICE = "CH" + "11" * 16
-CONV_BOB = "CH" + "22" * 16
+CONV_ALICE = "CH" + "11" * 16  # alice, bob and an SMS binding
+CONV_MALLORY = "CH" + "22" * 16  # mallory only
 
 
-def make_settings(**overrides) -> Settings:
+def make_settings(**overrides: Any) -> Settings:
     values = {
         "TWILIO_ACCOUNT_SID": ACCOUNT,
         "TWILIO_API_KEY": KEY,
@@ -37,6 +42,9 @@ def make_settings(**overrides) -> Settings:
         "DELIVERY_GATEWAY_TWILIO_SIGNING_KEYS": f"{OLD_KEY}:{OLD_SECRET}",
         "DELIVERY_GATEWAY_API_KEYS": API_KEY,
         "DELIVERY_GATEWAY_WS_INIT_TIMEOUT": 2,
+        "DELIVERY_GATEWAY_STORE_URL": "memory://",
+        "DELIVERY_GATEWAY_CACHE_URL": "memory://",
+        "DELIVERY_GATEWAY_PUBSUB_URL": "memory://",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -58,25 +66,63 @@ def mint(
     return token.to_jwt()
 
 
+def make_world() -> FakeConversations:
+    """Two conversations: CONV_ALICE (alice, bob, an SMS binding; three messages) and CONV_MALLORY."""
+    fake = FakeConversations()
+    own = fake.add_conversation("alice and bob", sid=CONV_ALICE)
+    alice = fake.add_chat(own, "alice")
+    bob = fake.add_chat(own, "bob")
+    fake.add_binding(own, "sms", "+15551230001")
+    for index in range(3):
+        fake.add_message(own, alice if index % 2 else bob, f"m{index}")
+    other = fake.add_conversation("mallory's secret chat", sid=CONV_MALLORY)
+    fake.add_chat(other, "mallory")
+    return fake
+
+
+def gateway_app(fake: FakeConversations, **overrides: Any) -> Starlette:
+    """The gateway as deployed (`create_app`: guards, auth, limits, the real schema) over `fake`."""
+    return create_app(make_settings(**overrides), upstream=fake)
+
+
+async def post(
+    app: Starlette,
+    body: Any,
+    token: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    path: str = "/graphql",
+) -> httpx.Response:
+    """One POST through the app in-process (httpx's ASGI transport)."""
+    sent = {"Authorization": f"Bearer {token}"} if token else {}
+    sent.update(headers or {})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as client:
+        return await client.post(path, json=body, headers=sent)
+
+
+@dataclass
+class World:
+    fake: FakeConversations
+    build: Callable[..., Starlette]  # build(**settings overrides) -> create_app(...) over `fake`
+
+
 @pytest.fixture
 def settings() -> Settings:
     return make_settings()
 
 
-@pytest.fixture(autouse=True)
-def _toy_world() -> None:
-    toy.MEMBERS.clear()
-    toy.MEMBERS[CONV_ALICE] = {"alice"}
-    toy.MEMBERS[CONV_BOB] = {"bob"}
-    toy.UPSTREAM_CALLS.clear()
+@pytest.fixture
+def world() -> World:
+    fake = make_world()
+    return World(fake, lambda **overrides: gateway_app(fake, **overrides))
 
 
 @pytest.fixture
-async def serve() -> AsyncIterator[Callable]:
+async def serve() -> AsyncIterator[Callable[[Any], Awaitable[str]]]:
     """Start ASGI apps on ephemeral ports (lifespan included) for the test; returns each one's host:port."""
     async with contextlib.AsyncExitStack() as stack:
 
-        async def start(app) -> str:
+        async def start(app: Any) -> str:
             base_url = await stack.enter_async_context(serve_app(app))
             return base_url.removeprefix("http://")
 

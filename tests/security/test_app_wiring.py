@@ -15,8 +15,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from delivery_gateway.app import create_app
 from tests.app_support import serve_app
-from tests.graphql_api.fake_upstream import FakeConversations
-from tests.graphql_api.gql_support import build_chat
+from tests.graphql.fake_upstream import FakeConversations
+from tests.graphql.gql_support import build_chat
 from tests.security.conftest import API_KEY, make_settings, mint
 
 QUERY = "query($s: String!) { conversation(sid: $s) { sid friendlyName participants { identity } } }"

@@ -1,6 +1,7 @@
 """Property tests: random credentials, documents, variables and SIDs never produce a 500 or a hang.
 
-Hypothesis with modest example counts and a per-example deadline, against the toy app in-process.
+Hypothesis with modest example counts and a per-example deadline, against the gateway as deployed
+(`create_app` over the fake upstream) in-process.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ import jwt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.security import toy
-from tests.security.conftest import ACCOUNT, API_KEY, CONV_ALICE, KEY, SECRET, SERVICE, make_settings, mint
+from tests.security.conftest import ACCOUNT, API_KEY, CONV_ALICE, KEY, SECRET, SERVICE, gateway_app, make_world, mint
 
 FUZZ = settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
-_APP = toy.build_app(make_settings())
+_APP = gateway_app(make_world())
 ALICE = {"Authorization": f"Bearer {mint('alice')}"}
 INTERNAL = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -58,7 +58,7 @@ def test_random_authorization_headers(header: str) -> None:
         raw = header.encode()
     if b"\n" in raw or b"\r" in raw or b"\0" in raw or raw != raw.strip() or not raw:
         return
-    status, _ = post({"query": "{ whoami }"}, {"Authorization": raw})
+    status, _ = post({"query": "{ __typename }"}, {"Authorization": raw})
     assert status == 401
 
 
@@ -92,9 +92,9 @@ def test_random_signed_tokens(header: dict, claims: dict) -> None:
         token = jwt.encode(claims, SECRET, algorithm="HS256", headers=header)
     except (TypeError, ValueError, jwt.InvalidTokenError):
         return
-    status, body = post({"query": "{ whoami }"}, {"Authorization": f"Bearer {token}"})
+    status, body = post({"query": "{ __typename }"}, {"Authorization": f"Bearer {token}"})
     if status == 200:  # only a token that really passes every check
-        assert body["data"]["whoami"].startswith("participant:")
+        assert body["data"] == {"__typename": "Query"}
         assert claims.get("iss") == KEY and claims.get("sub") == ACCOUNT
     else:
         assert status == 401
@@ -102,8 +102,9 @@ def test_random_signed_tokens(header: dict, claims: dict) -> None:
 
 WORDS = [
     *"{ } ( ) : ... $n $t [ ] = # a: b: 1 -1 101 999999999999 Int String! F on n".split(),
-    *"query subscription mutation fragment Query Conversation whoami echo text conversation sid".split(),
-    *"messages first last receipts status members boom __schema __typename types name @skip".split(),
+    *"query subscription mutation fragment Query Conversation Message conversation sid message node id".split(),
+    *"messages first last edges receipts status participants identity rollup window __schema __typename".split(),
+    *"types name @skip".split(),
     "@include(if: true)",
     f'"{CONV_ALICE}"',
     '"x"',
@@ -132,10 +133,12 @@ def test_random_request_bodies(body) -> None:
 @FUZZ
 @given(sid=st.text(max_size=40) | st.from_regex(r"\A[A-Z]{2}[0-9a-f]{32}\Z"))
 def test_random_sids_never_leak_other_conversations(sid: str) -> None:
-    query = "query($s: String!) { conversation(sid: $s) { sid members } }"
+    query = "query($s: String!) { conversation(sid: $s) { sid participants { identity } } }"
     status, body = post({"query": query, "variables": {"s": sid}}, ALICE)
     assert status == 200
     if sid == CONV_ALICE:
-        assert body["data"]["conversation"]["members"] == ["alice"]
+        assert {p["identity"] for p in body["data"]["conversation"]["participants"]} >= {"alice"}
     else:
-        assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        assert body["data"] == {"conversation": None}
+        assert body["errors"][0]["extensions"]["code"] in ("FORBIDDEN", "BAD_USER_INPUT")
+        assert "mallory" not in json.dumps(body)

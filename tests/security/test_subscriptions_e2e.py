@@ -14,8 +14,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from delivery_gateway.app import create_app
-from tests.graphql_api.fake_upstream import FakeConversations
-from tests.graphql_api.gql_support import build_chat
+from tests.graphql.fake_upstream import FakeConversations
+from tests.graphql.gql_support import build_chat
 from tests.security.conftest import API_KEY, make_settings, mint
 
 SUBSCRIBE = "subscription($c: String!) { deliveryUpdates(conversationSid: $c) { cursor } }"

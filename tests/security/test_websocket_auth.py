@@ -1,28 +1,37 @@
-"""WebSocket access over a real socket: connection_init credentials, 4401/4408 closes, per-identity scoping.
+"""WebSocket access on the gateway as deployed, over a real socket: connection_init credentials, 4401/4408 closes,
+per-identity scoping of subscriptions, origins, the legacy protocol.
 
-Runs the toy app under uvicorn on an ephemeral port and talks graphql-transport-ws with `websockets`.
+Serves `create_app` under uvicorn on an ephemeral port and talks graphql-transport-ws with `websockets`; events
+enter the way webhooks do (recorded in the ledger's inbox, then processed), never through a test-only path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.security import toy
-from tests.security.conftest import API_KEY, CONV_ALICE, CONV_BOB, make_settings, mint
+from delivery_gateway.kernel.records import DeliveryStatus
+from delivery_gateway.kernel.sids import MESSAGE, RECEIPT, new_sid
+from delivery_gateway.ledger.events import DeliveryEvent
+from delivery_gateway.pubsub import conversation_channel
+from tests.security.conftest import API_KEY, CONV_ALICE, CONV_MALLORY, World, gateway_app, make_world, mint
 
 PROTOCOL = "graphql-transport-ws"
+SUBSCRIBE = "subscription($c: String!) { deliveryUpdates(conversationSid: $c) { cursor receipt { status } } }"
 
 
-async def open_socket(serve, origin: str | None = None, **overrides):
-    host = await serve(toy.build_app(make_settings(**overrides)))
-    return connect(f"ws://{host}/graphql", subprotocols=[PROTOCOL], origin=origin, open_timeout=5)
+async def open_socket(world: World, serve, origin: str | None = None, **overrides):
+    app = world.build(**overrides)
+    host = await serve(app)
+    return app, connect(f"ws://{host}/graphql", subprotocols=[PROTOCOL], origin=origin, open_timeout=5)
 
 
 async def closed_with(ws) -> int:
@@ -37,19 +46,35 @@ async def init(ws, payload: dict | None) -> dict:
     return json.loads(await asyncio.wait_for(ws.recv(), 5))
 
 
-async def subscribe(ws, op_id: str, sid: str) -> None:
-    query = f'subscription {{ conversationEvents(sid: "{sid}") }}'
-    await ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": {"query": query}}))
+async def subscribe(ws, op_id: str, conversation_sid: str, query: str = SUBSCRIBE) -> None:
+    payload = {"query": query, "variables": {"c": conversation_sid}}
+    await ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
 
 
-async def collect(ws, op_id: str) -> list[dict]:
-    messages = []
+async def deliver(app: Starlette, conversation_sid: str, followers: int = 1) -> None:
+    """One delivery webhook for the conversation, once `followers` subscriptions listen to it."""
+    gateway = app.state.gateway
+    channel = conversation_channel(conversation_sid)
+    for _ in range(500):
+        if gateway.services.pubsub.subscriber_count(channel) >= followers:
+            break
+        await asyncio.sleep(0.01)
+    event = DeliveryEvent(
+        conversation_sid=conversation_sid,
+        message_sid=new_sid(MESSAGE),
+        receipt_sid=new_sid(RECEIPT),
+        status=DeliveryStatus.DELIVERED,
+        date_updated=datetime.now(UTC).isoformat(),
+    )
+    entry = await gateway.services.ledger.inbox_add("{}")
+    await gateway.ingest.processor.process(entry, event)
+
+
+async def next_for(ws, op_id: str) -> dict:
     while True:
         message = json.loads(await asyncio.wait_for(ws.recv(), 5))
         if message.get("id") == op_id:
-            messages.append(message)
-            if message["type"] in ("complete", "error"):
-                return messages
+            return message
 
 
 def errors_of(message: dict) -> list[dict]:
@@ -64,98 +89,106 @@ def errors_of(message: dict) -> list[dict]:
     "payload",
     [None, {}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {mint(secret='w' * 40)}"}],
 )
-async def test_missing_or_bad_init_credentials_close_4401(serve, payload) -> None:
-    async with await open_socket(serve) as ws:
+async def test_missing_or_bad_init_credentials_close_4401(world: World, serve, payload) -> None:
+    _, socket = await open_socket(world, serve)
+    async with socket as ws:
         message = {"type": "connection_init"} | ({"payload": payload} if payload is not None else {})
         await ws.send(json.dumps(message))
         assert await closed_with(ws) == 4401
-    assert toy.UPSTREAM_CALLS == []
+    assert world.fake.calls.total() == 0
 
 
-async def test_subscribe_before_init_closes_4401(serve) -> None:
-    async with await open_socket(serve) as ws:
+async def test_subscribe_before_init_closes_4401(world: World, serve) -> None:
+    _, socket = await open_socket(world, serve)
+    async with socket as ws:
         await subscribe(ws, "1", CONV_ALICE)
         assert await closed_with(ws) == 4401
-    assert toy.UPSTREAM_CALLS == []
+    assert world.fake.calls.total() == 0
 
 
-async def test_silent_client_times_out_4408(serve) -> None:
-    async with await open_socket(serve, DELIVERY_GATEWAY_WS_INIT_TIMEOUT=0.3) as ws:
+async def test_silent_client_times_out_4408(world: World, serve) -> None:
+    _, socket = await open_socket(world, serve, DELIVERY_GATEWAY_WS_INIT_TIMEOUT=0.3)
+    async with socket as ws:
         assert await closed_with(ws) == 4408
 
 
-async def test_participant_subscribes_to_own_conversation_not_a_strangers(serve) -> None:
-    async with await open_socket(serve) as ws:
+async def test_participant_subscribes_to_own_conversation_not_a_strangers(world: World, serve) -> None:
+    app, socket = await open_socket(world, serve)
+    async with socket as ws:
         assert (await init(ws, {"Authorization": f"Bearer {mint('alice')}"}))["type"] == "connection_ack"
+        await subscribe(ws, "other", CONV_MALLORY)
+        denied = await next_for(ws, "other")
+        assert [e["extensions"]["code"] for e in errors_of(denied)] == ["FORBIDDEN"]
+        assert "mallory" not in json.dumps(denied)
         await subscribe(ws, "own", CONV_ALICE)
-        own = await collect(ws, "own")
-        assert [m["payload"]["data"]["conversationEvents"] for m in own if m["type"] == "next"] == [
-            f"{CONV_ALICE}:{i}" for i in range(3)
-        ]
-        await subscribe(ws, "other", CONV_BOB)
-        other = await collect(ws, "other")
-        errors = [e for m in other for e in errors_of(m)]
-        assert errors and all(e["extensions"]["code"] == "FORBIDDEN" for e in errors)
-        assert CONV_BOB + ":" not in json.dumps(other)
+        await deliver(app, CONV_ALICE)
+        own = await next_for(ws, "own")
+        assert own["type"] == "next" and own["payload"]["data"]["deliveryUpdates"]["receipt"]["status"] == "DELIVERED"
 
 
-async def test_internal_key_and_demo_over_websocket(serve) -> None:
-    async with await open_socket(serve) as ws:
+async def test_internal_key_and_demo_over_websocket(world: World, serve) -> None:
+    app, socket = await open_socket(world, serve)
+    async with socket as ws:
         assert (await init(ws, {"Authorization": f"Bearer {API_KEY}"}))["type"] == "connection_ack"
-        await subscribe(ws, "1", CONV_BOB)
-        assert [m["type"] for m in await collect(ws, "1")] == ["next", "next", "next", "complete"]
-    async with await open_socket(serve, DELIVERY_GATEWAY_DEMO_MODE=True) as ws:
+        await subscribe(ws, "1", CONV_MALLORY)  # full access
+        await deliver(app, CONV_MALLORY)
+        assert (await next_for(ws, "1"))["type"] == "next"
+    _, socket = await open_socket(world, serve, DELIVERY_GATEWAY_DEMO_MODE=True)
+    async with socket as ws:
         assert (await init(ws, {}))["type"] == "connection_ack"
 
 
-async def test_max_subscriptions_per_connection(serve) -> None:
-    async with await open_socket(serve, DELIVERY_GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION=2) as ws:
+async def test_max_subscriptions_per_connection(world: World, serve) -> None:
+    _, socket = await open_socket(world, serve, DELIVERY_GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION=2)
+    async with socket as ws:
         await init(ws, {"Authorization": f"Bearer {API_KEY}"})
         for op_id in ("a", "b", "c"):
-            payload = {"query": "subscription { forever }"}
-            await ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
-        third = await collect(ws, "c")
-        assert third[-1]["type"] == "error" and "limit" in third[-1]["payload"][0]["message"]
+            await subscribe(ws, op_id, CONV_ALICE)
+        third = await next_for(ws, "c")
+        assert third["type"] == "error" and "limit" in third["payload"][0]["message"]
 
 
-async def test_limits_apply_to_subscriptions(serve) -> None:
-    async with await open_socket(serve, DELIVERY_GATEWAY_MAX_QUERY_COST=1) as ws:  # the subscription costs 2
+async def test_limits_apply_to_subscriptions(world: World, serve) -> None:
+    _, socket = await open_socket(world, serve, DELIVERY_GATEWAY_MAX_QUERY_DEPTH=1)
+    async with socket as ws:
         await init(ws, {"Authorization": f"Bearer {API_KEY}"})
-        await subscribe(ws, "1", CONV_ALICE)
-        errors = errors_of((await collect(ws, "1"))[0])
-        assert errors[0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
-    assert toy.UPSTREAM_CALLS == []
+        await subscribe(ws, "1", CONV_ALICE)  # deliveryUpdates > receipt > status: depth 2
+        assert [e["extensions"]["code"] for e in errors_of(await next_for(ws, "1"))] == ["QUERY_TOO_COMPLEX"]
+    assert world.fake.calls.total() == 0
 
 
-async def test_disallowed_origin_refused_configured_one_accepted(serve) -> None:
+async def test_disallowed_origin_refused_configured_one_accepted(world: World, serve) -> None:
+    _, socket = await open_socket(world, serve, origin="https://evil.example")
     with pytest.raises(InvalidStatus) as info:
-        async with await open_socket(serve, origin="https://evil.example"):
+        async with socket:
             pass
     assert info.value.response.status_code == 403
-    ws_cm = await open_socket(
-        serve, origin="https://app.example", DELIVERY_GATEWAY_ALLOWED_ORIGINS="https://app.example"
+    _, socket = await open_socket(
+        world, serve, origin="https://app.example", DELIVERY_GATEWAY_ALLOWED_ORIGINS="https://app.example"
     )
-    async with ws_cm as ws:
+    async with socket as ws:
         assert (await init(ws, {"Authorization": f"Bearer {API_KEY}"}))["type"] == "connection_ack"
-    demo = await open_socket(serve, origin="http://localhost:5173", DELIVERY_GATEWAY_DEMO_MODE=True)
-    async with demo as ws:
+    _, socket = await open_socket(world, serve, origin="http://localhost:5173", DELIVERY_GATEWAY_DEMO_MODE=True)
+    async with socket as ws:
         assert (await init(ws, {}))["type"] == "connection_ack"
 
 
-async def test_legacy_graphql_ws_protocol_is_authenticated_too(serve) -> None:
-    host = await serve(toy.build_app(make_settings(DELIVERY_GATEWAY_LEGACY_GRAPHQL_WS=True)))
+async def test_legacy_graphql_ws_protocol_is_authenticated_too(world: World, serve) -> None:
+    app = world.build(DELIVERY_GATEWAY_LEGACY_GRAPHQL_WS=True)
+    host = await serve(app)
     async with connect(f"ws://{host}/graphql", subprotocols=["graphql-ws"], open_timeout=5) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer nope"}}))
         assert await closed_with(ws) == 4401
     async with connect(f"ws://{host}/graphql", subprotocols=["graphql-ws"], open_timeout=5) as ws:
         assert (await init(ws, {"Authorization": f"Bearer {mint('alice')}"}))["type"] == "connection_ack"
-        query = f'subscription {{ conversationEvents(sid: "{CONV_ALICE}") }}'
-        await ws.send(json.dumps({"id": "1", "type": "start", "payload": {"query": query}}))
+        start = {"query": SUBSCRIBE, "variables": {"c": CONV_ALICE}}
+        await ws.send(json.dumps({"id": "1", "type": "start", "payload": start}))
+        await deliver(app, CONV_ALICE)
         reply = {"type": "ka"}
         while reply["type"] == "ka":  # legacy keep-alives
             reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        assert reply["payload"]["data"] == {"conversationEvents": f"{CONV_ALICE}:0"}, reply
-        await ws.send(json.dumps({"id": "2", "type": "start", "payload": {"query": "{ whoami }"}}))
+        assert reply["payload"]["data"]["deliveryUpdates"]["receipt"]["status"] == "DELIVERED", reply
+        await ws.send(json.dumps({"id": "2", "type": "start", "payload": {"query": "{ __typename }"}}))
         reply = {"type": "ka"}
         while reply["type"] in ("ka", "data", "complete"):
             reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
@@ -189,10 +222,11 @@ _SERVED: dict = {}
 @settings(max_examples=30, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(frame=frames)
 async def test_random_first_frames_never_crash(serve, frame) -> None:
-    if serve not in _SERVED:  # one server for all examples of this test run
+    if serve not in _SERVED:  # one server (and one fake upstream) for all examples of this test run
         _SERVED.clear()
-        _SERVED[serve] = await serve(toy.build_app(make_settings()))
-    host = _SERVED[serve]
+        fake = make_world()
+        _SERVED[serve] = (await serve(gateway_app(fake)), fake)
+    host, fake = _SERVED[serve]
     async with connect(f"ws://{host}/graphql", subprotocols=[PROTOCOL], open_timeout=5) as ws:
         await ws.send(frame)
         try:
@@ -200,6 +234,7 @@ async def test_random_first_frames_never_crash(serve, frame) -> None:
         except ConnectionClosed:
             assert ws.close_code in (4400, 4401), ws.close_code
             return
-    assert reply["type"] == "connection_ack"
-    assert f"Bearer {API_KEY}" in str(frame)
-    assert toy.UPSTREAM_CALLS == []
+    assert reply["type"] in ("connection_ack", "pong"), reply
+    if reply["type"] == "connection_ack":
+        assert f"Bearer {API_KEY}" in str(frame)
+    assert fake.calls.total() == 0

@@ -1,0 +1,55 @@
+"""Root fields of the conversation domain: `Query.conversation` and `Query.conversations`.
+
+Declarative; every root field delegates to conversation/resolvers.py (which validates SIDs and authorizes
+before any upstream call).
+"""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from delivery_gateway.graphql.access import service_scope
+from delivery_gateway.graphql.conversation import resolvers
+from delivery_gateway.graphql.conversation.types import Conversation, ConversationConnection, ConversationState
+
+
+@strawberry.type
+class ConversationQuery:
+    @strawberry.field(description="One conversation; null (with a NOT_FOUND or FORBIDDEN error) when unavailable.")
+    async def conversation(self, info: Info, sid: str, service_sid: str | None = None) -> Conversation | None:
+        scope = service_scope(info.context, service_sid)
+        return Conversation.from_record(await resolvers.conversation(info.context, scope, sid), scope)
+
+    @strawberry.field(
+        description="Conversations of a service in Twilio's order (forward only). Participant callers see "
+        "the ones they are in: each scanned conversation costs a Participants list (batched, cached) and at "
+        f"most {resolvers.MAX_SCAN_PAGES} "
+        "upstream pages are scanned per request, so a page may come back short with hasNextPage true."
+    )
+    async def conversations(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        service_sid: str | None = None,
+        state: ConversationState | None = None,
+    ) -> ConversationConnection | None:
+        scope = service_scope(info.context, service_sid)
+        window = await resolvers.conversation_window(
+            info.context, scope, first=first, after=after, state=state.value if state else None
+        )
+        edges = [
+            relay.Edge(cursor=cursor.encode(), node=Conversation.from_record(record, scope))
+            for record, cursor in window.edges
+        ]
+        return ConversationConnection(
+            edges=edges,
+            page_info=relay.PageInfo(
+                has_next_page=window.has_next_page,
+                has_previous_page=window.has_previous_page,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )

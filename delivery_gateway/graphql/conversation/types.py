@@ -1,0 +1,177 @@
+"""GraphQL types of conversations: Conversation (a relay node), ConversationConnection, the inbox roll-up.
+
+Declarative: every field with logic delegates to resolvers (conversation/, message/, participant/); never calls
+upstream or a loader directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from delivery_gateway.graphql.conversation import resolvers
+from delivery_gateway.graphql.message.paging import message_window
+from delivery_gateway.graphql.message.types import Message, MessageConnection
+from delivery_gateway.graphql.nodes import json_value, node_id, parse_node_id
+from delivery_gateway.graphql.participant.resolvers import participants_of
+from delivery_gateway.graphql.participant.types import Participant
+from delivery_gateway.kernel.records import ConversationRecord
+
+
+@strawberry.enum(description="A conversation's state.")
+class ConversationState(Enum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    CLOSED = "closed"
+
+    @classmethod
+    def from_twilio(cls, value: str | None) -> ConversationState | None:
+        try:
+            return cls(value) if value else None
+        except ValueError:
+            return None
+
+
+@strawberry.type(description="How many of the window's messages are in each tick state.")
+class TickCounts:
+    pending: int
+    sent: int
+    delivered: int
+    read: int
+    failed: int
+
+
+@strawberry.type(description="A chat participant's unread messages, from their read horizon (no 1,000 cap).")
+class UnreadCount:
+    participant: Participant
+    count: int
+    last_read_message_index: int | None
+
+
+@strawberry.type(description="Inbox roll-up of a conversation's latest messages.")
+class ConversationRollup:
+    window: int = strawberry.field(description="How many latest messages were examined (the `window` argument).")
+    messages: int = strawberry.field(description="Messages actually in the window.")
+    last_message_index: int | None
+    ticks: TickCounts
+    failed: list[Message] = strawberry.field(description="Messages of the window whose ticks are FAILED.")
+    unread: list[UnreadCount] = strawberry.field(description="Per chat participant, from the read horizon.")
+
+    @classmethod
+    def from_rollup(cls, result: resolvers.Rollup, service_scope: str | None) -> ConversationRollup:
+        return cls(
+            window=result.window,
+            messages=result.messages,
+            last_message_index=result.last_message_index,
+            ticks=TickCounts(**{state.name.lower(): n for state, n in result.ticks.items()}),
+            failed=[Message.from_record(m, service_scope) for m in result.failed],
+            unread=[
+                UnreadCount(
+                    participant=Participant.from_record(u.participant, service_scope),
+                    count=u.count,
+                    last_read_message_index=u.last_read_message_index,
+                )
+                for u in result.unread
+            ],
+        )
+
+
+@strawberry.type(description="A Twilio conversation.")
+class Conversation(relay.Node):
+    node_id: relay.NodeID[str]
+    sid: str
+    service_sid: str | None
+    friendly_name: str | None
+    unique_name: str | None
+    state: ConversationState | None
+    attributes: JSON | None
+    date_created: datetime | None
+    date_updated: datetime | None
+    record: strawberry.Private[ConversationRecord]
+    service_scope: strawberry.Private[str | None]
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Conversation]:
+        async def one(value: str) -> Conversation:
+            service_scope, (sid,) = parse_node_id(value, 1)
+            return cls.from_record(await resolvers.conversation(info.context, service_scope, sid), service_scope)
+
+        return list(await asyncio.gather(*(one(n) for n in node_ids)))
+
+    @classmethod
+    def from_record(cls, record: ConversationRecord, service_scope: str | None = None) -> Conversation:
+        return cls(
+            node_id=node_id(service_scope, record.sid),
+            sid=record.sid,
+            service_sid=record.chat_service_sid or service_scope,
+            friendly_name=record.friendly_name,
+            unique_name=record.unique_name,
+            state=ConversationState.from_twilio(record.state),
+            attributes=json_value(record.attributes),
+            date_created=record.date_created,
+            date_updated=record.date_updated,
+            record=record,
+            service_scope=service_scope,
+        )
+
+    @strawberry.field(description="Every participant (one Participants list per conversation and request).")
+    async def participants(self, info: Info) -> list[Participant] | None:
+        records = await participants_of(info.context, self.service_scope, self.sid)
+        return [Participant.from_record(r, self.service_scope) for r in records]
+
+    @strawberry.field(description="Messages as a Relay connection; see MessageConnection for the cursor design.")
+    async def messages(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> MessageConnection | None:
+        context = info.context
+        window = await message_window(
+            context.loaders,
+            context.page_sizes,
+            self.service_scope,
+            self.sid,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+        )
+        edges = [
+            relay.Edge(cursor=e.cursor.encode(), node=Message.from_record(e.message, self.service_scope))
+            for e in window.edges
+        ]
+        return MessageConnection(
+            edges=edges,
+            page_info=relay.PageInfo(
+                has_next_page=window.has_next_page,
+                has_previous_page=window.has_previous_page,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+    @strawberry.field(
+        description="Inbox roll-up over the latest `window` messages (1-200; default 50 shares the "
+        "`messages(last: 50)` page): messages per tick state, the failed ones, unread counts per chat "
+        "participant."
+    )
+    async def rollup(self, info: Info, window: int = 50) -> ConversationRollup | None:
+        result = await resolvers.rollup(info.context, self.service_scope, self.sid, window)
+        return ConversationRollup.from_rollup(result, self.service_scope)
+
+
+@strawberry.type(description="Conversations in Twilio's order; cursors carry Twilio's page token.")
+class ConversationConnection(relay.Connection[Conversation]):
+    pass

@@ -1,0 +1,37 @@
+"""Every DataLoader of one request (or one subscription event), built from the domains' dataloaders modules.
+
+Never outlives one request or event: a loader kept longer would serve stale data. Loaders are the only way
+resolvers reach Twilio (through `ConversationsAPI`), the shared cache, or the ledger's histories.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from delivery_gateway.cache import TtlPolicy
+from delivery_gateway.delivery.recipients import RecipientState
+from delivery_gateway.graphql.conversation.dataloaders import conversation_loader, conversation_page_loader
+from delivery_gateway.graphql.delivery.dataloaders import receipt_history_loader, receipts_loader
+from delivery_gateway.graphql.message.dataloaders import message_loader, message_page_loader
+from delivery_gateway.graphql.participant.dataloaders import participants_loader
+
+if TYPE_CHECKING:
+    from delivery_gateway.graphql.context import GatewayServices
+
+
+class Loaders:
+    """All loaders of one request. Keys carry the service scope as given (None = the default service)."""
+
+    def __init__(self, services: GatewayServices) -> None:
+        upstream, cache = services.upstream, services.cache
+        ttl = TtlPolicy.from_settings(services.settings)
+        self.participants = participants_loader(upstream, cache, ttl)
+        self.conversation = conversation_loader(upstream, cache, ttl)
+        self.conversation_page = conversation_page_loader(upstream, self.conversation)
+        self.message = message_loader(upstream, cache, ttl)
+        self.message_page = message_page_loader(upstream, cache, ttl, self.message)
+        self.receipts = receipts_loader(upstream, cache, ttl)
+        self.receipt_history = receipt_history_loader(services.ledger)
+        # Each recipient's state per (service scope, message SID), computed once: `ticks` and `recipients` both
+        # need it, and it goes with the loaders it was computed from.
+        self.recipient_states: dict[tuple[str | None, str], list[RecipientState]] = {}

@@ -1,0 +1,1 @@
+"""The delivery domain of the GraphQL API: receipts, recipients, the delivery summary, errors, receipt history."""

@@ -1,0 +1,52 @@
+"""Per-request DataLoaders of delivery state: a message's receipts (Twilio, cached) and receipts' histories
+(the gateway's ledger).
+
+Never outlives one request (or one subscription event). Receipts all in a final state are cached for the long
+TTL; histories are batched but never cached (the ledger is the source and changes with every webhook).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from delivery_gateway.cache import ResourceCache, TtlPolicy, keys, read_through
+from delivery_gateway.kernel.records import ReceiptRecord
+from delivery_gateway.ledger import DeliveryLedger, HistoryEntry
+from delivery_gateway.upstream.api import ConversationsAPI
+
+MessageKey = tuple[str | None, str, str]  # (service scope, conversation SID, message SID)
+
+
+def _to_json(items: list[ReceiptRecord]) -> list[dict[str, Any]]:
+    return [r.to_dict() for r in items]
+
+
+def _from_json(items: list[dict[str, Any]]) -> list[ReceiptRecord]:
+    return [ReceiptRecord.from_dict(r) for r in items]
+
+
+def receipts_loader(
+    upstream: ConversationsAPI, cache: ResourceCache | None, ttl: TtlPolicy
+) -> DataLoader[MessageKey, list[ReceiptRecord]]:
+    async def load(items: list[MessageKey]) -> list[list[ReceiptRecord] | BaseException]:
+        return await read_through(
+            cache,
+            items,
+            lambda k: upstream.list_receipts(k[1], k[2], service_sid=k[0]),
+            cache_key=lambda k: keys.receipts(*k),
+            encode=_to_json,
+            decode=_from_json,
+            ttl_for=ttl.for_receipts,
+        )
+
+    return DataLoader(load)
+
+
+def receipt_history_loader(ledger: DeliveryLedger) -> DataLoader[str, list[HistoryEntry]]:
+    async def load(receipt_sids: list[str]) -> list[list[HistoryEntry]]:
+        found = await ledger.history_many(receipt_sids)
+        return [found.get(sid, []) for sid in receipt_sids]
+
+    return DataLoader(load, cache=False)

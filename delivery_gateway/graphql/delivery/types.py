@@ -1,0 +1,205 @@
+"""GraphQL types of delivery state: receipts, recipients, the delivery summary, errors, receipt history, and the
+enums of delivery rules.
+
+Declarative: every value is computed by delivery/ (the pure rules) or delivery/resolvers.py; enums wrap the
+Python enums the rules compute with.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from delivery_gateway.delivery import channels, recipients, ticks
+from delivery_gateway.delivery.error_codes import describe_error_code
+from delivery_gateway.graphql.delivery import resolvers
+from delivery_gateway.graphql.participant.resolvers import participant_by_sid
+from delivery_gateway.graphql.participant.types import Channel, Participant
+from delivery_gateway.kernel import records
+from delivery_gateway.kernel.records import ParticipantRecord, ReceiptRecord
+from delivery_gateway.ledger import HistoryEntry
+
+DeliveryStatus = strawberry.enum(
+    records.DeliveryStatus, name="DeliveryStatus", description="A delivery receipt's status, as Twilio reports it."
+)
+RecipientStatus = strawberry.enum(
+    recipients.RecipientStatus,
+    name="RecipientStatus",
+    description="A recipient's state for one message; PENDING when a non-chat recipient has no receipt yet.",
+)
+RecipientSource = strawberry.enum(
+    recipients.RecipientSource, name="RecipientSource", description="Where a recipient's status comes from."
+)
+Ticks = strawberry.enum(ticks.Ticks, name="Ticks", description="The one state a chat UI draws. " + ticks.TICKS_RULE)
+
+
+@strawberry.enum(description="Twilio's per-status amount in a message's delivery summary.")
+class DeliveryAmount(Enum):
+    ALL = "all"
+    SOME = "some"
+    NONE = "none"
+
+
+def _amount(value: Any) -> DeliveryAmount:
+    try:
+        return DeliveryAmount(str(value).lower())
+    except ValueError:
+        return DeliveryAmount.NONE
+
+
+@strawberry.type(description="A Twilio delivery error code, explained from the gateway's table of Twilio errors.")
+class DeliveryError:
+    code: int
+    name: str
+    description: str
+    retryable: bool = strawberry.field(description="Whether sending the message again may succeed.")
+
+    @classmethod
+    def from_code(cls, code: int | None) -> DeliveryError | None:
+        entry = describe_error_code(code)
+        if entry is None:
+            return None
+        return cls(code=entry.code, name=entry.name, description=entry.description, retryable=entry.retryable)
+
+
+@strawberry.type(description="Twilio's aggregated delivery summary of a message (`Message.delivery`), as is.")
+class DeliverySummary:
+    total: int
+    sent: DeliveryAmount
+    delivered: DeliveryAmount
+    read: DeliveryAmount
+    failed: DeliveryAmount
+    undelivered: DeliveryAmount
+
+    @classmethod
+    def from_twilio(cls, delivery: dict[str, Any] | None) -> DeliverySummary | None:
+        if not delivery:
+            return None
+        return cls(
+            total=int(delivery.get("total") or 0),
+            sent=_amount(delivery.get("sent")),
+            delivered=_amount(delivery.get("delivered")),
+            read=_amount(delivery.get("read")),
+            failed=_amount(delivery.get("failed")),
+            undelivered=_amount(delivery.get("undelivered")),
+        )
+
+
+@strawberry.type(description="One status a delivery receipt took, as the gateway's ledger recorded it.")
+class ReceiptStatusChange:
+    status: DeliveryStatus
+    error_code: int | None
+    at: datetime | None = strawberry.field(description="When Twilio says the receipt reached this status.")
+    source: str = strawberry.field(description="Who reported it (webhook source: api, sdk...).")
+    changed_status: bool = strawberry.field(
+        description="False for a late, older status: kept in history without changing the receipt."
+    )
+    cursor: str | None = strawberry.field(description="The ledger cursor of the change, when it changed status.")
+
+    @classmethod
+    def from_entry(cls, entry: HistoryEntry) -> ReceiptStatusChange:
+        return cls(
+            status=entry.status,
+            error_code=entry.error_code,
+            at=datetime.fromisoformat(entry.at) if entry.at else None,
+            source=entry.source,
+            changed_status=entry.recorded_seq > 0,
+            cursor=str(entry.recorded_seq) if entry.recorded_seq else None,
+        )
+
+
+@strawberry.type(description="One Twilio delivery receipt: one message to one non-chat participant.")
+class DeliveryReceipt:
+    sid: str
+    message_sid: str
+    conversation_sid: str
+    participant_sid: str | None
+    status: DeliveryStatus | None
+    error_code: int | None = strawberry.field(description="Twilio's error code for failed/undelivered receipts.")
+    channel_message_sid: str | None = strawberry.field(description="The SMS/WhatsApp message SID on the channel.")
+    date_created: datetime | None
+    date_updated: datetime | None
+    record: strawberry.Private[ReceiptRecord]
+    service_scope: strawberry.Private[str | None]
+    bound_participant: strawberry.Private[ParticipantRecord | None] = None
+
+    @classmethod
+    def from_record(
+        cls, record: ReceiptRecord, service_scope: str | None, participant: ParticipantRecord | None = None
+    ) -> DeliveryReceipt:
+        return cls(
+            sid=record.sid,
+            message_sid=record.message_sid,
+            conversation_sid=record.conversation_sid,
+            participant_sid=record.participant_sid,
+            status=record.status,
+            error_code=record.error_code,
+            channel_message_sid=record.channel_message_sid,
+            date_created=record.date_created,
+            date_updated=record.date_updated,
+            record=record,
+            service_scope=service_scope,
+            bound_participant=participant,
+        )
+
+    async def _participant(self, info: Info) -> ParticipantRecord | None:
+        if self.bound_participant is not None:
+            return self.bound_participant
+        return await participant_by_sid(info.context, self.service_scope, self.conversation_sid, self.participant_sid)
+
+    @strawberry.field(description="The error behind `errorCode`: name, description, whether a retry may help.")
+    def error(self) -> DeliveryError | None:
+        return DeliveryError.from_code(self.error_code)
+
+    @strawberry.field(description="SMS, WHATSAPP... from the participant's binding, else the channel SID prefix.")
+    async def channel(self, info: Info) -> Channel:
+        return channels.receipt_channel(self.record, await self._participant(info))
+
+    @strawberry.field(description="The participant the receipt is for.")
+    async def participant(self, info: Info) -> Participant | None:
+        record = await self._participant(info)
+        return Participant.from_record(record, self.service_scope) if record else None
+
+    @strawberry.field(
+        description=(
+            "Every status change the gateway's delivery ledger recorded for this receipt, oldest first, including"
+            " late older statuses that did not change it. Twilio keeps only the latest status: history covers what"
+            " reached the gateway's webhook."
+        )
+    )
+    async def history(self, info: Info) -> list[ReceiptStatusChange] | None:
+        return [ReceiptStatusChange.from_entry(e) for e in await resolvers.receipt_history(info.context, self.sid)]
+
+
+@strawberry.type(description="One recipient of a message (every participant but the author), whatever the channel.")
+class Recipient:
+    participant: Participant
+    channel: Channel
+    status: RecipientStatus
+    source: RecipientSource = strawberry.field(
+        description="RECEIPT for SMS/WhatsApp (Twilio receipts), READ_HORIZON for chat participants."
+    )
+    error_code: int | None
+    updated_at: datetime | None
+    receipt: DeliveryReceipt | None
+
+    @classmethod
+    def from_state(cls, state: recipients.RecipientState, service_scope: str | None) -> Recipient:
+        receipt = state.receipt
+        return cls(
+            participant=Participant.from_record(state.participant, service_scope),
+            channel=state.channel,
+            status=state.status,
+            source=state.source,
+            error_code=state.error_code,
+            updated_at=state.updated_at,
+            receipt=DeliveryReceipt.from_record(receipt, service_scope, state.participant) if receipt else None,
+        )
+
+    @strawberry.field(description="The error behind `errorCode`.")
+    def error(self) -> DeliveryError | None:
+        return DeliveryError.from_code(self.error_code)

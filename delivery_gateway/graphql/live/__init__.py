@@ -1,0 +1,1 @@
+"""The live domain of the GraphQL API: subscriptions over the conversation change stream (changes/)."""

@@ -1,0 +1,73 @@
+"""Subscription field logic: resume cursors, and following a conversation's change stream as one caller.
+
+Never serves an event with an earlier event's loaders, and never reads anything before the caller is authorized
+for the conversation. The stream itself (replay, live, dedupe) is changes/'s, not GraphQL's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any
+
+from delivery_gateway.changes import conversation_changes
+from delivery_gateway.graphql.access import authorize_conversation, service_scope
+from delivery_gateway.graphql.errors import BadUserInput
+from delivery_gateway.kernel.records import MessageRecord
+from delivery_gateway.ledger import ChangeKind, LedgerChange
+
+if TYPE_CHECKING:
+    from delivery_gateway.graphql.context import RequestContext
+
+
+def parse_cursor(after: str | None) -> int | None:
+    """A resume cursor (`cursor` of a received event) as a ledger sequence; BAD_USER_INPUT for anything else."""
+    if after is None:
+        return None
+    try:
+        value = int(after)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise BadUserInput("after: not a cursor of this API (use `cursor` of a received event)")
+    return value
+
+
+async def follow(
+    context: RequestContext, conversation_sid: str, service_sid: str | None, after: str | None, kind: ChangeKind
+) -> AsyncGenerator[tuple[LedgerChange, str | None], None]:
+    """The conversation's changes of one kind after `after`, each with the request's service scope.
+
+    Authorizes once, before anything is read; counts the subscription while it is open; gives every event fresh
+    loaders (a WebSocket's context outlives events, and a loader kept across them would serve stale data).
+    """
+    cursor = parse_cursor(after)
+    scope = service_scope(context, service_sid)
+    await authorize_conversation(context, scope, conversation_sid)
+    services = context.services
+    services.metrics.subscriptions_active.inc()
+    try:
+        async for change in conversation_changes(services.ledger, services.pubsub, conversation_sid, cursor, [kind]):
+            context.refresh_loaders()
+            yield change, scope
+    finally:
+        services.metrics.subscriptions_active.dec()
+
+
+def message_from_webhook(payload: dict[str, Any]) -> MessageRecord:
+    """The message as an onMessageAdded/Updated webhook described it (no upstream read)."""
+    return MessageRecord.from_dict(
+        {
+            "sid": payload["message_sid"],
+            "conversation_sid": payload["conversation_sid"],
+            "index": payload.get("index") or 0,
+            "account_sid": payload.get("account_sid"),
+            "chat_service_sid": payload.get("service_sid"),
+            "author": payload.get("author"),
+            "body": payload.get("body"),
+            "media": payload.get("media") or None,
+            "attributes": payload.get("attributes"),
+            "participant_sid": payload.get("participant_sid"),
+            "date_created": payload.get("date_created"),
+            "date_updated": payload.get("date_updated"),
+        }
+    )

@@ -1,0 +1,254 @@
+"""ASGI guards in front of every route: correlation ids, body size limits (413), CORS, and the origin policy.
+
+Never reads a body it will not bound, never trusts a client's correlation id unless it is short and plain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.http.websocket_origin import is_same_origin, normalize_allowed_origins, normalize_origin
+
+from delivery_gateway.kernel.settings import Settings
+
+log = logging.getLogger("delivery_gateway.http")
+
+CORRELATION_HEADER = b"x-request-id"
+CORRELATION_SCOPE_KEY = "correlation_id"
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+LOCALHOST_ORIGIN_REGEX = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$"
+_LOCALHOST = re.compile(LOCALHOST_ORIGIN_REGEX)
+
+_correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id of the request this task serves (None outside a request)."""
+    return _correlation_id.get()
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _send_json(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    await _send_json(send, 413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {limit} bytes.")
+
+
+class CorrelationIdMiddleware:
+    """Gives every request and WebSocket an id: `scope["correlation_id"]`, a contextvar, `X-Request-ID` out.
+
+    A client's `X-Request-ID` is kept when it is 1–64 plain characters; otherwise a fresh one is made.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        offered = _header(scope, CORRELATION_HEADER)
+        correlation_id = offered if offered and _CLIENT_ID.match(offered) else uuid.uuid4().hex
+        scope[CORRELATION_SCOPE_KEY] = correlation_id
+        token = _correlation_id.set(correlation_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != CORRELATION_HEADER]
+                headers.append((CORRELATION_HEADER, correlation_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
+        finally:
+            _correlation_id.reset(token)
+
+
+class BodySizeLimitMiddleware:
+    """Reads each HTTP body up to its limit before the app sees it: 413 beyond it, 408 when it trickles.
+
+    `path_limits` maps path prefixes (e.g. the webhook route) to their own, usually smaller, limits.
+    `json_object_paths`: prefixes (the GraphQL endpoint) where a JSON body must be an object or a list — other
+    JSON (`null`, `1`, `"x"`) gets a 400 here instead of an exception in the GraphQL view.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        path_limits: Mapping[str, int] | None = None,
+        read_timeout: float = 30.0,
+        json_object_paths: Iterable[str] = (),
+    ) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.path_limits = sorted((path_limits or {}).items(), key=lambda item: -len(item[0]))
+        self.read_timeout = read_timeout
+        self.json_object_paths = tuple(json_object_paths)
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.path_limits:
+            if _under(path, prefix):
+                return limit
+        return self.max_bytes
+
+    def _bad_json_shape(self, scope: Scope, body: bytes) -> bool:
+        if not any(_under(scope.get("path", ""), prefix) for prefix in self.json_object_paths):
+            return False
+        if "json" not in (_header(scope, b"content-type") or "").lower():
+            return False
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return False  # the view answers malformed JSON with its own 400
+        return not isinstance(parsed, dict | list)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope.get("path", ""))
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                await _send_json(send, 400, "BAD_REQUEST", "Invalid Content-Length header.")
+                return
+            if int(declared) > limit:
+                await _too_large(send, limit)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        await _too_large(send, limit)
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            await _send_json(send, 408, "REQUEST_TIMEOUT", "Request body not received in time.")
+            return
+        body = b"".join(chunks)
+        if self._bad_json_shape(scope, body):
+            await _send_json(send, 400, "BAD_REQUEST", "The request body must be a JSON object.")
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class OriginPolicy:
+    """Which browser origins may call cross-origin: configured ones, plus localhost in demo mode."""
+
+    def __init__(self, allowed_origins: Iterable[str] = (), *, allow_localhost: bool = False) -> None:
+        self.allowed = normalize_allowed_origins(list(allowed_origins))
+        self.allow_localhost = allow_localhost
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OriginPolicy:
+        return cls(settings.allowed_origins, allow_localhost=settings.demo_mode)
+
+    def allows(self, origin: str, host: str | None) -> bool:
+        if is_same_origin(origin, host) or "*" in self.allowed:
+            return True
+        normalized = normalize_origin(origin)
+        if normalized is None:
+            return False
+        return normalized in self.allowed or (self.allow_localhost and bool(_LOCALHOST.match(normalized)))
+
+    def cors_middleware(self) -> Middleware:
+        """Starlette's CORS middleware for exactly these origins (none configured: same-origin only)."""
+        return Middleware(
+            CORSMiddleware,
+            allow_origins=sorted(self.allowed),
+            allow_origin_regex=LOCALHOST_ORIGIN_REGEX if self.allow_localhost else None,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            max_age=600,
+        )
+
+
+class WebSocketOriginMiddleware:
+    """Refuses WebSocket handshakes from browser origins the policy does not allow (HTTP 403, before accept).
+
+    Requests without an `Origin` header (non-browser clients) pass; they authenticate like anyone else.
+    """
+
+    def __init__(self, app: ASGIApp, policy: OriginPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            origin = _header(scope, b"origin")
+            if origin is not None and not self.policy.allows(origin, _header(scope, b"host")):
+                log.info("websocket from disallowed origin refused")
+                await receive()  # websocket.connect
+                await send({"type": "websocket.close", "code": 1008, "reason": "Origin not allowed"})
+                return
+        await self.app(scope, receive, send)
+
+
+def guard_middleware(
+    settings: Settings, *, webhook_paths: Iterable[str] = (), graphql_paths: Iterable[str] = ("/graphql",)
+) -> list[Middleware]:
+    """The guard stack for `Starlette(middleware=...)`, outermost first; auth goes inside it."""
+    policy = OriginPolicy.from_settings(settings)
+    return [
+        Middleware(CorrelationIdMiddleware),
+        Middleware(
+            BodySizeLimitMiddleware,
+            max_bytes=settings.max_body_bytes,
+            path_limits={path: settings.max_webhook_bytes for path in webhook_paths},
+            read_timeout=settings.body_read_timeout,
+            json_object_paths=graphql_paths,
+        ),
+        policy.cors_middleware(),
+        Middleware(WebSocketOriginMiddleware, policy=policy),
+    ]
