@@ -8,15 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-# The emulator still takes its SID helpers from here (`from delivery_gateway import sids`); it is meant to know
-# nothing of the gateway, so this export goes once the emulator has helpers of its own (see .importlinter).
-from delivery_gateway.kernel import sids
-
 if TYPE_CHECKING:
     from delivery_gateway.app import create_app
     from delivery_gateway.kernel.settings import Settings
 
-__all__ = ["Settings", "create_app", "sids"]
+__all__ = ["Settings", "create_app"]
 
 
 def __getattr__(name: str) -> Any:
