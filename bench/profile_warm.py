@@ -104,7 +104,7 @@ async def profile_warm(requests: int = 20, top: int = 25) -> str:
             profiler.disable()
             elapsed = (time.perf_counter() - started) / requests * 1000
         finally:
-            await gateway.stop()
+            await gateway.close()
     stats = pstats.Stats(profiler)
     by_bucket: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)

@@ -8,9 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -39,7 +38,7 @@ OPTIONAL_BACKENDS = frozenset({"cache"})
 
 
 def build_services(settings: Settings, *, upstream: ConversationsAPI | None = None) -> GatewayServices:
-    """Every per-process backend, chosen by the settings' URLs; nothing is connected until `start_services`."""
+    """Every per-process backend, chosen by the settings' URLs; nothing is connected until `Gateway.start`."""
     metrics = Metrics()
     return GatewayServices(
         settings=settings,
@@ -51,14 +50,8 @@ def build_services(settings: Settings, *, upstream: ConversationsAPI | None = No
     )
 
 
-async def _maybe(component: Any, method: str) -> None:
-    action = getattr(component, method, None)
-    if action is not None:
-        await action()
-
-
 class Gateway:
-    """One gateway process: its services, webhook ingest and GraphQL endpoint, started and stopped together."""
+    """One gateway process: its services, webhook ingest and GraphQL endpoint, started and closed together."""
 
     prune_first_delay = 60.0  # seconds after start before the first ledger pruning
     prune_interval = 3600.0  # seconds between prunings
@@ -66,10 +59,17 @@ class Gateway:
     def __init__(self, settings: Settings, *, upstream: ConversationsAPI | None = None) -> None:
         self.settings = settings
         self.services = build_services(settings, upstream=upstream)
-        self.ingest = WebhookIngest(self.services)
-        self.graphql = create_graphql_app(self.services)
+        services = self.services
+        self.ingest = WebhookIngest(
+            settings=settings,
+            ledger=services.ledger,
+            pubsub=services.pubsub,
+            cache=services.cache,
+            metrics=services.metrics,
+        )
+        self.graphql = create_graphql_app(services)
         self.started = False
-        self._pruner: asyncio.Task | None = None
+        self._pruner: asyncio.Task[None] | None = None
 
     async def prune_ledger(self, now: datetime | None = None) -> PruneResult:
         """One retention pass: drop what the ledger recorded more than `ledger_retention_days` ago."""
@@ -99,7 +99,7 @@ class Gateway:
 
     async def start(self) -> None:
         services = self.services
-        await _maybe(services.upstream, "start")
+        await services.upstream.start()
         await services.ledger.start()
         await services.pubsub.start()
         recovered = await self.ingest.start()
@@ -109,8 +109,8 @@ class Gateway:
             self._pruner = asyncio.create_task(self._prune_periodically(), name="ledger-pruner")
         self.started = True
 
-    async def stop(self) -> None:
-        """Stop in reverse order; one failing close never keeps the others open."""
+    async def close(self) -> None:
+        """Close in reverse order; one failing close never keeps the others open."""
         self.started = False
         if self._pruner is not None:
             self._pruner.cancel()
@@ -118,27 +118,32 @@ class Gateway:
                 await self._pruner
             self._pruner = None
         services = self.services
-        for component, method in (
-            (self.ingest, "stop"),
-            (services.pubsub, "close"),
-            (services.ledger, "close"),
-            (services.cache, "close"),
-            (services.upstream, "aclose"),
-        ):
+        closers: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("webhook ingest", self.ingest.close),
+            ("pub/sub", services.pubsub.close),
+            ("ledger", services.ledger.close),
+            ("upstream", services.upstream.close),
+        ]
+        if services.cache is not None:
+            closers.insert(3, ("cache", services.cache.close))
+        for name, close in closers:
             try:
-                await _maybe(component, method)
+                await close()
             except Exception:
-                log.exception("error while stopping %s", type(component).__name__)
+                log.exception("error while closing the %s", name)
 
     async def readiness(self) -> dict[str, str]:
         """Each backend's state. The ledger and pub/sub are required ('ok' or why not); the cache is optional:
         when it is down, reads fall through to Twilio, so it reports 'degraded' without failing readiness."""
         report = {"started": "ok" if self.started else "starting"}
-        for name in ("ledger", "pubsub", "cache"):
-            ping = getattr(getattr(self.services, name), "ping", None)
-            if ping is None:
-                report[name] = "ok"
-                continue
+        services = self.services
+        checks: dict[str, Callable[[], Awaitable[None]]] = {
+            "ledger": services.ledger.ping,
+            "pubsub": services.pubsub.ping,
+        }
+        if services.cache is not None:
+            checks["cache"] = services.cache.ping
+        for name, ping in checks.items():
             try:
                 await asyncio.wait_for(ping(), READINESS_TIMEOUT)
                 report[name] = "ok"
@@ -177,7 +182,7 @@ def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI |
         try:
             yield
         finally:
-            await gateway.stop()
+            await gateway.close()
 
     routes = [
         Route(GRAPHQL_PATH, gateway.graphql, methods=["GET", "POST"]),

@@ -35,7 +35,7 @@ class NoUpstream:
     async def start(self) -> None:
         return None
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         return None
 
     def __getattr__(self, name: str) -> Any:
@@ -60,7 +60,7 @@ async def running_app(settings: Settings, upstream: Any = NO_UPSTREAM) -> AsyncI
     try:
         yield app
     finally:
-        await gateway.stop()
+        await gateway.close()
 
 
 @contextlib.asynccontextmanager

@@ -1,6 +1,6 @@
-"""Authentication of callers: static bearer keys, Twilio Access Tokens, demo mode; ASGI and WebSocket hooks.
+"""Authentication of callers: static bearer keys, Twilio Access Tokens, demo mode; the HTTP middleware.
 
-Authenticates only; never decides which conversations a caller may see (resolvers/access.py does).
+Authenticates only; never decides which conversations a caller may see (graphql/access.py does).
 """
 
 from delivery_gateway.auth.authenticator import (
@@ -9,12 +9,11 @@ from delivery_gateway.auth.authenticator import (
     bearer_credential,
     key_label,
 )
-from delivery_gateway.auth.middleware import CALLER_SCOPE_KEY, WS_UNAUTHORIZED, AuthMiddleware
+from delivery_gateway.auth.middleware import CALLER_SCOPE_KEY, AuthMiddleware
 from delivery_gateway.auth.tokens import TokenRejected, TwilioTokenVerifier, VerifiedToken
 
 __all__ = [
     "CALLER_SCOPE_KEY",
-    "WS_UNAUTHORIZED",
     "AuthMiddleware",
     "AuthenticationFailed",
     "Authenticator",

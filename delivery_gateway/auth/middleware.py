@@ -1,27 +1,21 @@
-"""ASGI middleware that authenticates every GraphQL request and WebSocket into `scope["caller"]`.
+"""ASGI middleware that authenticates every GraphQL HTTP request into `scope["caller"]`.
 
-Never lets a request reach the app without a caller (except the static IDE page) and never echoes credentials.
+Never lets a request reach the app without a caller (except the static IDE page, which executes nothing) and
+never echoes credentials.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 from collections.abc import Iterable
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from delivery_gateway.auth.authenticator import AuthenticationFailed, Authenticator
 from delivery_gateway.kernel.settings import Settings
 
-log = logging.getLogger("delivery_gateway.auth")
-
 CALLER_SCOPE_KEY = "caller"
-WS_UNAUTHORIZED = 4401
-WS_INIT_TIMEOUT = 4408
 _REALM = 'Bearer realm="delivery-gateway"'
-_INIT_TYPES = {"connection_init"}
 
 
 def _headers(scope: Scope, name: bytes) -> list[str]:
@@ -45,11 +39,10 @@ def unauthorized_body(reason: str) -> bytes:
 
 
 class AuthMiddleware:
-    """Sets `scope["caller"]`; answers 401 (`WWW-Authenticate: Bearer`) or closes a WebSocket with 4401.
+    """Sets `scope["caller"]` from the `Authorization` header, or answers 401 (`WWW-Authenticate: Bearer`).
 
-    HTTP: the `Authorization` header. WebSocket: the `connection_init` payload `{"Authorization": "Bearer …"}`
-    (graphql-transport-ws and legacy graphql-ws), awaited for `init_timeout` seconds (then close 4408).
-    `paths`: path prefixes to protect (default: everything this middleware wraps).
+    HTTP only: WebSockets authenticate with their `connection_init` payload, in the GraphQL view's
+    `on_ws_connect` (graphql/view.py). `paths`: path prefixes to protect (default: everything it wraps).
     """
 
     def __init__(
@@ -59,27 +52,15 @@ class AuthMiddleware:
         *,
         paths: Iterable[str] | None = None,
         allow_ide_page: bool = False,
-        init_timeout: float = 10.0,
-        subprotocols: Iterable[str] = ("graphql-transport-ws", "graphql-ws"),
     ) -> None:
         self.app = app
         self.authenticator = authenticator
         self.paths = tuple(paths) if paths is not None else None
         self.allow_ide_page = allow_ide_page
-        self.init_timeout = init_timeout
-        self.subprotocols = tuple(subprotocols)
 
     @classmethod
     def from_settings(cls, app: ASGIApp, settings: Settings, *, paths: Iterable[str] | None = None) -> AuthMiddleware:
-        subprotocols = ["graphql-transport-ws"] + (["graphql-ws"] if settings.legacy_graphql_ws else [])
-        return cls(
-            app,
-            Authenticator.from_settings(settings),
-            paths=paths,
-            allow_ide_page=settings.graphiql,
-            init_timeout=settings.ws_init_timeout,
-            subprotocols=subprotocols,
-        )
+        return cls(app, Authenticator.from_settings(settings), paths=paths, allow_ide_page=settings.graphiql)
 
     def _protects(self, scope: Scope) -> bool:
         if self.paths is None:
@@ -90,8 +71,6 @@ class AuthMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self._protects(scope):
             await self._http(scope, receive, send)
-        elif scope["type"] == "websocket" and self._protects(scope):
-            await self._websocket(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -127,59 +106,3 @@ class AuthMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Accept, wait for `connection_init`, authenticate, and only then start the app with a replay.
-
-        The app (and its `get_context`) therefore never runs for an unauthenticated socket, and always sees
-        `scope["caller"]` from its very first line; its own `websocket.accept` is swallowed (already sent).
-        """
-        scope.pop(CALLER_SCOPE_KEY, None)
-        first = await receive()
-        if first["type"] != "websocket.connect":
-            return
-        offered = list(scope.get("subprotocols") or ())
-        subprotocol = next((p for p in offered if p in self.subprotocols), None)
-        await send({"type": "websocket.accept", "subprotocol": subprotocol})
-        try:
-            async with asyncio.timeout(self.init_timeout):
-                init = await receive()
-        except TimeoutError:
-            await send({"type": "websocket.close", "code": WS_INIT_TIMEOUT, "reason": "Init timeout"})
-            return
-        if init["type"] != "websocket.receive":
-            return  # disconnected before saying anything
-        try:
-            parsed = json.loads(init.get("text") or "")
-        except ValueError:
-            parsed = None
-        if not isinstance(parsed, dict) or parsed.get("type") not in _INIT_TYPES:
-            await self._refuse(send, "connection not initialised")
-            return
-        try:
-            caller = self.authenticator.authenticate_connection_params(parsed.get("payload"))
-        except AuthenticationFailed as exc:
-            await self._refuse(send, exc.reason)
-            return
-        scope[CALLER_SCOPE_KEY] = caller
-        pending: list[Message] = [first, init]
-        accepted = False
-
-        async def replay_receive() -> Message:
-            if pending:
-                return pending.pop(0)
-            return await receive()
-
-        async def app_send(message: Message) -> None:
-            nonlocal accepted
-            if message["type"] == "websocket.accept" and not accepted:
-                accepted = True
-                return  # already accepted above
-            await send(message)
-
-        await self.app(scope, replay_receive, app_send)
-
-    @staticmethod
-    async def _refuse(send: Send, reason: str) -> None:
-        log.info("websocket refused: %s", reason)
-        await send({"type": "websocket.close", "code": WS_UNAUTHORIZED, "reason": "Unauthorized"})

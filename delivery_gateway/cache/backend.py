@@ -1,24 +1,28 @@
-"""The one module that touches aiocache: key/value backends picked by URL scheme (memory://, redis://).
+"""Key/value stores behind the resource cache, picked by URL scheme: `memory://` (aiocache, through its public
+API) and `redis://` (redis.asyncio directly: aiocache's Redis backend still speaks redis-py APIs that version 8
+deprecates, and cannot express SET PX in a pipeline).
 
 Never pickles (JSON text only: a compromised Redis must not mean code execution); never leaks a warning.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlsplit
 
+import redis.asyncio as aioredis
 from aiocache import SimpleMemoryCache
-from aiocache.backends.redis import RedisCache
 from aiocache.serializers import BaseSerializer
+
+from delivery_gateway.kernel.urls import REDIS_SCHEMES, parse_redis_url, scheme_of
 
 DEFAULT_OP_TIMEOUT = 1.0  # seconds per cache operation; a slow cache must not slow the gateway down
 
 
 class CacheBackend(Protocol):
-    """What ResourceCache needs of a store. Keys are full strings (namespace included by the backend)."""
+    """What ResourceCache needs of a store. Keys are the cache's own (the backend adds its namespace)."""
 
     async def multi_get(self, keys: Sequence[str]) -> list[Any | None]: ...
 
@@ -31,113 +35,121 @@ class CacheBackend(Protocol):
     async def close(self) -> None: ...
 
 
-class JsonText(BaseSerializer):
-    """JSON in, JSON text out. Unlike aiocache's JsonSerializer it accepts bytes and refuses NaN."""
+def dumps(value: Any) -> str:
+    """JSON text; refuses NaN and anything JSON cannot hold (a programming error, raised)."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def loads(value: str | bytes | None) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    return json.loads(value)
+
+
+class JsonText(BaseSerializer):  # type: ignore[misc]  # aiocache ships no type information
+    """aiocache serializer: JSON in, JSON text out (unlike aiocache's JsonSerializer it accepts bytes and
+    refuses NaN)."""
 
     DEFAULT_ENCODING = "utf-8"
 
     def dumps(self, value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+        return dumps(value)
 
     def loads(self, value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, bytes):
-            value = value.decode("utf-8")
-        return json.loads(value)
+        return loads(value)
 
 
-class _Redis8Cache(RedisCache):
-    """aiocache's RedisCache minus the redis-py 8 deprecations (SETEX -> SET PX, close -> aclose).
+class MemoryBackend:
+    """An in-process store: aiocache's SimpleMemoryCache (TTLs expire entries) through its public API."""
 
-    aiocache 0.12.3 is the last release and its master drops the API used here, hence this one adapter.
-    """
-
-    async def _set(self, key, value, ttl=None, _cas_token=None, _conn=None):  # type: ignore[override]
-        if _cas_token is not None:
-            return await self._cas(key, value, _cas_token, ttl=ttl, _conn=_conn)
-        if not ttl:
-            return await self.client.set(key, value)
-        return await self.client.set(key, value, px=max(1, int(float(ttl) * 1000)))
-
-    async def _multi_set(self, pairs, ttl=None, _conn=None):  # type: ignore[override]
-        if not ttl:
-            return await super()._multi_set(pairs, ttl=None, _conn=_conn)
-        px = max(1, int(float(ttl) * 1000))
-        async with self.client.pipeline(transaction=True) as pipe:
-            for key, value in pairs:
-                pipe.set(key, value, px=px)
-            await pipe.execute()
-        return True
-
-    async def _close(self, *args, _conn=None, **kwargs):  # type: ignore[override]
-        await self.client.aclose()
-
-
-class AiocacheBackend:
-    """A `CacheBackend` over an aiocache cache (memory or our Redis subclass)."""
-
-    def __init__(self, cache: Any, *, is_redis: bool) -> None:
-        self._cache = cache
-        self._is_redis = is_redis
-
-    @property
-    def namespace(self) -> str | None:
-        return self._cache.namespace
+    def __init__(self, namespace: str) -> None:
+        # No per-operation timeout: it would only wrap dict lookups in asyncio.wait_for.
+        self._cache = SimpleMemoryCache(serializer=JsonText(), namespace=namespace, timeout=None)
 
     async def multi_get(self, keys: Sequence[str]) -> list[Any | None]:
         if not keys:
             return []
-        return await self._cache.multi_get(list(keys))
+        return list(await self._cache.multi_get(list(keys)))
 
     async def multi_set(self, pairs: Sequence[tuple[str, Any]], ttl: float | None) -> None:
         if pairs:
             await self._cache.multi_set(list(pairs), ttl=ttl or None)
 
     async def delete_many(self, keys: Sequence[str]) -> int:
-        if not keys:
-            return 0
-        if self._is_redis:  # one DEL for all keys
-            full = [self._cache.build_key(key) for key in keys]
-            return int(await self._cache.client.delete(*full))
         deleted = 0
         for key in keys:
             deleted += int(await self._cache.delete(key))
         return deleted
 
     async def ping(self) -> None:
-        """Raises when the backend cannot be reached (memory never fails)."""
-        if self._is_redis:
-            await self._cache.client.ping()
+        return None  # memory never fails
 
     async def close(self) -> None:
         await self._cache.close()
 
 
-def backend_from_url(url: str, *, namespace: str, timeout: float = DEFAULT_OP_TIMEOUT) -> AiocacheBackend:
+class RedisBackend:
+    """Redis through redis.asyncio: MGET, SET PX (one MULTI for many), DEL; every operation time-bounded."""
+
+    def __init__(self, client: aioredis.Redis, *, namespace: str, timeout: float | None) -> None:
+        self._client = client
+        self._namespace = namespace
+        self._timeout = timeout
+
+    def _key(self, key: str) -> str:
+        return f"{self._namespace}:{key}" if self._namespace else key
+
+    async def multi_get(self, keys: Sequence[str]) -> list[Any | None]:
+        if not keys:
+            return []
+        async with asyncio.timeout(self._timeout):
+            values = await self._client.mget([self._key(key) for key in keys])
+        return [loads(value) for value in values]
+
+    async def multi_set(self, pairs: Sequence[tuple[str, Any]], ttl: float | None) -> None:
+        if not pairs:
+            return
+        encoded = [(self._key(key), dumps(value)) for key, value in pairs]
+        async with asyncio.timeout(self._timeout):
+            if not ttl:
+                await self._client.mset(dict(encoded))
+                return
+            px = max(1, int(float(ttl) * 1000))
+            async with self._client.pipeline(transaction=True) as pipe:
+                for key, text in encoded:
+                    pipe.set(key, text, px=px)
+                await pipe.execute()
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        if not keys:
+            return 0
+        async with asyncio.timeout(self._timeout):
+            return int(await self._client.delete(*(self._key(key) for key in keys)))
+
+    async def ping(self) -> None:
+        async with asyncio.timeout(self._timeout):
+            await self._client.ping()
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def backend_from_url(url: str, *, namespace: str, timeout: float = DEFAULT_OP_TIMEOUT) -> CacheBackend:
     """`memory://` or `redis[s]://[:password@]host[:port][/db][?prefix=P&connect_timeout=S]`.
 
     Every key is stored as `{prefix}{namespace}:{key}` (prefix from the URL, empty by default).
     """
-    parts = urlsplit(url)
-    options = dict(parse_qsl(parts.query))
-    namespace = options.get("prefix", "") + namespace
-    if parts.scheme == "memory":
-        # No per-operation timeout: it would only wrap dict lookups in asyncio.wait_for.
-        cache = SimpleMemoryCache(serializer=JsonText(), namespace=namespace, timeout=None)
-        return AiocacheBackend(cache, is_redis=False)
-    if parts.scheme in ("redis", "rediss"):
-        db = (parts.path or "/").lstrip("/").split("/")[0] or "0"
-        cache = _Redis8Cache(
-            serializer=JsonText(),
-            namespace=namespace,
-            timeout=timeout,
-            endpoint=parts.hostname or "127.0.0.1",
-            port=parts.port or 6379,
-            db=int(db),
-            password=parts.password,
-            ssl=parts.scheme == "rediss",
-            create_connection_timeout=float(options.get("connect_timeout", timeout)),
+    scheme = scheme_of(url)
+    if scheme == "memory":
+        return MemoryBackend(namespace)
+    if scheme in REDIS_SCHEMES:
+        parsed = parse_redis_url(url)
+        client = aioredis.Redis.from_url(
+            parsed.url,
+            decode_responses=False,
+            socket_connect_timeout=parsed.connect_timeout if parsed.connect_timeout is not None else timeout,
         )
-        return AiocacheBackend(cache, is_redis=True)
-    raise ValueError(f"unsupported cache URL scheme {parts.scheme!r}; expected memory://, redis:// or rediss://")
+        return RedisBackend(client, namespace=(parsed.prefix or "") + namespace, timeout=timeout)
+    raise ValueError(f"unsupported cache URL scheme {scheme!r}; expected memory://, redis:// or rediss://")

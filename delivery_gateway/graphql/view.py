@@ -1,26 +1,51 @@
 """The ASGI GraphQL endpoint (HTTP, WebSocket, SSE) over the gateway schema, one fresh RequestContext per request.
 
-Never authenticates HTTP requests itself: it reads the Caller the auth middleware put on the ASGI scope, and
-never shares loaders between requests.
+HTTP requests arrive authenticated (the auth middleware puts the Caller on the ASGI scope); WebSockets
+authenticate here, in Strawberry's `on_ws_connect`, from their `connection_init` payload. Never runs an
+operation for a socket that has not been acknowledged, and never shares loaders between requests.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
 from typing import Any
 
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage as LegacyConnectionInitMessage
+from strawberry.types.unset import UNSET, UnsetType
 
+from delivery_gateway.auth import AuthenticationFailed, Authenticator
 from delivery_gateway.graphql.context import GatewayServices, MissingCaller, RequestContext
 from delivery_gateway.graphql.schema import build_schema
 from delivery_gateway.http.guards import OriginPolicy
 from delivery_gateway.kernel.callers import DEMO_CALLER, Caller
 
-__all__ = ["GatewayGraphQL", "MissingCaller", "caller_for", "create_graphql_app"]
+__all__ = ["WS_INIT_TIMEOUT", "WS_UNAUTHORIZED", "GatewayGraphQL", "MissingCaller", "caller_for", "create_graphql_app"]
+
+log = logging.getLogger("delivery_gateway.auth")
+
+WS_UNAUTHORIZED = 4401  # bad or missing credentials in connection_init (README, SECURITY.md)
+WS_INIT_TIMEOUT = 4408  # no connection_init in time (graphql-transport-ws's own code)
+
+
+class WebSocketRefused(Exception):
+    """`on_ws_connect` refused the connection's credentials.
+
+    Deliberately not Strawberry's ConnectionRejectionError: Strawberry closes a socket it rejects with 4403
+    (graphql-transport-ws) or 1011 (graphql-ws), while the gateway documents 4401 for bad credentials, so the
+    handlers below close with 4401 themselves.
+    """
 
 
 def caller_for(scope: dict[str, Any], services: GatewayServices) -> Caller | None:
-    """The request's caller: set as `scope["caller"]` by the auth middleware in front of this app.
+    """An HTTP request's caller: set as `scope["caller"]` by the auth middleware in front of this app.
 
     Fails closed: without a caller on the scope, only demo mode has one (DEMO_CALLER); otherwise None, and any
     resolver that needs the caller raises MissingCaller. (The middleware lets only the IDE page through without
@@ -32,18 +57,73 @@ def caller_for(scope: dict[str, Any], services: GatewayServices) -> Caller | Non
     return DEMO_CALLER if services.settings.demo_mode else None
 
 
-class GatewayGraphQL(GraphQL):
+class TransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
+    """graphql-transport-ws, closing a socket whose credentials `on_ws_connect` refused with 4401."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except WebSocketRefused:
+            await self.websocket.close(code=WS_UNAUTHORIZED, reason="Unauthorized")
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[RequestContext, None]):
+    """Legacy graphql-ws, held to the same rules: 4401 for refused credentials, 4408 without connection_init in
+    time (the protocol has no timeout of its own)."""
+
+    _init_seen = False
+
+    async def handle(self) -> None:
+        deadline = asyncio.create_task(self._close_unless_initialised())
+        try:
+            await super().handle()
+        finally:
+            deadline.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await deadline
+
+    async def _close_unless_initialised(self) -> None:
+        await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
+        if not self._init_seen:
+            await self.websocket.close(code=WS_INIT_TIMEOUT, reason="Connection initialisation timeout")
+
+    async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
+        self._init_seen = True
+        try:
+            await super().handle_connection_init(message)
+        except WebSocketRefused:
+            await self.websocket.close(code=WS_UNAUTHORIZED, reason="Unauthorized")
+
+
+class GatewayGraphQL(GraphQL[RequestContext, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(self, services: GatewayServices, **kwargs: Any) -> None:
         super().__init__(build_schema(services.settings), **kwargs)
         self.services = services
+        self.authenticator = Authenticator.from_settings(services.settings)
         self.origin_policy = OriginPolicy.from_settings(services.settings)
 
     def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
-        """Cross-origin WebSocket handshakes follow the same origin policy as CORS (http.guards.OriginPolicy)."""
+        """Cross-origin WebSocket handshakes follow the same origin policy as CORS (http.guards.OriginPolicy);
+        Strawberry itself lets same-origin and Origin-less handshakes through and refuses the rest with 403."""
         return self.origin_policy.allows(origin, None)
 
     async def get_context(self, request: Any, response: Any) -> RequestContext:
-        return RequestContext(self.services, caller_for(request.scope, self.services), request, response)
+        # A WebSocket has no caller until its connection_init is accepted (on_ws_connect).
+        caller = None if request.scope["type"] == "websocket" else caller_for(request.scope, self.services)
+        return RequestContext(self.services, caller, request, response)
+
+    async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
+        """Authenticates a WebSocket from its `connection_init` payload (`{"Authorization": "Bearer …"}`)."""
+        try:
+            caller = self.authenticator.authenticate_connection_params(context.connection_params)
+        except AuthenticationFailed as exc:
+            log.info("websocket refused: %s", exc.reason)
+            raise WebSocketRefused(exc.reason) from None
+        context.authenticate(caller)
+        return UNSET
 
 
 def create_graphql_app(services: GatewayServices) -> GatewayGraphQL:
@@ -56,5 +136,6 @@ def create_graphql_app(services: GatewayServices) -> GatewayGraphQL:
         services,
         graphql_ide="graphiql" if settings.graphiql else None,
         subscription_protocols=tuple(protocols),
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout),
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )

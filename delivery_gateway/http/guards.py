@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-import logging
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -19,8 +18,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.http.websocket_origin import is_same_origin, normalize_allowed_origins, normalize_origin
 
 from delivery_gateway.kernel.settings import Settings
-
-log = logging.getLogger("delivery_gateway.http")
 
 CORRELATION_HEADER = b"x-request-id"
 CORRELATION_SCOPE_KEY = "correlation_id"
@@ -183,7 +180,10 @@ class BodySizeLimitMiddleware:
 
 
 class OriginPolicy:
-    """Which browser origins may call cross-origin: configured ones, plus localhost in demo mode."""
+    """Which browser origins may call cross-origin: configured ones, plus localhost in demo mode.
+
+    The one origin rule: CORS (below) and the GraphQL view's WebSocket handshake check both ask it.
+    """
 
     def __init__(self, allowed_origins: Iterable[str] = (), *, allow_localhost: bool = False) -> None:
         self.allowed = normalize_allowed_origins(list(allowed_origins))
@@ -214,27 +214,6 @@ class OriginPolicy:
         )
 
 
-class WebSocketOriginMiddleware:
-    """Refuses WebSocket handshakes from browser origins the policy does not allow (HTTP 403, before accept).
-
-    Requests without an `Origin` header (non-browser clients) pass; they authenticate like anyone else.
-    """
-
-    def __init__(self, app: ASGIApp, policy: OriginPolicy) -> None:
-        self.app = app
-        self.policy = policy
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            origin = _header(scope, b"origin")
-            if origin is not None and not self.policy.allows(origin, _header(scope, b"host")):
-                log.info("websocket from disallowed origin refused")
-                await receive()  # websocket.connect
-                await send({"type": "websocket.close", "code": 1008, "reason": "Origin not allowed"})
-                return
-        await self.app(scope, receive, send)
-
-
 def guard_middleware(
     settings: Settings, *, webhook_paths: Iterable[str] = (), graphql_paths: Iterable[str] = ("/graphql",)
 ) -> list[Middleware]:
@@ -250,5 +229,4 @@ def guard_middleware(
             json_object_paths=graphql_paths,
         ),
         policy.cors_middleware(),
-        Middleware(WebSocketOriginMiddleware, policy=policy),
     ]

@@ -12,12 +12,13 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from delivery_gateway.delivery.receipts import status_key
 from delivery_gateway.kernel.records import ReceiptRecord
+from delivery_gateway.kernel.urls import parse_redis_url
 from delivery_gateway.ledger.base import sort_history
 from delivery_gateway.ledger.events import (
     ApplyResult,
@@ -201,16 +202,6 @@ PRUNE_BATCH = 500  # entries per script call: one call never blocks Redis for lo
 MAX_PRUNE_CALLS = 100_000  # bound on one prune(); what is left waits for the next run
 
 
-def split_redis_url(url: str, default_prefix: str) -> tuple[str, str]:
-    """A redis URL without our `prefix` query parameter, and that prefix (ending in ':')."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    prefix = query.pop("prefix", [default_prefix])[0]
-    rest = "&".join(f"{k}={v}" for k, values in query.items() for v in values)
-    clean = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
-    return clean, prefix if prefix.endswith(":") else prefix + ":"
-
-
 def _kind(event: LedgerEvent) -> str:
     if isinstance(event, DeliveryEvent):
         return "delivery"
@@ -222,9 +213,17 @@ def _kind(event: LedgerEvent) -> str:
 
 
 class RedisLedger:
-    def __init__(self, url: str, *, prefix: str = "dg:ledger:", clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "dg:ledger:",
+        clock: Callable[[], float] = time.time,
+        client_options: dict[str, Any] | None = None,
+    ) -> None:
         self.url = url
         self.prefix = prefix
+        self.client_options = client_options or {}
         self.clock = clock  # epoch seconds stamped on what `prune` ages out (tests inject one)
         self._redis: aioredis.Redis | None = None
         self._apply = None
@@ -232,12 +231,12 @@ class RedisLedger:
 
     @classmethod
     def from_url(cls, url: str) -> RedisLedger:
-        clean, prefix = split_redis_url(url, "dg:ledger:")
-        return cls(clean, prefix=prefix)
+        parsed = parse_redis_url(url)
+        return cls(parsed.url, prefix=parsed.key_prefix("dg:ledger:"), client_options=parsed.client_options())
 
     async def start(self) -> None:
         if self._redis is None:
-            self._redis = aioredis.Redis.from_url(self.url, decode_responses=True)
+            self._redis = aioredis.Redis.from_url(self.url, decode_responses=True, **self.client_options)
             self._apply = self._redis.register_script(_APPLY)
             self._prune = self._redis.register_script(_PRUNE)
             await self._redis.ping()

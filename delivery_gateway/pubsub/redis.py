@@ -15,17 +15,27 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from delivery_gateway.ledger.redis import split_redis_url
+from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.kernel.urls import parse_redis_url
 from delivery_gateway.pubsub.base import PubSub
 
 log = logging.getLogger(__name__)
 
 
 class RedisPubSub(PubSub):
-    def __init__(self, url: str, *, prefix: str = "dg:pubsub:", queue_size: int = 256, metrics: Any = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "dg:pubsub:",
+        queue_size: int = 256,
+        metrics: Metrics | None = None,
+        client_options: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(queue_size=queue_size, metrics=metrics)
         self.url = url
         self.prefix = prefix
+        self.client_options = client_options or {}
         self._redis: aioredis.Redis | None = None
         self._pubsub: aioredis.client.PubSub | None = None
         self._reader: asyncio.Task | None = None
@@ -34,14 +44,22 @@ class RedisPubSub(PubSub):
         self.client_name = f"delivery-gateway-pubsub-{os.getpid()}-{secrets.token_hex(3)}"
 
     @classmethod
-    def from_url(cls, url: str, *, queue_size: int = 256, metrics: Any = None) -> RedisPubSub:
-        clean, prefix = split_redis_url(url, "dg:pubsub:")
-        return cls(clean, prefix=prefix, queue_size=queue_size, metrics=metrics)
+    def from_url(cls, url: str, *, queue_size: int = 256, metrics: Metrics | None = None) -> RedisPubSub:
+        parsed = parse_redis_url(url)
+        return cls(
+            parsed.url,
+            prefix=parsed.key_prefix("dg:pubsub:"),
+            queue_size=queue_size,
+            metrics=metrics,
+            client_options=parsed.client_options(),
+        )
 
     async def start(self) -> None:
         if self._redis is not None:
             return
-        self._redis = aioredis.Redis.from_url(self.url, decode_responses=True, client_name=self.client_name)
+        self._redis = aioredis.Redis.from_url(
+            self.url, decode_responses=True, client_name=self.client_name, **self.client_options
+        )
         await self._redis.ping()
         self._pubsub = self._redis.pubsub()
         # A standing subscription keeps the reader's listen() loop alive while no channel is subscribed.

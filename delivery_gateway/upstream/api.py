@@ -24,6 +24,12 @@ TWILIO_RECEIPTS_MAX_PAGE_SIZE = 50
 
 
 class ConversationsAPI(Protocol):
+    async def start(self) -> None:
+        """Open connections (inside the running loop); idempotent."""
+        ...
+
+    async def close(self) -> None: ...
+
     async def fetch_conversation(self, sid: str, *, service_sid: str | None = None) -> ConversationRecord: ...
 
     async def list_conversations(

@@ -36,7 +36,7 @@ class CircuitBreaker:
         self.failure_threshold = failure_threshold
         self.cooldown = cooldown
         self._clock = clock
-        self._on_change = on_change
+        self._listeners: list[Callable[[BreakerState], None]] = [on_change] if on_change is not None else []
         self._state = BreakerState.CLOSED
         self._failures = 0
         self._opened_at = 0.0
@@ -79,7 +79,11 @@ class CircuitBreaker:
             self._opened_at = self._clock() - self.cooldown
             self._set(BreakerState.OPEN)
 
+    def add_listener(self, listener: Callable[[BreakerState], None]) -> None:
+        """Call `listener(state)` on every state change (after the ones already registered)."""
+        self._listeners.append(listener)
+
     def _set(self, state: BreakerState) -> None:
         self._state = state
-        if self._on_change is not None:
-            self._on_change(state)
+        for listener in self._listeners:
+            listener(state)

@@ -125,7 +125,7 @@ class UpstreamClient:
         client.conversations.base_url = self.settings.twilio_base_url
         self._twilio = client
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         self._twilio = None
         await self.http.close()
 
@@ -134,14 +134,14 @@ class UpstreamClient:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+        await self.close()
 
     # -- plumbing --------------------------------------------------------------------------------------
 
     @property
     def _v1(self) -> Any:
         if self._twilio is None:
-            raise RuntimeError("UpstreamClient used before `await start()` (or after aclose())")
+            raise RuntimeError("UpstreamClient used before `await start()` (or after close())")
         return self._twilio.conversations.v1
 
     # SIDs are checked before they reach a URL: the SDK formats them into paths unescaped, so a crafted

@@ -134,8 +134,7 @@ class GatewayHttpClient(AsyncHttpClient):
         self.calls = calls if calls is not None else UpstreamCallLog()
         self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy(max_retries=max_retries)
         self.breaker = breaker if breaker is not None else CircuitBreaker()
-        if self.breaker._on_change is None:
-            self.breaker._on_change = self._breaker_changed
+        self.breaker.add_listener(self._breaker_changed)
         self.coalesce_reads = coalesce_reads
         self._flight: SingleFlight[Response] = SingleFlight()
         self._semaphore: asyncio.Semaphore | None = None

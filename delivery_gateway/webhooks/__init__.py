@@ -1,14 +1,18 @@
 """Twilio webhook ingest: the `POST /webhooks/twilio` route and the processor behind it.
 
-Never wires itself into an app: the app factory mounts `routes()` and calls `start()` / `stop()`.
+Never wires itself into an app (the app factory mounts `routes()` and calls `start()` / `close()`), and never
+imports the GraphQL layer: webhooks flow one way, into the ledger, the cache and pub/sub.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.routing import Route
 
+from delivery_gateway.cache import ResourceCache
+from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.kernel.settings import Settings
+from delivery_gateway.ledger import DeliveryLedger
+from delivery_gateway.pubsub import PubSub
 from delivery_gateway.webhooks.endpoint import TwilioWebhookEndpoint
 from delivery_gateway.webhooks.invalidation import CacheInvalidator
 from delivery_gateway.webhooks.processor import WebhookProcessor
@@ -19,25 +23,32 @@ WEBHOOK_PATH = "/webhooks/twilio"
 
 
 class WebhookIngest:
-    """Endpoint + processor over `services` (GatewayServices: settings, cache, metrics, ledger, pubsub).
+    """Endpoint + processor over the process's ledger, pub/sub, resource cache (None: none) and metrics.
 
     Lifecycle: `await start()` after the ledger and pub/sub started (reprocesses what a crash left behind),
-    `await stop()` before closing them.
+    `await close()` before closing them.
     """
 
-    def __init__(self, services: Any, *, path: str = WEBHOOK_PATH) -> None:
-        if services.ledger is None:
-            raise ValueError("WebhookIngest needs services.ledger (create_ledger(settings.store_url))")
-        self.services = services
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        ledger: DeliveryLedger,
+        pubsub: PubSub,
+        cache: ResourceCache | None,
+        metrics: Metrics,
+        path: str = WEBHOOK_PATH,
+    ) -> None:
         self.path = path
-        invalidator = CacheInvalidator(services.cache, services.ledger, services.settings)
-        self.processor = WebhookProcessor(services.ledger, services.pubsub, invalidator, metrics=services.metrics)
+        self.ledger = ledger
+        invalidator = CacheInvalidator(cache, ledger, settings) if cache is not None else None
+        self.processor = WebhookProcessor(ledger, pubsub, invalidator, metrics=metrics)
         self.endpoint = TwilioWebhookEndpoint(
-            auth_token=services.settings.auth_token,
-            public_url=services.settings.public_url,
-            ledger=services.ledger,
+            auth_token=settings.auth_token,
+            public_url=settings.public_url,
+            ledger=ledger,
             processor=self.processor,
-            metrics=services.metrics,
+            metrics=metrics,
         )
 
     def routes(self) -> list[Route]:
@@ -50,5 +61,5 @@ class WebhookIngest:
     async def drain(self) -> None:
         await self.processor.drain()
 
-    async def stop(self) -> None:
-        await self.processor.stop()
+    async def close(self) -> None:
+        await self.processor.close()

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.ledger import DeliveryLedger
 from delivery_gateway.webhooks.parse import MalformedWebhook, parse_event
 from delivery_gateway.webhooks.processor import WebhookProcessor
@@ -33,7 +33,7 @@ class TwilioWebhookEndpoint:
         public_url: str | None,
         ledger: DeliveryLedger,
         processor: WebhookProcessor,
-        metrics: Any = None,
+        metrics: Metrics,
     ) -> None:
         self.auth_token = auth_token
         self.public_url = public_url
@@ -42,8 +42,7 @@ class TwilioWebhookEndpoint:
         self.metrics = metrics
 
     def _count(self, event_type: str | None, outcome: str) -> None:
-        if self.metrics is not None:
-            self.metrics.webhooks_received.labels(event_type or "unknown", outcome).inc()
+        self.metrics.webhooks_received.labels(event_type or "unknown", outcome).inc()
 
     async def handle(self, request: Request) -> JSONResponse:
         signature = request.headers.get("x-twilio-signature")

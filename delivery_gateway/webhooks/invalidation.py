@@ -7,9 +7,8 @@ writes comes from the event and what is already cached (no upstream call here).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from delivery_gateway.cache import keys
+from delivery_gateway.cache import ResourceCache, keys
 from delivery_gateway.cache.ttl import TtlPolicy
 from delivery_gateway.delivery.summary import summarize_receipts
 from delivery_gateway.kernel.records import MessageRecord, ParticipantRecord, ReceiptRecord
@@ -21,15 +20,15 @@ log = logging.getLogger(__name__)
 
 
 class CacheInvalidator:
-    def __init__(self, cache: Any, ledger: DeliveryLedger, settings: Settings) -> None:
+    """Keeps the resource cache true to what the ledger just applied (`after_apply`, called per event)."""
+
+    def __init__(self, cache: ResourceCache, ledger: DeliveryLedger, settings: Settings) -> None:
         self.cache = cache
         self.ledger = ledger
         self.settings = settings
         self.ttl = TtlPolicy.from_settings(settings)  # the TTLs the loaders use for the same entries
 
     async def after_apply(self, event: LedgerEvent, result: ApplyResult) -> None:
-        if self.cache is None:
-            return
         if isinstance(event, DeliveryEvent):
             if result.change is not None and result.change.receipt is not None:
                 await self._delivery(event, result.change.receipt)

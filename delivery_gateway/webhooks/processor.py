@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
+from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.ledger import ApplyResult, DeliveryLedger, LedgerEvent
-from delivery_gateway.pubsub import conversation_channel
+from delivery_gateway.pubsub import PubSub, conversation_channel
 from delivery_gateway.webhooks.parse import MalformedWebhook, parse_event
 
 log = logging.getLogger(__name__)
@@ -29,19 +30,19 @@ class WebhookProcessor:
     def __init__(
         self,
         ledger: DeliveryLedger,
-        pubsub: Any = None,
+        pubsub: PubSub,
         invalidator: AfterApply | None = None,
         *,
-        metrics: Any = None,
+        metrics: Metrics | None = None,
         retry_delay: float = 0.5,
     ) -> None:
         self.ledger = ledger
-        self.metrics = metrics
+        self.metrics = metrics if metrics is not None else Metrics()
         self.pubsub = pubsub
         self.invalidator = invalidator
         self.retry_delay = retry_delay
         self._queue: asyncio.Queue[tuple[int, LedgerEvent]] = asyncio.Queue()
-        self._worker: asyncio.Task | None = None
+        self._worker: asyncio.Task[None] | None = None
         self.processed = 0
 
     async def start(self) -> int:
@@ -77,7 +78,7 @@ class WebhookProcessor:
         """Wait until everything submitted so far was processed (tests, graceful shutdown)."""
         await self._queue.join()
 
-    async def stop(self, *, drain_timeout: float = 5.0) -> None:
+    async def close(self, *, drain_timeout: float = 5.0) -> None:
         if self._worker is None:
             return
         with contextlib.suppress(TimeoutError):
@@ -96,7 +97,7 @@ class WebhookProcessor:
             except Exception:
                 log.warning("cache update after %s failed", type(event).__name__, exc_info=True)
         # A duplicate's change was published when first applied; after a crash it may not have been.
-        if self.pubsub is not None and result.change is not None and (recovering or not result.duplicate):
+        if result.change is not None and (recovering or not result.duplicate):
             try:
                 await self.pubsub.publish(conversation_channel(result.change.conversation_sid), result.change.to_json())
             except Exception:  # subscribers still get it from the ledger when they resume with their cursor
@@ -106,8 +107,6 @@ class WebhookProcessor:
         return result
 
     def _count(self, event: LedgerEvent, result: ApplyResult) -> None:
-        if self.metrics is None:
-            return
         outcome = "duplicate" if result.duplicate else ("applied" if result.change is not None else "stale")
         self.metrics.webhooks_received.labels(type(event).__name__, outcome).inc()
 

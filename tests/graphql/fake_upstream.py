@@ -144,6 +144,12 @@ class FakeConversations:
 
     # ConversationsAPI ----------------------------------------------------------------------------
 
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
     async def fetch_conversation(self, sid, *, service_sid=None):
         self._call("fetch_conversation")
         return self._conv(sid).record

@@ -48,7 +48,7 @@ async def upstream(emulator):
     client = UpstreamClient(settings)
     await client.start()
     yield client
-    await client.aclose()
+    await client.close()
 
 
 def runner(upstream, cache: ResourceCache | None = None) -> Runner:

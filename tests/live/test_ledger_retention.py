@@ -278,7 +278,7 @@ async def test_pruning_runs_periodically_survives_failures_and_stops_with_the_ga
         retention = datetime.now(UTC) - calls[0]
         assert timedelta(days=30) - timedelta(minutes=1) < retention < timedelta(days=30, minutes=1)
     finally:
-        await gateway.stop()
+        await gateway.close()
     assert gateway._pruner is None
     seen = len(calls)
     await asyncio.sleep(0.05)

@@ -110,6 +110,10 @@ async def test_silent_client_times_out_4408(world: World, serve) -> None:
     _, socket = await open_socket(world, serve, DELIVERY_GATEWAY_WS_INIT_TIMEOUT=0.3)
     async with socket as ws:
         assert await closed_with(ws) == 4408
+    legacy = world.build(DELIVERY_GATEWAY_WS_INIT_TIMEOUT=0.3, DELIVERY_GATEWAY_LEGACY_GRAPHQL_WS=True)
+    host = await serve(legacy)
+    async with connect(f"ws://{host}/graphql", subprotocols=["graphql-ws"], open_timeout=5) as ws:
+        assert await closed_with(ws) == 4408
 
 
 async def test_participant_subscribes_to_own_conversation_not_a_strangers(world: World, serve) -> None:
