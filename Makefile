@@ -1,5 +1,6 @@
 # The two front-door commands (README.md): `make demo` runs the gateway on its embedded default,
-# `make test` runs lint and the test suite. Each creates .venv and installs what it needs on first use.
+# `make test` runs the checks (ruff, ruff format, import contracts, mypy) and the test suite.
+# Each creates .venv and installs what it needs on first use.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -23,6 +24,8 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -13,8 +13,10 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
+from starlette.types import ASGIApp
 
 from delivery_gateway.kernel.settings import Settings
 
@@ -26,7 +28,7 @@ class ConfigError(Exception):
     """A configuration problem the user must fix; printed as one line, exit status 2."""
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Settings from env/.env, with bad values turned into one readable line naming the variable."""
     try:
         return Settings(**overrides)
@@ -45,7 +47,7 @@ def _serve_settings() -> Settings:
     return settings
 
 
-async def _run_uvicorn(app, host: str, port: int) -> None:
+async def _run_uvicorn(app: ASGIApp, host: str, port: int) -> None:
     import uvicorn
 
     config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on", proxy_headers=True)
@@ -67,12 +69,11 @@ def _emulator_credentials() -> tuple[str, str, bool]:
     token = os.environ.get("TWILIO_AUTH_TOKEN")
     if sid and not is_sid(sid, ACCOUNT):
         raise ConfigError("TWILIO_ACCOUNT_SID: must be 'AC' followed by 32 hex digits")
-    made_up = not (sid and token)
-    if made_up:
-        import secrets
+    if sid and token:
+        return sid, token, False
+    import secrets
 
-        sid, token = new_sid(ACCOUNT), secrets.token_hex(16)
-    return sid, token, made_up
+    return new_sid(ACCOUNT), secrets.token_hex(16), True
 
 
 def cmd_emulator(args: argparse.Namespace) -> None:

@@ -96,7 +96,7 @@ class TwilioTokenVerifier:
             raise TokenRejected("no identity")
         chat = grants.get("chat")
         service_sid = chat.get("service_sid") if isinstance(chat, dict) else None
-        if not is_sid(service_sid, "IS"):
+        if not isinstance(service_sid, str) or not is_sid(service_sid, "IS"):
             raise TokenRejected("no chat grant with a service")
         if self._services and service_sid not in self._services:
             raise TokenRejected("chat service not allowed")

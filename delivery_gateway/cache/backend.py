@@ -48,7 +48,7 @@ def loads(value: str | bytes | None) -> Any:
     return json.loads(value)
 
 
-class JsonText(BaseSerializer):  # type: ignore[misc]  # aiocache ships no type information
+class JsonText(BaseSerializer):
     """aiocache serializer: JSON in, JSON text out (unlike aiocache's JsonSerializer it accepts bytes and
     refuses NaN)."""
 

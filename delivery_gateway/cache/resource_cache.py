@@ -30,6 +30,9 @@ except ImportError:  # pragma: no cover
     pass
 
 
+_READ_ERRORS: tuple[type[BaseException], ...] = (*_BACKEND_ERRORS, ValueError)  # ValueError: an entry not JSON
+
+
 class ResourceCache:
     """Async cache of JSON-serialisable values (store `record.to_dict()`, never records or SDK objects).
 
@@ -61,7 +64,7 @@ class ResourceCache:
             return {}
         try:
             values = await self.backend.multi_get(unique)
-        except (*_BACKEND_ERRORS, ValueError) as exc:  # ValueError: an entry that is not JSON
+        except _READ_ERRORS as exc:
             _logger.warning("cache multi_get of %d keys failed: %r", len(unique), exc)
             self._count(unique, "error")
             return {}

@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
 from delivery_gateway.cache import ResourceCache
 from delivery_gateway.graphql.dataloaders import Loaders
 from delivery_gateway.graphql.paging import PageSizes
@@ -49,8 +53,8 @@ class RequestContext:
         self,
         services: GatewayServices,
         caller: Caller | None,
-        request: Any = None,
-        response: Any = None,
+        request: Request | WebSocket | None = None,
+        response: Response | WebSocket | None = None,
     ) -> None:
         self.services = services
         self._caller = caller

@@ -113,7 +113,7 @@ def classify(error: GraphQLError) -> bool:
     return False
 
 
-def correlation_id_of(context: Any) -> str | None:
+def correlation_id_of(context: object) -> str | None:
     """The request's correlation id (set by http.guards.CorrelationIdMiddleware), if any."""
     request = context.get("request") if isinstance(context, dict) else getattr(context, "request", None)
     scope = getattr(request, "scope", None)

@@ -20,7 +20,6 @@ from graphql import (
     GraphQLError,
     GraphQLField,
     GraphQLNamedType,
-    GraphQLOutputType,
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
@@ -207,7 +206,7 @@ class CostEstimator:
                 own = entry.pages(multiplier) if entry.pages is not None else entry.calls
                 if entry.per_argument:
                     own += _int_argument_value(field, field_def, entry.per_argument, values)
-            named: GraphQLOutputType = get_named_type(field_def.type)
+            named: GraphQLNamedType = get_named_type(field_def.type)
             children = unit(field.selection_set, named) if field.selection_set else 0
             return own + multiplier * children
 
@@ -218,7 +217,7 @@ def _int_argument_value(field: FieldNode, field_def: GraphQLField, name: str, va
     """An Int argument's value (given, or the schema default); 0 when absent or not an int."""
     for argument in field.arguments or ():
         if argument.name.value == name:
-            value = value_from_ast_untyped(argument.value, variables)
+            value = value_from_ast_untyped(argument.value, dict(variables))
             return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
     definition = field_def.args.get(name)
     default: Any = getattr(definition, "default_value", None)

@@ -46,4 +46,4 @@ class NodeQuery:
     async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
         # A plain field rather than relay.node(): that one's extension mutates the field, so the schema could
         # be built only once per process (tests build several, e.g. with introspection on and off).
-        return await id.resolve_node(info)  # type: ignore[no-any-return]
+        return await id.resolve_node(info)

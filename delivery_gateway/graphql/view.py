@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
@@ -44,7 +48,7 @@ class WebSocketRefused(Exception):
     """
 
 
-def caller_for(scope: dict[str, Any], services: GatewayServices) -> Caller | None:
+def caller_for(scope: Mapping[str, Any], services: GatewayServices) -> Caller | None:
     """An HTTP request's caller: set as `scope["caller"]` by the auth middleware in front of this app.
 
     Fails closed: without a caller on the scope, only demo mode has one (DEMO_CALLER); otherwise None, and any
@@ -105,12 +109,12 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
         self.authenticator = Authenticator.from_settings(services.settings)
         self.origin_policy = OriginPolicy.from_settings(services.settings)
 
-    def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
+    def is_websocket_origin_allowed(self, request: WebSocket, origin: str) -> bool:
         """Cross-origin WebSocket handshakes follow the same origin policy as CORS (http.guards.OriginPolicy);
         Strawberry itself lets same-origin and Origin-less handshakes through and refuses the rest with 403."""
         return self.origin_policy.allows(origin, None)
 
-    async def get_context(self, request: Any, response: Any) -> RequestContext:
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> RequestContext:
         # A WebSocket has no caller until its connection_init is accepted (on_ws_connect).
         caller = None if request.scope["type"] == "websocket" else caller_for(request.scope, self.services)
         return RequestContext(self.services, caller, request, response)

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, StrEnum
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 
 class DeliveryStatus(StrEnum):
@@ -33,27 +33,28 @@ def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(text)
 
 
-class _Record:
+class Record:
     """JSON round trip shared by every record: datetimes as ISO-8601, enums as their value."""
 
     _datetime_fields: ClassVar[tuple[str, ...]] = ("date_created", "date_updated")
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]  # every record is a dataclass
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, datetime):
                 value = value.isoformat()
             elif isinstance(value, Enum):
                 value = value.value
-            elif isinstance(value, _Record):
+            elif isinstance(value, Record):
                 value = value.to_dict()
             out[f.name] = value
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]):
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         for name in cls._datetime_fields:
             if name in kwargs:
@@ -64,12 +65,12 @@ class _Record:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str):
+    def from_json(cls, text: str | bytes) -> Self:
         return cls.from_dict(json.loads(text))
 
 
 @dataclass(frozen=True)
-class ConversationRecord(_Record):
+class ConversationRecord(Record):
     sid: str
     account_sid: str | None = None
     chat_service_sid: str | None = None
@@ -82,7 +83,7 @@ class ConversationRecord(_Record):
 
 
 @dataclass(frozen=True)
-class MessageRecord(_Record):
+class MessageRecord(Record):
     sid: str
     conversation_sid: str
     index: int
@@ -100,7 +101,7 @@ class MessageRecord(_Record):
 
 
 @dataclass(frozen=True)
-class ParticipantRecord(_Record):
+class ParticipantRecord(Record):
     _datetime_fields: ClassVar[tuple[str, ...]] = ("date_created", "date_updated", "last_read_timestamp")
 
     sid: str
@@ -118,7 +119,7 @@ class ParticipantRecord(_Record):
 
 
 @dataclass(frozen=True)
-class ReceiptRecord(_Record):
+class ReceiptRecord(Record):
     sid: str
     conversation_sid: str
     message_sid: str
@@ -132,7 +133,7 @@ class ReceiptRecord(_Record):
     date_updated: datetime | None = None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]):
+    def from_dict(cls, data: dict[str, Any]) -> Self:
         data = dict(data)
         if data.get("status") is not None:
             data["status"] = DeliveryStatus(data["status"])
@@ -142,7 +143,7 @@ class ReceiptRecord(_Record):
 
 
 @dataclass(frozen=True)
-class WebhookConfigRecord(_Record):
+class WebhookConfigRecord(Record):
     _datetime_fields: ClassVar[tuple[str, ...]] = ()
 
     account_sid: str | None = None
@@ -154,7 +155,7 @@ class WebhookConfigRecord(_Record):
     target: str | None = None
 
 
-R = TypeVar("R", bound=_Record)
+R = TypeVar("R", bound=Record)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _BACKEND_SCHEMES = {
@@ -144,9 +144,9 @@ class Settings(BaseSettings):
 
     @field_validator("cache_url", "pubsub_url", "store_url")
     @classmethod
-    def _known_backend(cls, value: str, info) -> str:
+    def _known_backend(cls, value: str, info: ValidationInfo) -> str:
         scheme = urlsplit(value).scheme
-        allowed = _BACKEND_SCHEMES[info.field_name]
+        allowed = _BACKEND_SCHEMES[str(info.field_name)]
         if scheme not in allowed:
             raise ValueError(f"unsupported scheme {scheme!r}; expected one of {sorted(allowed)}")
         return value

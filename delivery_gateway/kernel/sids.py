@@ -25,7 +25,7 @@ def is_sid(value: object, prefix: str | None = None) -> bool:
     if not isinstance(value, str):
         return False
     match = _SID.match(value)
-    return bool(match) and (prefix is None or match.group(1) == prefix)
+    return match is not None and (prefix is None or match.group(1) == prefix)
 
 
 def new_sid(prefix: str) -> str:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from delivery_gateway.delivery.receipts import status_key
 from delivery_gateway.kernel.records import ReceiptRecord
@@ -202,6 +203,11 @@ PRUNE_BATCH = 500  # entries per script call: one call never blocks Redis for lo
 MAX_PRUNE_CALLS = 100_000  # bound on one prune(); what is left waits for the next run
 
 
+def _text(value: object) -> str:
+    """A reply of a client made with decode_responses=True: text (typed as bytes | str by redis-py)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _kind(event: LedgerEvent) -> str:
     if isinstance(event, DeliveryEvent):
         return "delivery"
@@ -226,8 +232,8 @@ class RedisLedger:
         self.client_options = client_options or {}
         self.clock = clock  # epoch seconds stamped on what `prune` ages out (tests inject one)
         self._redis: aioredis.Redis | None = None
-        self._apply = None
-        self._prune = None
+        self._apply: AsyncScript | None = None
+        self._prune: AsyncScript | None = None
 
     @classmethod
     def from_url(cls, url: str) -> RedisLedger:
@@ -266,7 +272,7 @@ class RedisLedger:
 
     async def inbox_pending(self, limit: int = 1000) -> list[tuple[int, str]]:
         entries = await self._r.hgetall(self._k("inbox"))
-        return sorted((int(k), v) for k, v in entries.items())[:limit]
+        return sorted((int(k), _text(v)) for k, v in entries.items())[:limit]
 
     async def inbox_done(self, entry_id: int) -> None:
         await self._r.hdel(self._k("inbox"), str(entry_id))
@@ -300,6 +306,7 @@ class RedisLedger:
             }
             entry = HistoryEntry(event.status, event.error_code, event.date_updated, event.source, 0)
             args += [rank, at, status, json.dumps(record), json.dumps(entry.to_dict())]
+        assert self._apply is not None, "RedisLedger used before start()"
         duplicate, text, recorded = await self._apply(args=args)
         change = LedgerChange.from_json(text) if text else None
         return ApplyResult(change=change, duplicate=bool(duplicate), recorded=bool(recorded))
@@ -308,7 +315,7 @@ class RedisLedger:
         rows = await self._r.zrangebyscore(
             self._k("changes", conversation_sid), f"({after_seq}", "+inf", start=0, num=limit
         )
-        return [LedgerChange.from_json(r) for r in rows]
+        return [LedgerChange.from_json(_text(r)) for r in rows]
 
     async def last_seq(self) -> int:
         return int(await self._r.get(self._k("seq")) or 0)
@@ -323,7 +330,7 @@ class RedisLedger:
             return []
         async with self._r.pipeline(transaction=False) as pipe:
             for sid in sids:
-                pipe.hget(self._k("receipt", sid), "record")
+                pipe.hget(self._k("receipt", _text(sid)), "record")
             texts = await pipe.execute()
         return [ReceiptRecord.from_json(t) for t in texts if t]
 
@@ -352,10 +359,11 @@ class RedisLedger:
             await self._r.rpush(self._k("resent_as", old_sid), new_sid)
 
     async def resent_as(self, old_sid: str) -> list[str]:
-        return list(await self._r.lrange(self._k("resent_as", old_sid), 0, -1))
+        return [_text(sid) for sid in await self._r.lrange(self._k("resent_as", old_sid), 0, -1)]
 
     async def resend_of(self, new_sid: str) -> str | None:
-        return await self._r.hget(self._k("resend_of"), new_sid)
+        value = await self._r.hget(self._k("resend_of"), new_sid)
+        return None if value is None else _text(value)
 
     # retention
     async def prune(self, before: datetime) -> PruneResult:
@@ -363,6 +371,7 @@ class RedisLedger:
         cutoff = repr(float(before.timestamp()))
         changes = dedupe = history = 0
         pruned = 0
+        assert self._prune is not None, "RedisLedger used before start()"
         for _ in range(MAX_PRUNE_CALLS):
             c, d, h, rids, pruned = await self._prune(args=[self.prefix, cutoff, PRUNE_BATCH])
             changes, dedupe, history = changes + int(c), dedupe + int(d), history + int(h)

@@ -185,7 +185,7 @@ class SqliteLedger(SyncLedgerCore):
             "INSERT INTO changes (conversation_sid, kind, payload, ts) VALUES (?, ?, ?, ?)",
             (conversation_sid, kind.value, text, self.clock()),
         )
-        return LedgerChange(int(cur.lastrowid), kind, conversation_sid, payload)
+        return LedgerChange(int(cur.lastrowid or 0), kind, conversation_sid, payload)
 
     def _get_change(self, seq: int) -> LedgerChange | None:
         row = self._db.execute(
@@ -205,7 +205,7 @@ class SqliteLedger(SyncLedgerCore):
     # --- async contract ---
     async def inbox_add(self, body: str) -> int:
         def add() -> int:
-            return int(self._db.execute("INSERT INTO inbox (body) VALUES (?)", (body,)).lastrowid)
+            return int(self._db.execute("INSERT INTO inbox (body) VALUES (?)", (body,)).lastrowid or 0)
 
         return await self._run(add)
 

@@ -65,6 +65,7 @@ class RedisPubSub(PubSub):
         # A standing subscription keeps the reader's listen() loop alive while no channel is subscribed.
         await self._subscribe_confirmed(self.prefix + "_control", start_reader=True)
         # redis-py resubscribes by itself after a reconnect; what was published meanwhile is lost: say so.
+        assert self._pubsub.connection is not None, "subscribed above, so connected"
         self._pubsub.connection.register_connect_callback(self._on_reconnect)
 
     async def _on_reconnect(self, connection) -> None:

@@ -22,6 +22,7 @@ from delivery_gateway.kernel.records import (
     Page,
     ParticipantRecord,
     ReceiptRecord,
+    Record,
     WebhookConfigRecord,
 )
 from delivery_gateway.kernel.settings import Settings
@@ -38,7 +39,7 @@ from delivery_gateway.upstream.routes import route_of
 _logger = logging.getLogger("delivery_gateway.upstream.client")
 
 T = TypeVar("T")
-Item = TypeVar("Item")
+Item = TypeVar("Item", bound=Record)
 
 # The SDK reads TWILIO_* (edge, region, credentials) from `environment or os.environ`: an empty dict would
 # still mean os.environ, so it gets a non-empty mapping with nothing it looks for.
@@ -198,7 +199,7 @@ class UpstreamClient:
             page = await lst.page_async(page_size=page_size, page_token=_unset(page_token), **params)
             items = [convert(instance) for instance in page]
             return Page(
-                items=items,  # type: ignore[arg-type]
+                items=items,
                 page_size=page_size,
                 next_page_token=mapping.page_token(page.next_page_url),
                 previous_page_token=mapping.page_token(page.previous_page_url),

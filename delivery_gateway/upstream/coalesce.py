@@ -6,6 +6,7 @@ Never coalesces writes, and never caches: a key is forgotten the moment its call
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -31,7 +32,7 @@ class SingleFlight(Generic[T]):
         if future is None:
             future = asyncio.ensure_future(fn())
             self._inflight[key] = future
-            future.add_done_callback(lambda f, key=key: self._done(key, f))
+            future.add_done_callback(functools.partial(self._done, key))
         return await asyncio.shield(future), shared
 
     def _done(self, key: Hashable, future: asyncio.Future[T]) -> None:

@@ -13,17 +13,17 @@ from delivery_gateway.kernel.records import (
     MessageRecord,
     ParticipantRecord,
     ReceiptRecord,
+    Record,
     WebhookConfigRecord,
-    _Record,
 )
 
-R = TypeVar("R", bound=_Record)
+R = TypeVar("R", bound=Record)
 
 _OPTIONAL_TIMESTAMPS = ("date_created", "date_updated", "last_read_timestamp")
 
 
-def _fields(instance: Any, record_cls: type[_Record]) -> dict[str, Any]:
-    names = record_cls.__dataclass_fields__  # type: ignore[attr-defined]
+def _fields(instance: Any, record_cls: type[Record]) -> dict[str, Any]:
+    names = record_cls.__dataclass_fields__
     data = {name: getattr(instance, name) for name in names if hasattr(instance, name)}
     for name in _OPTIONAL_TIMESTAMPS:
         if data.get(name) == "":
@@ -35,7 +35,7 @@ def to_record(record_cls: type[R], instance: Any, service_sid: str | None) -> R:
     """`record_cls` from an SDK instance; `chat_service_sid` is the scope's service when service-scoped,
     else whatever Twilio sent (the default-scope payloads of messages/receipts carry none)."""
     data = _fields(instance, record_cls)
-    if "chat_service_sid" in record_cls.__dataclass_fields__:  # type: ignore[attr-defined]
+    if "chat_service_sid" in record_cls.__dataclass_fields__:
         data["chat_service_sid"] = service_sid or data.get("chat_service_sid")
     return record_cls.from_dict(data)
 

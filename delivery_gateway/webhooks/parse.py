@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any, TypedDict
 
 from delivery_gateway.kernel import sids
 from delivery_gateway.kernel.records import DeliveryStatus
@@ -34,14 +35,19 @@ class MalformedWebhook(ValueError):
     """A request Twilio could not have sent: answered 400 with this reason, nothing recorded."""
 
 
-def _sid(form: Mapping[str, str], name: str, prefix: str, *, required: bool = True) -> str | None:
+def _optional_sid(form: Mapping[str, str], name: str, prefix: str) -> str | None:
     value = form.get(name)
     if value in (None, ""):
-        if required:
-            raise MalformedWebhook(f"{name} is missing")
         return None
     if not sids.is_sid(value, prefix):
         raise MalformedWebhook(f"{name}: {value!r} is not a valid SID (expected {prefix} + 32 hex digits)")
+    return value
+
+
+def _sid(form: Mapping[str, str], name: str, prefix: str) -> str:
+    value = _optional_sid(form, name, prefix)
+    if value is None:
+        raise MalformedWebhook(f"{name} is missing")
     return value
 
 
@@ -70,7 +76,7 @@ def _date(form: Mapping[str, str], name: str) -> str | None:
     return parsed.astimezone(UTC).isoformat()
 
 
-def _media(form: Mapping[str, str]) -> list[dict] | None:
+def _media(form: Mapping[str, str]) -> list[dict[str, Any]] | None:
     value = form.get("Media")
     if not value:
         return None
@@ -83,11 +89,17 @@ def _media(form: Mapping[str, str]) -> list[dict] | None:
     return media
 
 
-def _common(form: Mapping[str, str]) -> dict[str, str | None]:
+class _Common(TypedDict):
+    conversation_sid: str
+    service_sid: str | None
+    account_sid: str | None
+
+
+def _common(form: Mapping[str, str]) -> _Common:
     return {
         "conversation_sid": _sid(form, "ConversationSid", sids.CONVERSATION),
-        "service_sid": _sid(form, "ChatServiceSid", sids.SERVICE, required=False),
-        "account_sid": _sid(form, "AccountSid", sids.ACCOUNT, required=False),
+        "service_sid": _optional_sid(form, "ChatServiceSid", sids.SERVICE),
+        "account_sid": _optional_sid(form, "AccountSid", sids.ACCOUNT),
     }
 
 
@@ -102,14 +114,14 @@ def parse_event(form: Mapping[str, str]) -> LedgerEvent | None:
     if event_type == "onDeliveryUpdated":
         status = form.get("Status")
         try:
-            status_value = DeliveryStatus(status)
+            status_value = DeliveryStatus(status or "")
         except ValueError:
             raise MalformedWebhook(f"Status: {status!r} is not a delivery status") from None
         error_code = _int(form, "ErrorCode")
         return DeliveryEvent(
             message_sid=_sid(form, "MessageSid", sids.MESSAGE),
             receipt_sid=_sid(form, "DeliveryReceiptSid", sids.RECEIPT),
-            participant_sid=_sid(form, "ParticipantSid", sids.PARTICIPANT, required=False),
+            participant_sid=_optional_sid(form, "ParticipantSid", sids.PARTICIPANT),
             channel_message_sid=form.get("ChannelMessageSid") or None,
             status=status_value,
             error_code=error_code or None,
@@ -137,7 +149,7 @@ def parse_event(form: Mapping[str, str]) -> LedgerEvent | None:
             body=form.get("Body"),
             attributes=form.get("Attributes"),
             media=_media(form),
-            participant_sid=_sid(form, "ParticipantSid", sids.PARTICIPANT, required=False),
+            participant_sid=_optional_sid(form, "ParticipantSid", sids.PARTICIPANT),
             date_created=_date(form, "DateCreated"),
             date_updated=_date(form, "DateUpdated") or _date(form, "DateRemoved"),
             **common,

@@ -8,14 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from starlette.requests import Request
-from twilio.request_validator import RequestValidator
 
-try:  # twilio >= 9.13 names the algorithm in X-Twilio-Webhooks-Signature-Settings
-    from twilio.request_validator import get_signature_algorithm
-except ImportError:  # pragma: no cover - older twilio: HMAC-SHA1 only
-
-    def get_signature_algorithm(signature_settings_header: str | None) -> str:
-        return None  # type: ignore[return-value]
+# twilio >= 9.13 (pinned) names the algorithm in X-Twilio-Webhooks-Signature-Settings.
+from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 
 def called_url(request: Request, public_url: str | None) -> str:
@@ -29,7 +24,7 @@ def called_url(request: Request, public_url: str | None) -> str:
 def signature_valid(
     auth_token: str | None,
     url: str,
-    params: Mapping[str, str],
+    params: Mapping[str, object],
     signature: str | None,
     settings_header: str | None = None,
 ) -> bool:

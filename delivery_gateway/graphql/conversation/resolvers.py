@@ -16,7 +16,7 @@ from delivery_gateway.graphql.access import authorize_conversation, may_see_conv
 from delivery_gateway.graphql.conversation.dataloaders import ConversationPageKey
 from delivery_gateway.graphql.delivery.resolvers import recipient_states_of
 from delivery_gateway.graphql.errors import BadUserInput
-from delivery_gateway.graphql.message.paging import message_window
+from delivery_gateway.graphql.message.paging import MessageEdge, message_window
 from delivery_gateway.graphql.paging import UPSTREAM_PAGE_SIZE, decode_cursor, encode_cursor, upstream_pages
 from delivery_gateway.graphql.participant.resolvers import participants_of
 from delivery_gateway.kernel import sids
@@ -145,7 +145,7 @@ async def rollup(context: RequestContext, service_scope: str | None, conversatio
         raise BadUserInput(f"window must be between 1 and {MAX_ROLLUP_WINDOW}")
     await authorize_conversation(context, service_scope, conversation_sid)
     page_sizes = context.page_sizes
-    edges = []
+    edges: list[MessageEdge] = []
     before = None
     remaining = window
     while remaining > 0:  # one message window holds at most the largest page size

@@ -98,9 +98,7 @@ class Conversation(relay.Node):
     service_scope: strawberry.Private[str | None]
 
     @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Conversation]:
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Conversation]:
         async def one(value: str) -> Conversation:
             service_scope, (sid,) = parse_node_id(value, 1)
             return cls.from_record(await resolvers.conversation(info.context, service_scope, sid), service_scope)

@@ -14,27 +14,39 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from delivery_gateway.delivery import channels, recipients, ticks
+from delivery_gateway.delivery import channels, recipients
+from delivery_gateway.delivery.channels import Channel
 from delivery_gateway.delivery.error_codes import describe_error_code
+from delivery_gateway.delivery.recipients import RecipientSource, RecipientStatus
+from delivery_gateway.delivery.ticks import TICKS_RULE, Ticks
 from delivery_gateway.graphql.delivery import resolvers
 from delivery_gateway.graphql.participant.resolvers import participant_by_sid
-from delivery_gateway.graphql.participant.types import Channel, Participant
-from delivery_gateway.kernel import records
-from delivery_gateway.kernel.records import ParticipantRecord, ReceiptRecord
+from delivery_gateway.graphql.participant.types import Participant
+from delivery_gateway.kernel.records import DeliveryStatus, ParticipantRecord, ReceiptRecord
 from delivery_gateway.ledger import HistoryEntry
 
-DeliveryStatus = strawberry.enum(
-    records.DeliveryStatus, name="DeliveryStatus", description="A delivery receipt's status, as Twilio reports it."
-)
-RecipientStatus = strawberry.enum(
-    recipients.RecipientStatus,
+# GraphQL enums are the rules' own Python enums, registered with a name and a description.
+strawberry.enum(DeliveryStatus, name="DeliveryStatus", description="A delivery receipt's status, as Twilio reports it.")
+strawberry.enum(
+    RecipientStatus,
     name="RecipientStatus",
     description="A recipient's state for one message; PENDING when a non-chat recipient has no receipt yet.",
 )
-RecipientSource = strawberry.enum(
-    recipients.RecipientSource, name="RecipientSource", description="Where a recipient's status comes from."
-)
-Ticks = strawberry.enum(ticks.Ticks, name="Ticks", description="The one state a chat UI draws. " + ticks.TICKS_RULE)
+strawberry.enum(RecipientSource, name="RecipientSource", description="Where a recipient's status comes from.")
+strawberry.enum(Ticks, name="Ticks", description="The one state a chat UI draws. " + TICKS_RULE)
+
+__all__ = [
+    "DeliveryAmount",
+    "DeliveryError",
+    "DeliveryReceipt",
+    "DeliveryStatus",
+    "DeliverySummary",
+    "ReceiptStatusChange",
+    "Recipient",
+    "RecipientSource",
+    "RecipientStatus",
+    "Ticks",
+]
 
 
 @strawberry.enum(description="Twilio's per-status amount in a message's delivery summary.")

@@ -12,11 +12,12 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from delivery_gateway.graphql.delivery.types import DeliveryReceipt, DeliveryStatus
+from delivery_gateway.graphql.delivery.types import DeliveryReceipt
 from delivery_gateway.graphql.live.resolvers import message_from_webhook
 from delivery_gateway.graphql.message.types import Message
 from delivery_gateway.graphql.participant.resolvers import participant_by_sid
 from delivery_gateway.graphql.participant.types import Participant
+from delivery_gateway.kernel.records import DeliveryStatus
 
 
 @strawberry.type(description="A receipt changed status. Duplicate and stale webhooks never produce one.")

@@ -7,12 +7,15 @@ from there, so any cursor (first/after or last/before, from either order) resume
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from delivery_gateway.graphql.dataloaders import Loaders
 from delivery_gateway.graphql.errors import BadUserInput
 from delivery_gateway.graphql.message.dataloaders import MessagePageKey
 from delivery_gateway.graphql.paging import UPSTREAM_PAGE_SIZE, PageSizes, decode_cursor, encode_cursor, upstream_pages
 from delivery_gateway.kernel.records import MessageRecord
+
+if TYPE_CHECKING:
+    from delivery_gateway.graphql.dataloaders import Loaders
 
 # Pages a window may read beyond the ones it fills: guards against a cursor pointing into a page that no longer
 # holds its message (it moved as messages were added or removed).

@@ -16,9 +16,9 @@ from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from delivery_gateway.delivery.ticks import TICKS_RULE
+from delivery_gateway.delivery.ticks import TICKS_RULE, Ticks
 from delivery_gateway.graphql.delivery import resolvers as delivery
-from delivery_gateway.graphql.delivery.types import DeliveryReceipt, DeliverySummary, Recipient, Ticks
+from delivery_gateway.graphql.delivery.types import DeliveryReceipt, DeliverySummary, Recipient
 from delivery_gateway.graphql.message import resolvers
 from delivery_gateway.graphql.nodes import json_value, node_id, parse_node_id
 from delivery_gateway.graphql.participant.resolvers import author_of
@@ -61,9 +61,7 @@ class Message(relay.Node):
     service_scope: strawberry.Private[str | None]
 
     @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Message]:
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Message]:
         async def one(value: str) -> Message:
             service_scope, (conversation_sid, sid) = parse_node_id(value, 2)
             record = await resolvers.message(info.context, service_scope, conversation_sid, sid)

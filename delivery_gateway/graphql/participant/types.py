@@ -16,14 +16,14 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from delivery_gateway.delivery import channels
+from delivery_gateway.delivery.channels import Channel
 from delivery_gateway.graphql.nodes import json_value, node_id, parse_node_id
 from delivery_gateway.graphql.participant import resolvers
 from delivery_gateway.kernel.records import ParticipantRecord
 
-Channel = strawberry.enum(
-    channels.Channel,
-    name="Channel",
-    description="How a participant is reached: the Conversations SDK (CHAT) or a binding.",
+# GraphQL enums are the delivery rules' own Python enums, registered with a name and a description.
+strawberry.enum(
+    Channel, name="Channel", description="How a participant is reached: the Conversations SDK (CHAT) or a binding."
 )
 
 
@@ -45,7 +45,7 @@ class Participant(relay.Node):
     service_scope: strawberry.Private[str | None]
 
     @classmethod
-    async def resolve_nodes(  # type: ignore[override]
+    async def resolve_nodes(  # type: ignore[override]  # relay.Node overloads on `required`; one body serves both
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Participant | None]:
         async def one(value: str) -> Participant | None:
