@@ -84,8 +84,7 @@ def _bucket(filename: str, funcname: str) -> str:
 
 
 async def profile_warm(requests: int = 20, top: int = 25) -> str:
-    from delivery_gateway.app import create_app
-    from delivery_gateway.kernel.settings import Settings
+    from delivery_gateway import Settings, create_app
 
     async with server_process(["emulator"]) as emulator:
         settings = Settings(**gateway_env(emulator))

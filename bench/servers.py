@@ -52,8 +52,7 @@ def emulator_app(latency: float, seed: int) -> tuple[object, dict[str, object]]:
 
 def gateway_app() -> tuple[object, dict[str, object]]:
     """The gateway exactly as `create_app(Settings())` builds it; configuration comes from the environment."""
-    from delivery_gateway.app import create_app
-    from delivery_gateway.kernel.settings import Settings
+    from delivery_gateway import Settings, create_app
 
     return create_app(Settings()), {}
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from strawberry import relay
 
 from delivery_gateway.graphql.errors import BadUserInput
 from delivery_gateway.kernel.settings import Settings
@@ -43,6 +47,16 @@ class PageSizes:
 def upstream_pages(window: int, page_size: int = UPSTREAM_PAGE_SIZE) -> int:
     """Upstream pages a window of `window` items may touch: the pages it fills, plus one (it may start mid-page)."""
     return -(-window // page_size) + 1
+
+
+def page_info(edges: Sequence[relay.Edge[Any]], *, has_next_page: bool, has_previous_page: bool) -> relay.PageInfo:
+    """Relay's PageInfo of a window of edges (start/end cursors from its first and last edge)."""
+    return relay.PageInfo(
+        has_next_page=has_next_page,
+        has_previous_page=has_previous_page,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
+    )
 
 
 def encode_cursor(prefix: str, *parts: str) -> str:

@@ -13,6 +13,7 @@ from strawberry.types import Info
 from delivery_gateway.graphql.access import service_scope
 from delivery_gateway.graphql.conversation import resolvers
 from delivery_gateway.graphql.conversation.types import Conversation, ConversationConnection, ConversationState
+from delivery_gateway.graphql.paging import page_info
 
 
 @strawberry.type
@@ -46,10 +47,5 @@ class ConversationQuery:
         ]
         return ConversationConnection(
             edges=edges,
-            page_info=relay.PageInfo(
-                has_next_page=window.has_next_page,
-                has_previous_page=window.has_previous_page,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+            page_info=page_info(edges, has_next_page=window.has_next_page, has_previous_page=window.has_previous_page),
         )

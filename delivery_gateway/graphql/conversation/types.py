@@ -20,6 +20,7 @@ from delivery_gateway.graphql.conversation import resolvers
 from delivery_gateway.graphql.message.paging import message_window
 from delivery_gateway.graphql.message.types import Message, MessageConnection
 from delivery_gateway.graphql.nodes import json_value, node_id, parse_node_id
+from delivery_gateway.graphql.paging import page_info
 from delivery_gateway.graphql.participant.resolvers import participants_of
 from delivery_gateway.graphql.participant.types import Participant
 from delivery_gateway.kernel.records import ConversationRecord
@@ -152,12 +153,7 @@ class Conversation(relay.Node):
         ]
         return MessageConnection(
             edges=edges,
-            page_info=relay.PageInfo(
-                has_next_page=window.has_next_page,
-                has_previous_page=window.has_previous_page,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+            page_info=page_info(edges, has_next_page=window.has_next_page, has_previous_page=window.has_previous_page),
         )
 
     @strawberry.field(
