@@ -25,6 +25,7 @@ from delivery_gateway.http.guards import guard_middleware
 from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import PruneResult, create_ledger
+from delivery_gateway.pages import page_routes
 from delivery_gateway.pubsub import create_pubsub
 from delivery_gateway.upstream.api import ConversationsAPI
 from delivery_gateway.upstream.client import UpstreamClient
@@ -191,6 +192,7 @@ def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI |
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *page_routes(settings, graphql_path=GRAPHQL_PATH),
     ]
     middleware = [
         *guard_middleware(settings, webhook_paths=[WEBHOOK_PATH], graphql_paths=[GRAPHQL_PATH]),

@@ -30,6 +30,7 @@ from delivery_gateway.graphql.context import GatewayServices, MissingCaller, Req
 from delivery_gateway.graphql.schema import build_schema
 from delivery_gateway.http.guards import OriginPolicy
 from delivery_gateway.kernel.callers import DEMO_CALLER, Caller
+from delivery_gateway.pages import graphiql_page
 
 __all__ = ["WS_INIT_TIMEOUT", "WS_UNAUTHORIZED", "GatewayGraphQL", "MissingCaller", "caller_for", "create_graphql_app"]
 
@@ -113,6 +114,10 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
         """Cross-origin WebSocket handshakes follow the same origin policy as CORS (http.guards.OriginPolicy);
         Strawberry itself lets same-origin and Origin-less handshakes through and refuses the rest with 403."""
         return self.origin_policy.allows(origin, None)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from the package's own assets (Strawberry's page loads them from a CDN)."""
+        return graphiql_page(demo_mode=self.services.settings.demo_mode)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> RequestContext:
         # A WebSocket has no caller until its connection_init is accepted (on_ws_connect).

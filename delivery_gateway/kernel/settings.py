@@ -63,6 +63,8 @@ class Settings(BaseSettings):
 
     # Set by `delivery-gateway demo` only: lets callers in without credentials.
     demo_mode: bool = Field(default=False, alias="DELIVERY_GATEWAY_DEMO_MODE")
+    # The /demo chat page (static; it calls /graphql with the visitor's own token). None: on in demo mode only.
+    demo_page: bool | None = Field(default=None, alias="DELIVERY_GATEWAY_DEMO_PAGE")
 
     # Access control and hardening (auth/, graphql/limits.py, http/guards.py).
     # Extra Twilio API key pairs accepted as Access Token signers, for rotation: "SK…:secret,SK…:secret".
@@ -169,6 +171,10 @@ class Settings(BaseSettings):
         if value is not None and not is_sid(value, "AC"):
             raise ValueError("must be 'AC' followed by 32 hex digits")
         return value
+
+    @property
+    def demo_page_enabled(self) -> bool:
+        return self.demo_mode if self.demo_page is None else self.demo_page
 
     @property
     def auth_token(self) -> str | None:
