@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
+EMULATOR_PORT ?= 0
 
 .PHONY: demo test lint schema bench install
 
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/delivery-gateway demo --host $(HOST) --port $(PORT)
+	$(BIN)/delivery-gateway demo --host $(HOST) --port $(PORT) --emulator-port $(EMULATOR_PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

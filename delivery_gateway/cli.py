@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sys
 import tempfile
@@ -47,10 +46,12 @@ def _serve_settings() -> Settings:
     return settings
 
 
-async def _run_uvicorn(app: ASGIApp, host: str, port: int) -> None:
+async def _run_uvicorn(app: ASGIApp, host: str, port: int, *, access_log: bool = True) -> None:
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on", proxy_headers=True)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="info", lifespan="on", proxy_headers=True, access_log=access_log
+    )
     await uvicorn.Server(config).serve()
 
 
@@ -91,7 +92,17 @@ def cmd_emulator(args: argparse.Namespace) -> None:
     asyncio.run(_run_uvicorn(create_emulator_app(config), args.host, args.port))
 
 
-async def _demo(host: str, port: int, seed: int) -> None:
+DEMO_SUMMARY_SECONDS = 60.0  # the demo prints one line of request counts this often instead of an access log
+
+
+def _demo_print(line: str) -> None:
+    print(f"DEMO:     {line}", flush=True)
+
+
+async def _demo(host: str, port: int, seed: int, emulator_port: int, state_dir: Path) -> None:
+    import logging
+
+    from delivery_gateway.http.access_summary import AccessSummary
     from delivery_gateway.app import create_app
     from delivery_gateway.emulator import EmulatorConfig
     from delivery_gateway.emulator.server import serve_emulator
@@ -101,7 +112,6 @@ async def _demo(host: str, port: int, seed: int) -> None:
 
     sid, token = new_sid(ACCOUNT), "demo-" + new_sid("XX")[2:]
     public = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    state_dir = Path(tempfile.mkdtemp(prefix="delivery-gateway-demo-"))
     emulator_config = EmulatorConfig(
         account_sid=sid,
         auth_token=token,
@@ -110,7 +120,7 @@ async def _demo(host: str, port: int, seed: int) -> None:
         simulate=True,
         rest_webhooks_without_header=True,  # messages the gateway sends (resendMessage) show up live too
     )
-    async with serve_emulator(emulator_config, host="127.0.0.1", port=0) as emulator:
+    async with serve_emulator(emulator_config, host="127.0.0.1", port=emulator_port) as emulator:
         settings = load_settings(
             TWILIO_ACCOUNT_SID=sid,
             TWILIO_AUTH_TOKEN=token,
@@ -130,24 +140,36 @@ async def _demo(host: str, port: int, seed: int) -> None:
             "  delivery-gateway -- DEMO MODE",
             "  Data comes from the built-in Twilio Conversations emulator, not from Twilio.",
             "  No credentials are needed, from you or from callers: do not expose this to a network.",
+            f"  Live demo: {public}/demo",
             f"  GraphiQL:  {public}/graphql",
             f"  Webhooks:  {public}/webhooks/twilio (the emulator posts simulated deliveries here)",
             f"  Emulator:  {emulator.base_url}",
-            f"  Ledger:    {state_dir / 'ledger.sqlite3'}",
+            f"  Ledger:    {state_dir / 'ledger.sqlite3'} (removed on exit)",
+            f"  Requests are summarised every {DEMO_SUMMARY_SECONDS:g} s instead of logged one by one.",
             "",
         ]
         print("\n".join(banner), flush=True)
-        traffic = asyncio.create_task(LiveTraffic(emulator.state, seed=seed).run(), name="demo-traffic")
+        app = AccessSummary(create_app(settings))
+        background = [
+            asyncio.create_task(LiveTraffic(emulator.state, seed=seed).run(), name="demo-traffic"),
+            asyncio.create_task(app.report_every(DEMO_SUMMARY_SECONDS, _demo_print), name="demo-access-summary"),
+        ]
         try:
-            await _run_uvicorn(create_app(settings), host, port)
+            await _run_uvicorn(app, host, port, access_log=False)
         finally:
-            traffic.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await traffic
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            last = app.line()
+            _demo_print(f"{app.total} requests served" + (f"; since the last summary: {last}" if last else ""))
+            # The emulator's server shares uvicorn's loggers: keep its shutdown from repeating the gateway's lines.
+            logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    asyncio.run(_demo(args.host, args.port, args.seed))
+    # The ledger lives in a temporary folder that is removed however the demo ends (Ctrl-C included).
+    with tempfile.TemporaryDirectory(prefix="delivery-gateway-demo-", ignore_cleanup_errors=True) as state_dir:
+        asyncio.run(_demo(args.host, args.port, args.seed, args.emulator_port, Path(state_dir)))
 
 
 async def _install_webhooks(url: str, service_sid: str | None) -> tuple[object, object]:
@@ -200,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = with_address(commands.add_parser("demo", help="gateway + built-in emulator, no credentials"), 8000)
     demo.add_argument("--seed", type=int, default=7, help="seed for the emulator's data and simulator")
+    demo.add_argument(
+        "--emulator-port", type=int, default=0, help="port of the built-in emulator on 127.0.0.1 (default 0: any free)"
+    )
     demo.set_defaults(handler=cmd_demo)
 
     emulator = with_address(commands.add_parser("emulator", help="the Twilio Conversations emulator alone"), 8099)

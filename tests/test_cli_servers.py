@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -20,10 +21,18 @@ from tests.app_support import free_port
 from tests.test_cli import CLEAN_ENV
 
 
+def _default_sigint() -> None:
+    """In the child, before exec: SIGINT back to its default. A shell starts background jobs (and CI runners may
+    start the suite) with SIGINT ignored, and an ignored signal stays ignored across exec; the Ctrl-C these tests
+    send must reach the command as it does in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def command(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     process = subprocess.Popen(
         [sys.executable, "-m", "delivery_gateway.cli", *args],
+        preexec_fn=_default_sigint,
         env={**CLEAN_ENV, "PYTHONUNBUFFERED": "1", **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -91,11 +100,13 @@ def test_emulator_accepts_the_credentials_from_the_environment():
 
 
 def test_demo_runs_with_no_credentials_and_shows_live_deliveries():
-    port = free_port()
+    port, emulator_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    with command("demo", "--port", str(port)) as process:
-        banner = read_until(process, r"GraphiQL")
+    with command("demo", "--port", str(port), "--emulator-port", str(emulator_port)) as process:
+        banner = read_until(process, r"Ledger:")
         assert "DEMO MODE" in banner
+        assert f"Emulator:  http://127.0.0.1:{emulator_port}" in banner
+        ledger = Path(re.search(r"Ledger:\s+(\S+)", banner).group(1))
         ready = wait_for(f"{base}/readyz")
         assert ready.json()["status"] == "ok"
         ide = httpx.get(f"{base}/graphql", headers={"Accept": "text/html"})
@@ -122,3 +133,9 @@ def test_demo_runs_with_no_credentials_and_shows_live_deliveries():
         rest = process.stdout.read()
         assert "Application shutdown complete" in rest
         assert "Traceback" not in rest
+        # No access line per request (the simulator's webhooks would flood the terminal), one summary at exit.
+        assert "POST /webhooks/twilio" not in banner + rest
+        summary = re.search(r"DEMO: +(\d+) requests served", rest)
+        assert summary and int(summary.group(1)) > 0, rest
+        assert rest.count("Finished server process") == 1  # the emulator's server does not repeat the lines
+        assert not ledger.parent.exists(), "the demo's temporary ledger folder was left behind"
