@@ -1,0 +1,56 @@
+"""Fixtures of the client-example tests: a live gateway on the emulator that accepts Twilio Access Tokens, and a
+token minted the way an app's backend mints one (the twilio SDK's AccessToken with a ChatGrant).
+
+Never reaches anything but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from twilio.jwt.access_token import AccessToken
+from twilio.jwt.access_token.grants import ChatGrant
+
+from tests.app_support import GatewayOnEmulator, gateway_on_emulator
+
+API_KEY_SID = "SK" + "5e" * 16
+API_KEY_SECRET = secrets.token_hex(16)
+KNOBS = {"simulate": False, "failure_rate": 0.0, "whatsapp_read_rate": 1.0, "chat_read_rate": 0.0}
+
+
+@dataclass
+class LiveGateway:
+    env: GatewayOnEmulator
+
+    @property
+    def base_url(self) -> str:
+        return self.env.base_url
+
+    @property
+    def store(self):
+        return self.env.emulator.state.store
+
+    def conversation(self, unique_name: str) -> str:
+        return next(c.sid for c in self.store.conversations.values() if c.unique_name == unique_name)
+
+    def access_token(self, identity: str, *, ttl: int = 3600) -> str:
+        """What an app's backend hands its signed-in user: an Access Token with a Conversations (Chat) grant."""
+        token = AccessToken(
+            self.env.settings.twilio_account_sid, API_KEY_SID, API_KEY_SECRET, identity=identity, ttl=ttl
+        )
+        token.add_grant(ChatGrant(service_sid=self.env.emulator.state.default_service_sid))
+        return token.to_jwt()
+
+
+@pytest.fixture
+async def live_gateway() -> AsyncIterator[LiveGateway]:
+    """Not in demo mode: callers need an Access Token signed with the configured API key."""
+    # The API key signs the Access Tokens and, like on Twilio, also authenticates the gateway's REST calls.
+    emulator = {**KNOBS, "api_keys": {API_KEY_SID: API_KEY_SECRET}}
+    async with gateway_on_emulator(
+        emulator=emulator, TWILIO_API_KEY=API_KEY_SID, TWILIO_API_SECRET=API_KEY_SECRET
+    ) as env:
+        yield LiveGateway(env)
