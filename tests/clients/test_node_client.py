@@ -58,6 +58,12 @@ class NodeClient:
                 return message
 
 
+async def wait_for_cursor(cursor_file: Path, cursor: str, seconds: float = 5) -> None:
+    async with asyncio.timeout(seconds):
+        while not (cursor_file.exists() and cursor_file.read_text() == cursor):
+            await asyncio.sleep(0.02)
+
+
 async def start(node: str, url: str, sid: str, token: str, cursor_file: Path, max_events: int) -> NodeClient:
     process = await asyncio.create_subprocess_exec(
         node,
@@ -95,7 +101,7 @@ async def test_node_client_with_an_access_token_follows_deliveries_through_a_dro
             first, _ = emulator.store.create_message(sid, author="agent.alice", body="one")
             await emulator.simulator.advance_all()
             events = [(await client.until("event"))["update"] for _ in range(5)]
-            assert cursor_file.read_text() == events[-1]["cursor"]
+            await wait_for_cursor(cursor_file, events[-1]["cursor"])  # written right after the event is handled
 
             proxy.refuse()
             proxy.drop()
