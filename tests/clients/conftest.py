@@ -21,6 +21,12 @@ API_KEY_SECRET = secrets.token_hex(16)
 KNOBS = {"simulate": False, "failure_rate": 0.0, "whatsapp_read_rate": 1.0, "chat_read_rate": 0.0}
 
 
+def planned_changes(receipts) -> list[tuple[str, str]]:
+    """(receipt SID, STATUS) of every status the emulator's receipts take: the current one, then the planned ones.
+    A subscription that misses nothing and repeats nothing receives exactly these."""
+    return sorted((r.sid, status.upper()) for r in receipts for status in [r.status, *(s for s, _ in r.planned)])
+
+
 @dataclass
 class LiveGateway:
     env: GatewayOnEmulator
