@@ -102,11 +102,11 @@ def _demo_print(line: str) -> None:
 async def _demo(host: str, port: int, seed: int, emulator_port: int, state_dir: Path) -> None:
     import logging
 
-    from delivery_gateway.http.access_summary import AccessSummary
     from delivery_gateway.app import create_app
     from delivery_gateway.emulator import EmulatorConfig
     from delivery_gateway.emulator.server import serve_emulator
     from delivery_gateway.emulator.traffic import LiveTraffic
+    from delivery_gateway.http.access_summary import AccessSummary
     from delivery_gateway.kernel.sids import ACCOUNT, new_sid
     from delivery_gateway.webhooks.install import WEBHOOK_FILTERS
 

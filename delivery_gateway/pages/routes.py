@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.pages.html import STATIC_HREF, render_page
 from delivery_gateway.pages.static import StaticAssets
-from delivery_gateway.kernel.settings import Settings
 
 STATIC_PATH = "/static"
 DEMO_PATH = "/demo"

@@ -29,7 +29,7 @@ import redis
 import yaml
 
 from delivery_gateway.cli import build_parser
-from delivery_gateway.settings import Settings
+from delivery_gateway.kernel.settings import Settings
 from tests.app_support import free_port
 from tests.redis_support import REDIS_URL, require_redis
 

@@ -15,9 +15,9 @@ from contextlib import asynccontextmanager
 
 import httpx
 
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.pages.html import json_for_script
 from delivery_gateway.pages.static import STATIC_DIRECTORY
-from delivery_gateway.settings import Settings
 from scripts.vendor_static import PACKAGES
 from tests.app_support import running_app
 
