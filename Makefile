@@ -34,5 +34,6 @@ test: lint
 schema: $(STAMP)
 	$(BIN)/python -m delivery_gateway.graphql.export > schema.graphql
 
+# `make bench BENCH_ARGS="--quick"`, or one row: `make bench BENCH_ARGS="cold"` (see BENCHMARKS.md).
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -1,26 +1,66 @@
-"""Shared benchmark plumbing: server subprocesses, a bounded aiohttp load loop, percentiles, CPU time, tables.
+"""Shared benchmark plumbing: server subprocesses, CPU and memory of processes, percentiles, row results, tables.
 
-Never talks to anything but 127.0.0.1, and never runs a loop without both a request cap and a deadline.
+Never talks to anything but 127.0.0.1, and never starts a process that outlives the block that started it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import math
 import os
+import resource
 import statistics
 import sys
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
-
 ROOT = Path(__file__).resolve().parents[1]
-STARTUP_TIMEOUT = 30.0
+STARTUP_TIMEOUT = 60.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a live process has used so far, all its threads (Linux /proc).
+
+    Sums each thread's `schedstat` (nanoseconds) where the kernel has it; `stat`'s utime + stime count in clock
+    ticks (10 ms), too coarse for a fan-out that takes a few milliseconds.
+    """
+    total_ns = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                total_ns += int((task / "schedstat").read_text().split()[0])
+            except (FileNotFoundError, ProcessLookupError):  # a thread that just ended
+                continue
+    except FileNotFoundError:
+        raise ProcessLookupError(pid) from None
+    if total_ns:
+        return total_ns / 1e9
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a live process (Linux /proc)."""
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
+
+
+def raise_open_file_limit(wanted: int) -> int:
+    """Raise this process's soft RLIMIT_NOFILE towards `wanted` (never above the hard limit); children inherit it.
+
+    Returns the soft limit now in force.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
 
 
 @dataclass
@@ -32,10 +72,15 @@ class ServerProcess:
     def url(self) -> str:
         return self.info["url"]
 
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
     def cpu_seconds(self) -> float:
-        """User + system CPU the server process has used so far (Linux /proc)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return cpu_seconds(self.proc.pid)
+
+    def rss_bytes(self) -> int:
+        return rss_bytes(self.proc.pid)
 
 
 @contextlib.asynccontextmanager
@@ -52,117 +97,141 @@ async def server_process(args: Sequence[str], env: Mapping[str, str] | None = No
         stdout=asyncio.subprocess.PIPE,
     )
     try:
-        line = await asyncio.wait_for(_ready_line(proc), STARTUP_TIMEOUT)
+        line = await asyncio.wait_for(_ready_line(proc, f"bench.servers {args[0]}"), STARTUP_TIMEOUT)
         yield ServerProcess(proc, json.loads(line.removeprefix("READY ")))
     finally:
-        if proc.returncode is None:
-            proc.stdin.close()  # type: ignore[union-attr]
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_process(proc)
 
 
-async def _ready_line(proc: asyncio.subprocess.Process) -> str:
+@contextlib.asynccontextmanager
+async def emulator_process(shared: ServerProcess | None = None, latency_s: float = 0.0) -> AsyncIterator[ServerProcess]:
+    """The emulator subprocess (seeded, no simulator), or `shared` when one is given (latency must then be 0)."""
+    if shared is not None:
+        if latency_s:
+            raise ValueError("a shared emulator has no injected latency; start one of your own")
+        yield shared
+        return
+    async with server_process(["emulator", "--latency", str(latency_s)]) as emulator:
+        yield emulator
+
+
+def emulator_auth(emulator: ServerProcess) -> dict[str, str]:
+    """HTTP Basic credentials of the emulator's account, as a header (Twilio's REST authentication)."""
+    pair = f"{emulator.info['account_sid']}:{emulator.info['auth_token']}".encode()
+    return {"authorization": "Basic " + base64.b64encode(pair).decode()}
+
+
+async def stop_process(proc: asyncio.subprocess.Process, grace: float = 10.0) -> None:
+    """Close the child's stdin (its signal to exit), wait `grace` seconds, then kill it."""
+    if proc.returncode is not None:
+        return
+    if proc.stdin is not None and not proc.stdin.is_closing():
+        proc.stdin.close()
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+async def _ready_line(proc: asyncio.subprocess.Process, what: str) -> str:
     while line := (await proc.stdout.readline()).decode():  # type: ignore[union-attr]
         if line.startswith("READY "):
             return line.strip()
-    raise RuntimeError(f"server exited before READY (status {await proc.wait()})")
+    raise RuntimeError(f"{what} exited before READY (status {await proc.wait()})")
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of an ascending list (q in 0..100)."""
     if not sorted_values:
         return float("nan")
-    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
+    rank = max(1, min(len(sorted_values), math.ceil(q / 100 * len(sorted_values))))
     return sorted_values[rank - 1]
 
 
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def ratio(measured: float, reference: float) -> float:
+    if not reference or math.isnan(reference) or math.isnan(measured):
+        return float("nan")
+    return measured / reference
+
+
 @dataclass
-class LoadResult:
-    requests: int
-    errors: int
-    seconds: float
-    latencies_ms: list[float] = field(repr=False)
-    server_cpu_s: float = 0.0
-    client_cpu_s: float = 0.0
+class RowResult:
+    """One row of the performance table: a measurement, its same-run reference, their ratio and the target.
 
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-    def p(self, q: float) -> float:
-        return percentile(self.latencies_ms, q)
-
-    @property
-    def server_cpu_us_per_req(self) -> float:
-        return self.server_cpu_s / self.requests * 1e6 if self.requests else float("nan")
-
-
-async def load(
-    url: str,
-    body: bytes,
-    *,
-    concurrency: int,
-    duration: float,
-    max_requests: int = 1_000_000,
-    server: ServerProcess | None = None,
-    expect: bytes | None = None,
-) -> LoadResult:
-    """`concurrency` keep-alive connections POSTing `body` for `duration` s (or `max_requests`), whichever first.
-
-    Connections are opened (one request each) before the window; only the window is timed and counted.
+    `ratio_target` is the bound the ratio must meet (`ratio_better` says which side is good); `extra_targets` are
+    absolute bounds checked besides it (e.g. tasks per request). `skipped` says why a row could not run.
     """
-    headers = {"content-type": "application/json"}
-    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
-    latencies: list[float] = []
-    errors = 0
-    async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def one() -> bool:
-            async with session.post(url, data=body, headers=headers) as resp:
-                data = await resp.read()
-                return resp.status == 200 and (expect is None or data == expect)
+    row: str
+    measured: str
+    reference: str
+    ratio: float = float("nan")
+    ratio_target: float | None = None
+    ratio_better: str = "higher"  # "higher": ratio >= target is met; "lower": ratio <= target is met
+    target: str = ""
+    checks: dict[str, bool] = field(default_factory=dict)  # named absolute targets -> met?
+    numbers: dict[str, float] = field(default_factory=dict)  # machine-readable figures (for --json and tests)
+    skipped: str | None = None
 
-        await asyncio.gather(*(one() for _ in range(concurrency)))  # open every connection
-        issued = 0
-        deadline = 0.0
+    @property
+    def meets(self) -> bool | None:
+        if self.skipped is not None:
+            return None
+        met = list(self.checks.values())
+        if self.ratio_target is not None:
+            if math.isnan(self.ratio):
+                return False
+            good = self.ratio >= self.ratio_target if self.ratio_better == "higher" else self.ratio <= self.ratio_target
+            met.append(good)
+        return all(met) if met else None
 
-        async def worker() -> None:
-            nonlocal issued, errors
-            while issued < max_requests and time.perf_counter() < deadline:
-                issued += 1
-                started = time.perf_counter()
-                try:
-                    ok = await one()
-                except aiohttp.ClientError:
-                    ok = False
-                latencies.append((time.perf_counter() - started) * 1000)
-                errors += not ok
+    def verdict(self) -> str:
+        if self.skipped is not None:
+            return "skipped"
+        meets = self.meets
+        if meets is None:
+            return "-"
+        if meets:
+            return "meets"
+        missed = [name for name, ok in self.checks.items() if not ok]
+        return "misses" + (f" ({', '.join(missed)})" if missed else "")
 
-        cpu0 = server.cpu_seconds() if server else 0.0
-        client0 = time.process_time()
-        started = time.perf_counter()
-        deadline = started + duration
-        await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), duration + 30)
-        seconds = time.perf_counter() - started
-        client_cpu = time.process_time() - client0
-        server_cpu = (server.cpu_seconds() - cpu0) if server else 0.0
-    latencies.sort()
-    return LoadResult(len(latencies), errors, seconds, latencies, server_cpu, client_cpu)
+    def as_json(self) -> dict:
+        return {
+            "row": self.row,
+            "measured": self.measured,
+            "reference": self.reference,
+            "ratio": None if math.isnan(self.ratio) else self.ratio,
+            "target": self.target,
+            "verdict": self.verdict(),
+            "checks": self.checks,
+            "numbers": {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.numbers.items()},
+            "skipped": self.skipped,
+        }
+
+
+def summary_table(rows: Sequence[RowResult]) -> str:
+    body = []
+    for r in rows:
+        if r.skipped is not None:
+            body.append([r.row, "not available", "", "", r.target, f"skipped: {r.skipped}"])
+        else:
+            shown = "" if math.isnan(r.ratio) else f"{r.ratio:.3f}"
+            body.append([r.row, r.measured, r.reference, shown, r.target, r.verdict()])
+    return table(["row", "measured", "reference (same run)", "ratio", "target", "verdict"], body)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A plain fixed-width table; floats get two decimals; first column left-aligned, the rest right-aligned."""
     cells = [[f"{c:.2f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.ljust(widths[i]) if i == 0 else v.rjust(widths[i]) for i, v in enumerate(values))
+        return "  ".join(v.ljust(widths[i]) if i == 0 else v.rjust(widths[i]) for i, v in enumerate(values)).rstrip()
 
     return "\n".join([line(headers), *(line(r) for r in cells)])
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else float("nan")

@@ -1,4 +1,5 @@
-"""cProfile of warm chat-screen requests, the gateway app called in-process straight through ASGI (no uvicorn).
+"""cProfile of warm chat-screen executions: the gateway's schema executed in-process (warm resource cache, no
+response cache, no HTTP), with own time grouped by package and the top functions; a guide for performance work.
 
 Never measures throughput (profiling distorts it) and never talks to anything but its loopback emulator subprocess.
 """
@@ -12,10 +13,12 @@ import pstats
 import time
 from collections import defaultdict
 
-from bench.chat_screen import CONVERSATION, gateway_env, request_body
-from bench.harness import server_process
+from bench.chat_screen import CHAT_SCREEN_QUERY, CONVERSATION, OPERATION
+from bench.counters import count_operation
+from bench.gateway import WARM_TTL, gateway_env, in_process_gateway, settings_from_env
+from bench.harness import ServerProcess, emulator_process
 
-# Where a frame's file lives → the bucket its own (tottime) time is charged to.
+# Where a frame's file lives -> the bucket its own (tottime) time is charged to; first match wins.
 BUCKETS = (
     ("delivery_gateway/", "delivery_gateway (our code)"),
     ("strawberry/", "strawberry"),
@@ -24,57 +27,13 @@ BUCKETS = (
     ("pydantic", "pydantic"),
     ("aiocache/", "aiocache"),
     ("json/", "json"),
-    ("asyncio/", "asyncio"),
+    ("asyncio/", "asyncio (scheduling)"),
+    ("dataclasses", "dataclasses"),
+    ("enum", "enum"),
 )
 
-COUNTED = {
-    "GraphQL fields executed": ("graphql/execution/executor.py", "execute_field"),
-    "field resolvers through Strawberry extensions": ("strawberry/schema/schema_converter.py", "extension_resolver"),
-    "asyncio tasks created": ("asyncio/base_events.py", "create_task"),
-    "JSON decodes": ("json/decoder.py", "raw_decode"),
-}
 
-
-async def _call(app, body: bytes) -> bytes:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"127.0.0.1"),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
-    sent = False
-    chunks: list[bytes] = []
-
-    async def receive():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message):
-        if message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await app(scope, receive, send)
-    return b"".join(chunks)
-
-
-def _bucket(filename: str, funcname: str) -> str:
+def _bucket(filename: str) -> str:
     if filename == "~":
         return "C builtins (isinstance, dict/list methods, ...)"
     for needle, name in BUCKETS:
@@ -83,48 +42,37 @@ def _bucket(filename: str, funcname: str) -> str:
     return "other"
 
 
-async def profile_warm(requests: int = 20, top: int = 25) -> str:
-    from delivery_gateway import Settings, create_app
-
-    async with server_process(["emulator"]) as emulator:
-        settings = Settings(**gateway_env(emulator))
-        app = create_app(settings)
-        gateway = app.state.gateway
-        await gateway.start()
-        try:
-            body = request_body(emulator.info["conversations"][CONVERSATION])
-            await _call(app, body)  # cold: fills the cache
-            await _call(app, body)
+async def profile_warm(executions: int = 20, top: int = 25, emulator: ServerProcess | None = None) -> str:
+    async with emulator_process(emulator) as emulator:
+        env = gateway_env(emulator.info, cache_ttls=WARM_TTL, extra={"DELIVERY_GATEWAY_DEMO_MODE": "true"})
+        variables = {"sid": emulator.info["conversations"][CONVERSATION]}
+        async with in_process_gateway(settings_from_env(env)) as gateway:
+            for _ in range(3):  # the first fills the cache; the others warm up
+                await gateway.execute(CHAT_SCREEN_QUERY, variables, OPERATION)
+            with count_operation(gateway.schema) as counts:
+                await gateway.execute(CHAT_SCREEN_QUERY, variables, OPERATION)
             started = time.perf_counter()
             profiler = cProfile.Profile()
             profiler.enable()
-            for _ in range(requests):
-                await _call(app, body)
+            for _ in range(executions):
+                await gateway.execute(CHAT_SCREEN_QUERY, variables, OPERATION)
             profiler.disable()
-            elapsed = (time.perf_counter() - started) / requests * 1000
-        finally:
-            await gateway.close()
+            elapsed = (time.perf_counter() - started) / executions * 1000
     stats = pstats.Stats(profiler)
     by_bucket: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
     total = 0.0
-    for (filename, _line, funcname), (_cc, ncalls, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        by_bucket[_bucket(filename, funcname)] += tottime
+    for (filename, _line, _funcname), (_cc, _ncalls, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        by_bucket[_bucket(filename)] += tottime
         total += tottime
-        for label, (file_part, name) in COUNTED.items():
-            if file_part in filename and funcname == name:
-                counts[label] += ncalls
     out = io.StringIO()
-    out.write(
-        f"{requests} warm chat-screen requests in-process (ASGI, no uvicorn): {elapsed:.1f} ms each under cProfile\n"
-    )
-    out.write("per request: " + ", ".join(f"{n // requests} {label}" for label, n in counts.items()) + "\n")
+    out.write(f"{executions} warm executions in-process: {elapsed:.1f} ms each under cProfile\n")
+    out.write(f"per execution: {counts.summary()}\n")
     out.write("own time by package:\n")
     for name, seconds in sorted(by_bucket.items(), key=lambda kv: -kv[1]):
-        out.write(f"  {name:<45}{seconds / total * 100:6.1f}%\n")
+        out.write(f"  {name:<50}{seconds / total * 100:6.1f}%\n")
     stats.stream = out  # type: ignore[attr-defined]
-    stats.sort_stats("cumulative").print_stats(top)
     stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
     return out.getvalue()
 
 

@@ -1,9 +1,9 @@
-"""Subprocess entry points for the benchmarks: the emulator, the gateway, and the raw-uvicorn baseline.
+"""Subprocess entry points for the benchmarks: the emulator, the gateway, and the raw references they are held to.
 
 Never binds anything but 127.0.0.1 and never outlives its parent: it exits when stdin closes (the bench's pipe).
 """
 
-# Run as `python -m bench.servers {emulator,gateway,raw} ...`; prints one `READY {json}` line once it serves.
+# Run as `python -m bench.servers {emulator,gateway,raw,raw-ws} ...`; prints one `READY {json}` line once it serves.
 
 from __future__ import annotations
 
@@ -12,10 +12,19 @@ import asyncio
 import json
 import os
 import sys
+import time
+from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 HOST = "127.0.0.1"
+TIMELINE_PATH = "/__bench/timeline"
+GRAPHQL_TRANSPORT_WS = "graphql-transport-ws"
 
 
 def uvicorn_config(app: object) -> uvicorn.Config:
@@ -40,68 +49,142 @@ async def _serve(app: object, ready: dict[str, object]) -> None:
     await task
 
 
+# --------------------------------------------------------------------------------------------------- emulator
+
+
+class RequestTimeline:
+    """ASGI wrapper recording when each REST request to the wrapped app started and finished (CLOCK_MONOTONIC).
+
+    Bench-side only: it changes nothing in the emulator's behaviour. `GET /__bench/timeline` returns the requests
+    recorded since the previous read and forgets them. CLOCK_MONOTONIC is system-wide on Linux, so the bench
+    process can compare these times with its own.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.entries: list[tuple[float, float, str, str]] = []
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == TIMELINE_PATH:
+            entries, self.entries = self.entries, []
+            await JSONResponse([list(e) for e in entries])(scope, receive, send)
+            return
+        started = time.monotonic()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.entries.append((started, time.monotonic(), scope["method"], scope["path"]))
+
+
 def emulator_app(latency: float, seed: int) -> tuple[object, dict[str, object]]:
     from delivery_gateway.emulator import EmulatorConfig, create_emulator_app
 
     config = EmulatorConfig(seed=seed, seed_data=True, simulate=False, latency=latency)
     app = create_emulator_app(config)
-    store = app.state.emulator.store
-    by_name = {c.unique_name: c.sid for c in store.conversations.values()}
-    return app, {"account_sid": config.account_sid, "auth_token": config.auth_token, "conversations": by_name}
+    state = app.state.emulator
+    by_name = {c.unique_name: c.sid for c in state.store.conversations.values()}
+    ready = {
+        "account_sid": config.account_sid,
+        "auth_token": config.auth_token,
+        "service_sid": state.default_service_sid,
+        "conversations": by_name,
+        "latency": latency,
+    }
+    return RequestTimeline(app), ready
+
+
+# --------------------------------------------------------------------------------------------------- gateway
 
 
 def gateway_app() -> tuple[object, dict[str, object]]:
     """The gateway exactly as `create_app(Settings())` builds it; configuration comes from the environment."""
-    from delivery_gateway import Settings, create_app
+    from bench.gateway import create_app, settings_from_env
 
-    return create_app(Settings()), {}
+    return create_app(settings_from_env()), {}
+
+
+# --------------------------------------------------------------------------------------------------- references
 
 
 def raw_app(body_path: str) -> tuple[object, dict[str, object]]:
-    """No framework: answers POST /graphql with fixed bytes, 404 otherwise; reads (and drops) the request body."""
+    """The raw stack: Starlette under the same uvicorn, answering POST /graphql with fixed bytes (body read)."""
     with open(body_path, "rb") as fh:
         body = fh.read()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
 
-    async def app(scope, receive, send):
-        if scope["type"] == "lifespan":
+    async def graphql(request: Request) -> Response:
+        await request.body()
+        return Response(body, media_type="application/json")
+
+    return Starlette(routes=[Route("/graphql", graphql, methods=["POST"])]), {"bytes": len(body)}
+
+
+def raw_ws_app() -> tuple[object, dict[str, object]]:
+    """The raw fan-out: graphql-transport-ws handshakes only, then `POST /broadcast` sends its body, pre-serialised,
+    as one text frame to every subscribed socket, one after another (what a fan-out costs without any GraphQL)."""
+    subscribed: list[WebSocket] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept(subprotocol=GRAPHQL_TRANSPORT_WS)
+        try:
             while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        more = True
-        while more:
-            message = await receive()
-            more = message.get("more_body", False)
-        if scope["method"] == "POST" and scope["path"] == "/graphql":
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-        else:
-            await send({"type": "http.response.start", "status": 404, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
+                message = json.loads(await websocket.receive_text())
+                kind = message.get("type")
+                if kind == "connection_init":
+                    await websocket.send_text('{"type":"connection_ack"}')
+                elif kind == "subscribe":
+                    subscribed.append(websocket)
+                elif kind == "ping":
+                    await websocket.send_text('{"type":"pong"}')
+        except WebSocketDisconnect:
+            pass
+        finally:
+            if websocket in subscribed:
+                subscribed.remove(websocket)
 
-    return app, {"bytes": len(body)}
+    async def broadcast(request: Request) -> Response:
+        frame = (await request.body()).decode()
+        sent = failed = 0
+        for websocket in list(subscribed):
+            try:
+                await websocket.send_text(frame)
+                sent += 1
+            except Exception:
+                failed += 1
+        return JSONResponse({"sent": sent, "failed": failed})
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse({"subscribed": len(subscribed)})
+
+    routes = [
+        WebSocketRoute("/graphql", endpoint),
+        Route("/broadcast", broadcast, methods=["POST"]),
+        Route("/stats", stats, methods=["GET"]),
+    ]
+    return Starlette(routes=routes), {}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="benchmark servers (loopback only)")
     sub = parser.add_subparsers(dest="kind", required=True)
     emu = sub.add_parser("emulator")
-    emu.add_argument("--latency", type=float, default=0.0)
+    emu.add_argument("--latency", type=float, default=0.0, help="seconds added to every REST response")
     emu.add_argument("--seed", type=int, default=7)
     sub.add_parser("gateway")
     raw = sub.add_parser("raw")
     raw.add_argument("body_path")
+    sub.add_parser("raw-ws")
     args = parser.parse_args()
     if args.kind == "emulator":
         app, ready = emulator_app(args.latency, args.seed)
     elif args.kind == "gateway":
         app, ready = gateway_app()
-    else:
+    elif args.kind == "raw":
         app, ready = raw_app(args.body_path)
+    else:
+        app, ready = raw_ws_app()
     asyncio.run(_serve(app, ready))
 
 

@@ -1,0 +1,204 @@
+"""Row 3: the cold chat screen under upstream latency, against a bare client making exactly two dependent rounds.
+
+Every gateway request is cold twice over: resource-cache TTLs are 0 ("do not cache") and each request carries a
+new operation name, so no response cache can answer it. The floor is a bare aiohttp client against the same
+emulator in the same run: conversation + participants + messages page together, then every receipts list at once.
+The emulator's request timeline (recorded by the bench's wrapper, `bench.servers.RequestTimeline`) gives the calls
+and the sequential waves of each request. Never asserts a threshold; every loop has a count and a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from bench.chat_screen import CONVERSATION, post_query, request_body
+from bench.gateway import gateway_env
+from bench.harness import (
+    RowResult,
+    ServerProcess,
+    emulator_auth,
+    emulator_process,
+    median,
+    percentile,
+    ratio,
+    server_process,
+    table,
+)
+
+TARGET = 1.25  # gateway <= 1.25 x max(2 x latency, floor)
+DEADLINE = 120.0  # seconds for all iterations together
+
+
+def count_waves(timeline: list[list]) -> int:
+    """Sequential waves in a list of [start, end, method, path] requests.
+
+    A request opens a new wave when it starts after a request of the current wave has already answered: it
+    could have waited for that answer (a dependent round, or a concurrency limit releasing a slot).
+    """
+    waves = 0
+    first_end = float("-inf")
+    for start, end, *_ in sorted(timeline):
+        if waves == 0 or start >= first_end:
+            waves += 1
+            first_end = end
+        else:
+            first_end = min(first_end, end)
+    return waves
+
+
+@dataclass
+class Sample:
+    ms: float
+    calls: int
+    waves: int
+    peak_in_flight: int
+
+
+def _peak(timeline: list[list]) -> int:
+    events = sorted([(s, 1) for s, *_ in timeline] + [(e, -1) for _, e, *_ in timeline])
+    peak = current = 0
+    for _, delta in events:
+        current += delta
+        peak = max(peak, current)
+    return peak
+
+
+@dataclass
+class ColdReport:
+    latency_ms: float
+    upstream_concurrency: str
+    gateway: list[Sample] = field(default_factory=list)
+    floor: list[Sample] = field(default_factory=list)
+
+    @property
+    def gateway_ms(self) -> float:
+        return median([s.ms for s in self.gateway])
+
+    @property
+    def floor_ms(self) -> float:
+        return median([s.ms for s in self.floor])
+
+    @property
+    def limit_ms(self) -> float:
+        return max(2 * self.latency_ms, self.floor_ms)
+
+    @property
+    def ratio(self) -> float:
+        return ratio(self.gateway_ms, self.limit_ms)
+
+    def render(self) -> str:
+        def row(name: str, samples: list[Sample]) -> list[object]:
+            ms = sorted(s.ms for s in samples)
+            return [
+                name,
+                len(samples),
+                median(ms),
+                percentile(ms, 95),
+                max(ms) if ms else float("nan"),
+                f"{median([s.calls for s in samples]):.0f}",
+                f"{median([s.waves for s in samples]):.0f}",
+                f"{median([s.peak_in_flight for s in samples]):.0f}",
+            ]
+
+        head = ["cold chat screen", "requests", "p50 ms", "p95 ms", "max ms", "calls", "waves", "peak in flight"]
+        waves = sorted({s.waves for s in self.gateway})
+        return "\n".join(
+            [
+                table(head, [row("bare two-round client (floor)", self.floor), row("gateway", self.gateway)]),
+                f"upstream latency {self.latency_ms:.0f} ms per call; gateway upstream concurrency "
+                f"{self.upstream_concurrency}; waves seen per gateway request: {waves}",
+                f"limit = max(2 x latency = {2 * self.latency_ms:.0f} ms, floor = {self.floor_ms:.1f} ms) = "
+                f"{self.limit_ms:.1f} ms",
+                f"RATIO gateway/limit {self.ratio:.2f} (target <= {TARGET})",
+            ]
+        )
+
+    def row(self) -> RowResult:
+        waves = median([s.waves for s in self.gateway])
+        return RowResult(
+            row=f"3 cold chat screen, {self.latency_ms:.0f} ms upstream",
+            measured=f"{self.gateway_ms:.0f} ms, {waves:.0f} waves",
+            reference=f"floor {self.floor_ms:.0f} ms (2 rounds)",
+            ratio=self.ratio,
+            ratio_target=TARGET,
+            ratio_better="lower",
+            target=f"<= {TARGET} x max(2 x latency, floor)",
+            numbers={
+                "gateway_ms": self.gateway_ms,
+                "floor_ms": self.floor_ms,
+                "limit_ms": self.limit_ms,
+                "gateway_waves": waves,
+                "floor_waves": median([s.waves for s in self.floor]),
+                "gateway_calls": median([s.calls for s in self.gateway]),
+                "floor_calls": median([s.calls for s in self.floor]),
+            },
+        )
+
+
+class TwoRoundClient:
+    """The floor: exactly the chat screen's upstream calls, in the two rounds their dependencies allow."""
+
+    def __init__(self, emulator: ServerProcess, conversation_sid: str) -> None:
+        self.base = emulator.url + "/v1/Conversations/" + conversation_sid
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), headers=emulator_auth(emulator))
+
+    async def _get(self, url: str) -> dict:
+        async with self.session.get(url) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"floor client: {url} answered {resp.status}")
+            return await resp.json()
+
+    async def chat_screen(self) -> int:
+        """Round 1: conversation, participants and the latest messages page; round 2: every receipts list."""
+        _, _, page = await asyncio.gather(
+            self._get(self.base),
+            self._get(self.base + "/Participants?PageSize=50"),
+            self._get(self.base + "/Messages?Order=desc&PageSize=50"),
+        )
+        with_receipts = [m["sid"] for m in page["messages"] if m.get("delivery")]
+        await asyncio.gather(*(self._get(f"{self.base}/Messages/{sid}/Receipts?PageSize=50") for sid in with_receipts))
+        return 3 + len(with_receipts)
+
+    async def aclose(self) -> None:
+        await self.session.close()
+
+
+async def _timeline(session: aiohttp.ClientSession, emulator: ServerProcess) -> list[list]:
+    async with session.get(emulator.url + "/__bench/timeline") as resp:
+        return await resp.json()
+
+
+def _sample(ms: float, timeline: list[list]) -> Sample:
+    return Sample(ms=ms, calls=len(timeline), waves=count_waves(timeline), peak_in_flight=_peak(timeline))
+
+
+async def run_cold(*, latency_ms: float, iterations: int, upstream_concurrency: int | None = None) -> ColdReport:
+    extra = {"DELIVERY_GATEWAY_UPSTREAM_CONCURRENCY": str(upstream_concurrency)} if upstream_concurrency else {}
+    report = ColdReport(latency_ms, str(upstream_concurrency) if upstream_concurrency else "(gateway default)")
+    async with emulator_process(latency_s=latency_ms / 1000) as emulator:
+        sid = emulator.info["conversations"][CONVERSATION]
+        env = gateway_env(emulator.info, cache_ttls=0, extra=extra)
+        async with server_process(["gateway"], env) as gateway, aiohttp.ClientSession() as session:
+            floor = TwoRoundClient(emulator, sid)
+            try:
+                # Warm-ups open the keep-alive connections of both clients (and of our session); not counted.
+                await post_query(session, gateway.url, request_body(sid, "ChatScreenWarmup"))
+                await floor.chat_screen()
+                await _timeline(session, emulator)
+                deadline = time.monotonic() + DEADLINE
+                for i in range(iterations):
+                    if time.monotonic() > deadline:
+                        break
+                    _, ms = await post_query(session, gateway.url, request_body(sid, f"ChatScreenCold{i}"))
+                    report.gateway.append(_sample(ms, await _timeline(session, emulator)))
+                    started = time.perf_counter()
+                    await floor.chat_screen()
+                    ms = (time.perf_counter() - started) * 1000
+                    report.floor.append(_sample(ms, await _timeline(session, emulator)))
+            finally:
+                await floor.aclose()
+    return report

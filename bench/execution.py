@@ -1,0 +1,204 @@
+"""Row 2: warm execution of the chat screen when no response cache answers, against plain Strawberry.
+
+The gateway's schema is executed in this process with a fresh request context each time (warm resource cache, so
+no upstream call), the way its HTTP view would; the reference is `bench.plain_schema` executing the same query
+synchronously over the gateway's own answer. Counts come from `bench.counters` in a separate pass (the field
+counter slows execution down), times from passes without it. Never asserts a threshold.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bench.chat_screen import CHAT_SCREEN_QUERY, CONVERSATION, OPERATION
+from bench.counters import OperationCounts, count_gc, count_operation
+from bench.gateway import WARM_TTL, gateway_env, in_process_gateway, settings_from_env
+from bench.harness import RowResult, ServerProcess, emulator_process, median, ratio, table
+from bench.plain_schema import PlainChatScreen
+
+TARGET = 1.1  # gateway time per execution <= 1.1 x plain Strawberry
+MAX_TASKS = 10  # asyncio tasks per request
+
+
+@dataclass
+class Timing:
+    wall_ms: list[float]  # per block of executions: mean wall ms per execution
+    cpu_ms: list[float]
+    executions: int
+    gc: OperationCounts  # collections during the timed blocks
+
+    @property
+    def ms(self) -> float:
+        return median(self.wall_ms)
+
+    @property
+    def cpu(self) -> float:
+        return median(self.cpu_ms)
+
+
+@dataclass
+class ExecutionReport:
+    gateway: Timing
+    plain: Timing
+    gateway_counts: OperationCounts
+    plain_counts: OperationCounts
+    response_bytes: int
+    same_response: bool
+    upstream_calls_timed: int
+
+    @property
+    def ratio(self) -> float:
+        return ratio(self.gateway.ms, self.plain.ms)
+
+    def render(self) -> str:
+        def row(name: str, t: Timing, c: OperationCounts) -> list[object]:
+            per = t.executions or 1
+            gcs = "/".join(str(n) for n in t.gc.gc_collections)
+            return [
+                name,
+                t.ms,
+                t.cpu,
+                c.fields,
+                c.resolvers,
+                c.async_resolvers,
+                c.tasks,
+                c.loader_loads,
+                f"{gcs} in {t.executions}",
+                f"{t.gc.gc_seconds * 1000 / per:.2f}",
+            ]
+
+        head = [
+            "execution",
+            "ms/exec",
+            "CPU ms",
+            "fields",
+            "resolvers",
+            "async",
+            "tasks",
+            "loads",
+            "GC gen0/1/2",
+            "GC ms/exec",
+        ]
+        top_tasks = ", ".join(f"{n} {name}" for name, n in self.gateway_counts.tasks_by_coroutine.most_common(4))
+        top_loads = ", ".join(f"{n} {name}" for name, n in self.gateway_counts.loads_by_loader.most_common(4))
+        top_resolvers = ", ".join(f"{n} {f}" for f, n in self.gateway_counts.resolvers_by_field.most_common(6))
+        gen2 = self.gateway.gc.gc_collections[2]
+        every = f"every {self.gateway.executions / gen2:.0f} executions" if gen2 else "none in the timed runs"
+        return "\n".join(
+            [
+                table(
+                    head,
+                    [
+                        row("plain Strawberry, sync (reference)", self.plain, self.plain_counts),
+                        row("gateway schema, warm cache", self.gateway, self.gateway_counts),
+                    ],
+                ),
+                f"same response: {self.same_response} ({self.response_bytes} bytes); upstream calls during the timed "
+                f"executions: {self.upstream_calls_timed}; GC gen2 on the gateway: {every}",
+                f"gateway tasks by coroutine: {top_tasks or '-'}",
+                f"gateway loads by loader: {top_loads or '-'}",
+                f"gateway resolvers by field: {top_resolvers or '-'}",
+                f"RATIO gateway/plain time per execution {self.ratio:.2f} (target <= {TARGET}); tasks per request "
+                f"{self.gateway_counts.tasks} (target <= {MAX_TASKS})",
+            ]
+        )
+
+    def row(self) -> RowResult:
+        c = self.gateway_counts
+        return RowResult(
+            row="2 warm execution, cache miss",
+            measured=f"{self.gateway.ms:.1f} ms; {c.tasks} tasks, {c.loader_loads} loads, {c.resolvers} resolvers",
+            reference=f"plain Strawberry {self.plain.ms:.1f} ms",
+            ratio=self.ratio,
+            ratio_target=TARGET,
+            ratio_better="lower",
+            target=f"<= {TARGET} x plain; <= {MAX_TASKS} tasks",
+            checks={f"<= {MAX_TASKS} tasks": c.tasks <= MAX_TASKS},
+            numbers={
+                "gateway_ms": self.gateway.ms,
+                "plain_ms": self.plain.ms,
+                "gateway_cpu_ms": self.gateway.cpu,
+                "fields": float(c.fields),
+                "plain_fields": float(self.plain_counts.fields),
+                "resolvers": float(c.resolvers),
+                "async_resolvers": float(c.async_resolvers),
+                "tasks": float(c.tasks),
+                "loader_loads": float(c.loader_loads),
+                "gc_gen2_per_execution": self.gateway.gc.gc_collections[2] / max(self.gateway.executions, 1),
+                "same_response": float(self.same_response),
+                "upstream_calls_timed": float(self.upstream_calls_timed),
+            },
+        )
+
+
+async def _block(run: Callable[[], Awaitable[Any]], executions: int, timing: Timing) -> None:
+    """One timed block of `executions` runs, added to `timing` (GC counted inside the block only)."""
+    with count_gc(timing.gc):
+        w0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(executions):
+            await run()
+        timing.wall_ms.append((time.perf_counter() - w0) * 1000 / executions)
+        timing.cpu_ms.append((time.process_time() - c0) * 1000 / executions)
+    timing.executions += executions
+
+
+async def _emulator_calls(session: aiohttp.ClientSession, url: str) -> int:
+    async with session.get(url + "/__bench/timeline") as resp:
+        return len(await resp.json())
+
+
+async def run_execution(
+    *, executions: int, blocks: int = 3, warmup: int = 3, emulator: ServerProcess | None = None
+) -> ExecutionReport:
+    """`blocks` alternating blocks of `executions` per side; each side's time is the median block's mean."""
+    async with emulator_process(emulator) as emulator, aiohttp.ClientSession() as session:
+        env = gateway_env(emulator.info, cache_ttls=WARM_TTL, extra={"DELIVERY_GATEWAY_DEMO_MODE": "true"})
+        sid = emulator.info["conversations"][CONVERSATION]
+        variables = {"sid": sid}
+        async with in_process_gateway(settings_from_env(env)) as gateway:
+
+            async def gateway_once() -> Any:
+                result = await gateway.execute(CHAT_SCREEN_QUERY, variables, OPERATION)
+                if result.errors:
+                    raise RuntimeError(f"gateway execution failed: {result.errors[0]}")
+                return result
+
+            first = await gateway_once()  # cold: fills the resource cache
+            plain = PlainChatScreen(sid, first.data, CHAT_SCREEN_QUERY, OPERATION)
+
+            async def plain_once() -> Any:
+                return plain.execute()
+
+            plain_data = json.dumps(plain.execute().data, sort_keys=True)
+            gateway_data = json.dumps((await gateway_once()).data, sort_keys=True)
+            for _ in range(warmup):
+                await gateway_once()
+                plain.execute()
+            with count_operation(gateway.schema) as gateway_counts:
+                await gateway_once()
+            with count_operation(plain.schema) as plain_counts:
+                plain.execute()
+            gc.collect()
+            await _emulator_calls(session, emulator.url)  # forget the calls so far
+            gateway_timing = Timing([], [], 0, OperationCounts())
+            plain_timing = Timing([], [], 0, OperationCounts())
+            for _ in range(blocks):
+                await _block(gateway_once, executions, gateway_timing)
+                await _block(plain_once, executions, plain_timing)
+            upstream = await _emulator_calls(session, emulator.url)
+    return ExecutionReport(
+        gateway=gateway_timing,
+        plain=plain_timing,
+        gateway_counts=gateway_counts,
+        plain_counts=plain_counts,
+        response_bytes=len(json.dumps({"data": first.data}, separators=(",", ":"))),
+        same_response=plain_data == gateway_data,
+        upstream_calls_timed=upstream,
+    )

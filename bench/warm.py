@@ -1,0 +1,169 @@
+"""Row 1: the warm chat screen, req/s at N connections, against the raw stack serving the same bytes (wrk-driven).
+
+Never asserts a threshold: it measures, reports, and says when the measurement itself is not trustworthy (errors,
+a saturated load generator, upstream calls inside a warm window).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from bench.chat_screen import CONVERSATION, JSON_HEADERS, post_query, request_body, upstream_calls
+from bench.gateway import WARM_TTL, gateway_env
+from bench.harness import RowResult, ServerProcess, emulator_process, ratio, server_process, table
+from bench.wrk import WrkResult, fixed_post_script, run_wrk
+
+TARGET = 0.8  # gateway req/s >= 0.8 x the raw stack
+SATURATED = 0.9  # a wrk thread above this share of a core may be the bottleneck
+
+
+def _merge(results: list[WrkResult]) -> WrkResult:
+    first = results[0]
+    total = sum(r.requests for r in results)
+
+    def weighted(attr: str) -> float:
+        return sum(getattr(r, attr) * r.requests for r in results) / total if total else float("nan")
+
+    return WrkResult(
+        requests=total,
+        seconds=sum(r.seconds for r in results),
+        non_2xx=sum(r.non_2xx for r in results),
+        socket_errors=sum(r.socket_errors for r in results),
+        p50_ms=weighted("p50_ms"),  # request-weighted mean of the windows' percentiles
+        p90_ms=weighted("p90_ms"),
+        p99_ms=max(r.p99_ms for r in results),
+        max_ms=max(r.max_ms for r in results),
+        wrapped=0,
+        threads=first.threads,
+        connections=first.connections,
+        wrk_cpu_s=sum(r.wrk_cpu_s for r in results),
+        server_cpu_s=sum(r.server_cpu_s for r in results),
+    )
+
+
+@dataclass
+class WarmReport:
+    gateway: WrkResult
+    raw: WrkResult
+    response_bytes: int
+    identical_bytes: bool
+    upstream_warmup: int
+    upstream_in_windows: int
+
+    @property
+    def ratio(self) -> float:
+        return ratio(self.gateway.rps, self.raw.rps)
+
+    def render(self) -> str:
+        head = ["server", "req/s", "p50 ms", "p99 ms", "requests", "non-2xx", "sock err", "CPU us/req", "server CPU"]
+        head.append("wrk CPU")
+        rows = [
+            [
+                name,
+                f"{r.rps:.0f}",
+                r.p50_ms,
+                r.p99_ms,
+                r.requests,
+                r.non_2xx,
+                r.socket_errors,
+                f"{r.server_cpu_us_per_request:.0f}",
+                f"{r.server_cpu_share:.0%}",
+                f"{r.wrk_cpu_share:.0%}",
+            ]
+            for name, r in (("raw stack (reference)", self.raw), ("gateway", self.gateway))
+        ]
+        lines = [
+            table(head, rows),
+            f"response {self.response_bytes} bytes (the raw stack serves the gateway's bytes; the gateway answers "
+            f"the same bytes again: {self.identical_bytes}); wrk -t{self.raw.threads} -c{self.raw.connections}",
+            f"upstream calls: warm-up {self.upstream_warmup}, inside the measured windows {self.upstream_in_windows}",
+            f"load generator on the raw stack: wrk used {self.raw.wrk_cpu_share:.0%} of its thread(s) "
+            f"({'below saturation' if self.raw.wrk_cpu_share < SATURATED else 'SATURATED: the reference is low'})",
+            f"RATIO gateway/raw req/s {self.ratio:.3f} (target >= {TARGET}); CPU per request "
+            f"{self.gateway.server_cpu_us_per_request / 1000:.2f} ms vs raw "
+            f"{self.raw.server_cpu_us_per_request / 1000:.3f} ms",
+        ]
+        if self.gateway.non_2xx or self.gateway.socket_errors or self.raw.non_2xx or self.raw.socket_errors:
+            lines.append("WARNING: errors during the windows; the numbers above count only 2xx answers")
+        return "\n".join(lines)
+
+    def row(self) -> RowResult:
+        return RowResult(
+            row="1 warm chat screen",
+            measured=f"{self.gateway.rps:.0f} req/s, {self.gateway.server_cpu_us_per_request / 1000:.2f} ms CPU/req",
+            reference=f"raw stack {self.raw.rps:.0f} req/s (wrk {self.raw.wrk_cpu_share:.0%} CPU)",
+            ratio=self.ratio,
+            ratio_target=TARGET,
+            target=f">= {TARGET} x raw",
+            numbers={
+                "gateway_rps": self.gateway.rps,
+                "raw_rps": self.raw.rps,
+                "gateway_cpu_ms_per_request": self.gateway.server_cpu_us_per_request / 1000,
+                "raw_cpu_ms_per_request": self.raw.server_cpu_us_per_request / 1000,
+                "wrk_cpu_share_on_raw": self.raw.wrk_cpu_share,
+                "wrk_cpu_share_on_gateway": self.gateway.wrk_cpu_share,
+                "gateway_errors": float(self.gateway.non_2xx + self.gateway.socket_errors),
+                "upstream_calls_in_windows": float(self.upstream_in_windows),
+                "response_bytes": float(self.response_bytes),
+            },
+        )
+
+
+async def run_warm(
+    *, duration: float, connections: int, rounds: int, threads: int = 1, emulator: ServerProcess | None = None
+) -> WarmReport:
+    """Alternate raw/gateway wrk windows `rounds` times, each `duration` s; each side's windows merged."""
+    async with emulator_process(emulator) as emulator:
+        env = gateway_env(emulator.info, cache_ttls=WARM_TTL)
+        async with server_process(["gateway"], env) as gateway, aiohttp.ClientSession() as session:
+            body = request_body(emulator.info["conversations"][CONVERSATION])
+            before = await upstream_calls(session, gateway.url)
+            response, _ = await post_query(session, gateway.url, body)  # cold: fills the cache
+            warmup_calls = await upstream_calls(session, gateway.url) - before
+            again, _ = await post_query(session, gateway.url, body)
+            with tempfile.TemporaryDirectory(prefix="bench-warm-") as tmp:
+                response_path = Path(tmp) / "response.json"
+                response_path.write_bytes(response)
+                body_path = Path(tmp) / "request.json"
+                body_path.write_bytes(body)
+                script = fixed_post_script("/graphql", body_path, JSON_HEADERS)
+                async with server_process(["raw", str(response_path)]) as raw:
+                    async with session.post(raw.url + "/graphql", data=body, headers=JSON_HEADERS) as resp:
+                        if await resp.read() != response:
+                            raise RuntimeError("the raw stack does not serve the gateway's bytes")
+                    raw_runs, gateway_runs, in_windows = [], [], 0
+                    for _ in range(rounds):
+                        raw_runs.append(
+                            await run_wrk(
+                                raw.url + "/graphql",
+                                script,
+                                duration=duration,
+                                connections=connections,
+                                threads=threads,
+                                server=raw,
+                            )
+                        )
+                        before = await upstream_calls(session, gateway.url)
+                        gateway_runs.append(
+                            await run_wrk(
+                                gateway.url + "/graphql",
+                                script,
+                                duration=duration,
+                                connections=connections,
+                                threads=threads,
+                                server=gateway,
+                            )
+                        )
+                        in_windows += await upstream_calls(session, gateway.url) - before
+    return WarmReport(
+        gateway=_merge(gateway_runs),
+        raw=_merge(raw_runs),
+        response_bytes=len(response),
+        identical_bytes=again == response,
+        upstream_warmup=warmup_calls,
+        upstream_in_windows=in_windows,
+    )

@@ -1,0 +1,78 @@
+"""The bench's command line and its pure parts: row selection, the one-line failure without wrk, wave counting,
+percentiles and the verdict of a row against its target.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench import __main__ as cli
+from bench import wrk
+from bench.cold import count_waves
+from bench.harness import RowResult, percentile, summary_table
+
+
+def test_rows_are_selected_by_name_or_number_in_table_order_once() -> None:
+    assert cli.parse([]).selected == list(cli.ROWS)
+    assert cli.parse(["cold", "1", "warm", "profile"]).selected == ["cold", "warm", "profile"]
+    quick = cli.parse(["--quick", "fanout"])
+    assert quick.subscribers == "200" and quick.duration == 3.0
+    assert cli.parse(["--quick", "--duration", "7"]).duration == 7.0
+
+
+def test_an_unknown_row_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.parse(["warmest"])
+    assert exit_.value.code == 2
+    assert "unknown row 'warmest'" in capsys.readouterr().err
+
+
+def test_without_wrk_the_bench_fails_with_one_line_saying_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(wrk.shutil, "which", lambda name: None)
+
+    assert cli.main(["warm"]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert "wrk not found" in captured.err and "apt-get install -y wrk" in captured.err
+
+
+def test_waves_are_rounds_that_started_after_an_earlier_answer() -> None:
+    two_rounds = [[0.0, 1.0], [0.0, 1.1], [0.01, 1.0], *([1.2, 2.2],) * 5]
+    assert count_waves(two_rounds) == 2
+    # A concurrency limit of 2 splitting 4 parallel calls: the 3rd starts when the 1st answers.
+    limited = [[0.0, 1.0], [0.0, 1.0], [1.0, 2.0], [1.0, 2.0]]
+    assert count_waves(limited) == 2
+    chain = [[0.0, 1.0], [1.0, 2.0], [2.0, 3.0], [3.0, 4.0]]
+    assert count_waves(chain) == 4
+    assert count_waves([]) == 0
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([7.0], 99) == 7.0
+    assert math.isnan(percentile([], 50))
+
+
+def test_a_row_meets_its_target_only_when_the_ratio_and_every_check_do() -> None:
+    row = RowResult("r", "m", "ref", ratio=0.9, ratio_target=0.8, target=">= 0.8")
+    assert row.verdict() == "meets"
+    lower = RowResult("r", "m", "ref", ratio=1.3, ratio_target=1.25, ratio_better="lower", target="<= 1.25")
+    assert lower.verdict() == "misses"
+    checked = RowResult("r", "m", "ref", ratio=1.0, ratio_target=1.1, ratio_better="lower", checks={"tasks": False})
+    assert checked.verdict() == "misses (tasks)"
+    skipped = RowResult("r", "", "", skipped="not available")
+    assert skipped.verdict() == "skipped" and skipped.meets is None
+    nan = RowResult("r", "m", "ref", ratio=float("nan"), ratio_target=0.8)
+    assert nan.verdict() == "misses"
+    table = summary_table([row, skipped])
+    assert "meets" in table and "skipped: not available" in table
+    assert row.as_json()["ratio"] == 0.9 and nan.as_json()["ratio"] is None
