@@ -33,6 +33,7 @@ NEEDS_WRK = {"warm", "ingest"}
 FULL = {
     "duration": 10.0,
     "rounds": 2,
+    "cpu_requests": 50,
     "executions": 50,
     "blocks": 5,
     "iterations": 30,
@@ -42,8 +43,9 @@ FULL = {
     "http_rounds": 20,
 }
 QUICK = {
-    "duration": 3.0,
+    "duration": 5.0,
     "rounds": 1,
+    "cpu_requests": 20,
     "executions": 10,
     "blocks": 2,
     "iterations": 8,
@@ -105,10 +107,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="short run of every row (about 2 minutes)")
     parser.add_argument("--json", type=Path, help="also write the rows' results to this file")
-    parser.add_argument("--duration", type=float, help="warm, ingest: seconds per wrk window (10; quick 3)")
+    parser.add_argument("--duration", type=float, help="warm, ingest: seconds per wrk window (10; quick 5)")
     parser.add_argument("--rounds", type=int, help="warm: raw/gateway window pairs, alternated (2; quick 1)")
     parser.add_argument("--connections", type=int, default=32, help="warm, ingest: wrk connections (32)")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1)")
+    parser.add_argument(
+        "--cpu-requests", type=int, help="warm: sequential requests for CPU per request (50, raw 10x; quick 20)"
+    )
     parser.add_argument("--executions", type=int, help="execution: executions per timed block (50; quick 10)")
     parser.add_argument("--blocks", type=int, help="execution: timed blocks per side, alternated (5; quick 2)")
     parser.add_argument("--latency", type=float, default=25.0, help="cold: emulator latency per call, ms (25)")
@@ -163,7 +168,11 @@ async def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> l
             f"{args.rounds} x {args.duration:g} s per side)"
         )
         report = await run_warm(
-            duration=args.duration, connections=args.connections, rounds=args.rounds, threads=args.wrk_threads
+            duration=args.duration,
+            connections=args.connections,
+            rounds=args.rounds,
+            threads=args.wrk_threads,
+            cpu_requests=args.cpu_requests,
         )
         out(report.render())
         rows.append(report.row())

@@ -33,20 +33,24 @@ TARGET = 1.25  # gateway <= 1.25 x max(2 x latency, floor)
 DEADLINE = 120.0  # seconds for all iterations together
 
 
-def count_waves(timeline: list[list]) -> int:
-    """Sequential waves in a list of [start, end, method, path] requests.
+def count_waves(timeline: list[list], gap: float = 0.0) -> int:
+    """Sequential waves in a list of [start, end, method, path] requests (seconds).
 
-    A request opens a new wave when it starts after a request of the current wave has already answered: it
-    could have waited for that answer (a dependent round, or a concurrency limit releasing a slot).
+    A request opens a new wave when it starts after a request of the current wave has already answered (so it
+    could have waited for that answer: a dependent round, or a concurrency limit releasing a slot) and more than
+    `gap` seconds after the previous request started. The gap keeps one burst together when the server itself
+    is slow to take up the last requests of a burst of fifty.
     """
     waves = 0
     first_end = float("-inf")
+    previous_start = float("-inf")
     for start, end, *_ in sorted(timeline):
-        if waves == 0 or start >= first_end:
+        if waves == 0 or (start >= first_end and start - previous_start > gap):
             waves += 1
             first_end = end
         else:
             first_end = min(first_end, end)
+        previous_start = start
     return waves
 
 
@@ -172,8 +176,9 @@ async def _timeline(session: aiohttp.ClientSession, emulator: ServerProcess) -> 
         return await resp.json()
 
 
-def _sample(ms: float, timeline: list[list]) -> Sample:
-    return Sample(ms=ms, calls=len(timeline), waves=count_waves(timeline), peak_in_flight=_peak(timeline))
+def _sample(ms: float, timeline: list[list], latency_s: float) -> Sample:
+    waves = count_waves(timeline, gap=latency_s / 4)
+    return Sample(ms=ms, calls=len(timeline), waves=waves, peak_in_flight=_peak(timeline))
 
 
 async def run_cold(*, latency_ms: float, iterations: int, upstream_concurrency: int | None = None) -> ColdReport:
@@ -194,11 +199,11 @@ async def run_cold(*, latency_ms: float, iterations: int, upstream_concurrency: 
                     if time.monotonic() > deadline:
                         break
                     _, ms = await post_query(session, gateway.url, request_body(sid, f"ChatScreenCold{i}"))
-                    report.gateway.append(_sample(ms, await _timeline(session, emulator)))
+                    report.gateway.append(_sample(ms, await _timeline(session, emulator), latency_ms / 1000))
                     started = time.perf_counter()
                     await floor.chat_screen()
                     ms = (time.perf_counter() - started) * 1000
-                    report.floor.append(_sample(ms, await _timeline(session, emulator)))
+                    report.floor.append(_sample(ms, await _timeline(session, emulator), latency_ms / 1000))
             finally:
                 await floor.aclose()
     return report

@@ -11,6 +11,8 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from delivery_gateway.app import create_app
 from delivery_gateway.settings import Settings
 
@@ -83,9 +85,10 @@ def store_url_supported(url: str) -> str | None:
     try:
         Settings(DELIVERY_GATEWAY_STORE_URL=url)
         create_ledger(url)
-    except Exception as exc:  # pydantic's ValidationError or the factory's ValueError: both say why
-        reason = str(exc).strip().splitlines()
-        return reason[-1].strip() if reason else type(exc).__name__
+    except ValidationError as exc:
+        return "; ".join(error["msg"] for error in exc.errors())
+    except Exception as exc:  # the factory's ValueError (or anything else) says why in its first line
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return None
 
 

@@ -216,14 +216,19 @@ class RowResult:
 
 
 def summary_table(rows: Sequence[RowResult]) -> str:
+    """One line per row; why a row was skipped goes below the table, so the table stays readable."""
     body = []
+    notes = []
     for r in rows:
         if r.skipped is not None:
-            body.append([r.row, "not available", "", "", r.target, f"skipped: {r.skipped}"])
+            body.append([r.row, "not available", "", "", r.target, "skipped"])
+            notes.append(f"{r.row}: {r.skipped}")
         else:
             shown = "" if math.isnan(r.ratio) else f"{r.ratio:.3f}"
             body.append([r.row, r.measured, r.reference, shown, r.target, r.verdict()])
-    return table(["row", "measured", "reference (same run)", "ratio", "target", "verdict"], body)
+    lines = [table(["row", "measured", "reference (same run)", "ratio", "target", "verdict"], body)]
+    lines.extend(f"skipped - {note}" for note in notes)
+    return "\n".join(lines)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

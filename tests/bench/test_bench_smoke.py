@@ -55,13 +55,14 @@ async def test_warm_row_measures_the_gateway_and_the_raw_stack_with_wrk(emulator
     require_wrk()
     from bench.warm import run_warm
 
-    report = await run_warm(duration=1, connections=2, rounds=1, emulator=emulator)
+    report = await run_warm(duration=1, connections=2, rounds=1, cpu_requests=2, emulator=emulator)
 
     assert report.identical_bytes and report.response_bytes > 50_000
     assert report.raw.ok_requests > 0 and report.gateway.ok_requests > 0
     assert report.gateway.non_2xx == 0 and report.gateway.socket_errors == 0
     assert report.upstream_warmup == 53 and report.upstream_in_windows == 0
-    assert finite(report.ratio, report.raw.wrk_cpu_share, report.gateway.server_cpu_us_per_request)
+    assert finite(report.ratio, report.raw.wrk_cpu_share, report.gateway_cpu_ms, report.raw_cpu_ms)
+    assert report.gateway_cpu_ms > 0 and report.raw_cpu_ms > 0
     assert 0 < report.raw.wrk_cpu_s and 0 < report.raw.server_cpu_s
     assert "RATIO gateway/raw req/s" in report.render()
     assert_row(report.row())
@@ -86,13 +87,14 @@ async def test_execution_row_counts_the_same_fields_as_its_plain_reference(emula
 async def test_cold_row_compares_the_gateway_with_the_two_round_floor() -> None:
     from bench.cold import run_cold
 
-    report = await run_cold(latency_ms=5, iterations=2)
+    report = await run_cold(latency_ms=20, iterations=3)
 
-    assert len(report.gateway) == len(report.floor) == 2
-    assert {s.waves for s in report.floor} == {2}
+    assert len(report.gateway) == len(report.floor) == 3
+    # Two rounds by construction; a busy machine can stall the client long enough to show a third.
+    assert min(s.waves for s in report.floor) == 2
     assert {s.calls for s in report.floor} == {s.calls for s in report.gateway} == {53}
     assert all(s.waves >= 2 for s in report.gateway)
-    assert finite(report.ratio, report.floor_ms, report.gateway_ms) and report.limit_ms >= 10
+    assert finite(report.ratio, report.floor_ms, report.gateway_ms) and report.limit_ms >= 40
     assert_row(report.row())
 
 
