@@ -55,7 +55,8 @@ class ExecutionReport:
 
     @property
     def ratio(self) -> float:
-        return ratio(self.gateway.ms, self.plain.ms)
+        """On CPU time per execution: the same as wall time on a quiet machine, and immune to a busy one."""
+        return ratio(self.gateway.cpu, self.plain.cpu)
 
     def render(self) -> str:
         def row(name: str, t: Timing, c: OperationCounts) -> list[object]:
@@ -76,8 +77,8 @@ class ExecutionReport:
 
         head = [
             "execution",
-            "ms/exec",
-            "CPU ms",
+            "wall ms/exec",
+            "CPU ms/exec",
             "fields",
             "resolvers",
             "async",
@@ -105,7 +106,7 @@ class ExecutionReport:
                 f"gateway tasks by coroutine: {top_tasks or '-'}",
                 f"gateway loads by loader: {top_loads or '-'}",
                 f"gateway resolvers by field: {top_resolvers or '-'}",
-                f"RATIO gateway/plain time per execution {self.ratio:.2f} (target <= {TARGET}); tasks per request "
+                f"RATIO gateway/plain CPU time per execution {self.ratio:.2f} (target <= {TARGET}); tasks per request "
                 f"{self.gateway_counts.tasks} (target <= {MAX_TASKS})",
             ]
         )
@@ -114,17 +115,18 @@ class ExecutionReport:
         c = self.gateway_counts
         return RowResult(
             row="2 warm execution, cache miss",
-            measured=f"{self.gateway.ms:.1f} ms; {c.tasks} tasks, {c.loader_loads} loads, {c.resolvers} resolvers",
-            reference=f"plain Strawberry {self.plain.ms:.1f} ms",
+            measured=f"{self.gateway.cpu:.1f} ms; {c.tasks} tasks, {c.loader_loads} loads, {c.resolvers} resolvers",
+            reference=f"plain Strawberry {self.plain.cpu:.1f} ms",
             ratio=self.ratio,
             ratio_target=TARGET,
             ratio_better="lower",
             target=f"<= {TARGET} x plain; <= {MAX_TASKS} tasks",
             checks={f"<= {MAX_TASKS} tasks": c.tasks <= MAX_TASKS},
             numbers={
-                "gateway_ms": self.gateway.ms,
-                "plain_ms": self.plain.ms,
                 "gateway_cpu_ms": self.gateway.cpu,
+                "plain_cpu_ms": self.plain.cpu,
+                "gateway_wall_ms": self.gateway.ms,
+                "plain_wall_ms": self.plain.ms,
                 "fields": float(c.fields),
                 "plain_fields": float(self.plain_counts.fields),
                 "resolvers": float(c.resolvers),

@@ -112,7 +112,9 @@ class FanoutReport:
                 f"{s.sends}/{self.subscribers * self.events}",
                 f"{s.sends_per_cpu_second:.0f}",
                 f"{s.server_cpu_s:.2f}",
-                f"{s.client_cpu_s / s.wall_s:.0%}" if s.wall_s else "-",
+                f"{s.client_cpu_s / s.wall_s:.0%}, {s.client_cpu_s / max(s.sends, 1) * 1e6:.0f} us/frame"
+                if s.wall_s
+                else "-",
                 f"{s.idle_rss_delta / self.subscribers / 1024:.1f} / {s.after_rss_delta / self.subscribers / 1024:.1f}",
                 f"{s.connect_seconds:.1f}",
             ]
