@@ -181,10 +181,16 @@ def _sample(ms: float, timeline: list[list], latency_s: float) -> Sample:
     return Sample(ms=ms, calls=len(timeline), waves=waves, peak_in_flight=_peak(timeline))
 
 
-async def run_cold(*, latency_ms: float, iterations: int, upstream_concurrency: int | None = None) -> ColdReport:
+async def run_cold(
+    *,
+    latency_ms: float,
+    iterations: int,
+    upstream_concurrency: int | None = None,
+    emulator: ServerProcess | None = None,
+) -> ColdReport:
     extra = {"DELIVERY_GATEWAY_UPSTREAM_CONCURRENCY": str(upstream_concurrency)} if upstream_concurrency else {}
     report = ColdReport(latency_ms, str(upstream_concurrency) if upstream_concurrency else "(gateway default)")
-    async with emulator_process(latency_s=latency_ms / 1000) as emulator:
+    async with emulator_process(emulator, latency_s=latency_ms / 1000) as emulator:
         sid = emulator.info["conversations"][CONVERSATION]
         env = gateway_env(emulator.info, cache_ttls=0, extra=extra)
         async with server_process(["gateway"], env) as gateway, aiohttp.ClientSession() as session:

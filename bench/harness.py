@@ -105,14 +105,30 @@ async def server_process(args: Sequence[str], env: Mapping[str, str] | None = No
 
 @contextlib.asynccontextmanager
 async def emulator_process(shared: ServerProcess | None = None, latency_s: float = 0.0) -> AsyncIterator[ServerProcess]:
-    """The emulator subprocess (seeded, no simulator), or `shared` when one is given (latency must then be 0)."""
-    if shared is not None:
-        if latency_s:
-            raise ValueError("a shared emulator has no injected latency; start one of your own")
+    """The emulator subprocess (seeded, no simulator), or `shared` when one is given, its latency set for the block
+    and back to 0 afterwards."""
+    if shared is None:
+        async with server_process(["emulator", "--latency", str(latency_s)]) as emulator:
+            yield emulator
+        return
+    if not latency_s:
         yield shared
         return
-    async with server_process(["emulator", "--latency", str(latency_s)]) as emulator:
-        yield emulator
+    await _set_latency(shared, latency_s)
+    try:
+        yield shared
+    finally:
+        await _set_latency(shared, 0.0)
+
+
+async def _set_latency(emulator: ServerProcess, seconds: float) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        url = f"{emulator.url}/__bench/latency?seconds={seconds}"
+        async with session.post(url) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"could not set the emulator's latency: {resp.status}")
 
 
 def emulator_auth(emulator: ServerProcess) -> dict[str, str]:

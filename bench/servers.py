@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -24,6 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 HOST = "127.0.0.1"
 TIMELINE_PATH = "/__bench/timeline"
+LATENCY_PATH = "/__bench/latency"
 GRAPHQL_TRANSPORT_WS = "graphql-transport-ws"
 
 
@@ -57,7 +59,8 @@ class RequestTimeline:
 
     Bench-side only: it changes nothing in the emulator's behaviour. `GET /__bench/timeline` returns the requests
     recorded since the previous read and forgets them. CLOCK_MONOTONIC is system-wide on Linux, so the bench
-    process can compare these times with its own.
+    process can compare these times with its own. `POST /__bench/latency?seconds=S` turns the emulator's own
+    latency knob (`EmulatorConfig.latency`, read on every request), so one emulator can serve several rows.
     """
 
     def __init__(self, app: Any) -> None:
@@ -71,6 +74,11 @@ class RequestTimeline:
         if scope["path"] == TIMELINE_PATH:
             entries, self.entries = self.entries, []
             await JSONResponse([list(e) for e in entries])(scope, receive, send)
+            return
+        if scope["path"] == LATENCY_PATH:
+            request = Request(scope, receive)
+            self.app.state.emulator.config.latency = float(request.query_params["seconds"])
+            await JSONResponse({"latency": self.app.state.emulator.config.latency})(scope, receive, send)
             return
         started = time.monotonic()
         try:
@@ -110,15 +118,19 @@ def gateway_app() -> tuple[object, dict[str, object]]:
 
 
 def raw_app(body_path: str) -> tuple[object, dict[str, object]]:
-    """The raw stack: Starlette under the same uvicorn, answering POST /graphql with fixed bytes (body read)."""
-    with open(body_path, "rb") as fh:
-        body = fh.read()
+    """The raw stack: Starlette under the same uvicorn, answering POST /graphql with fixed bytes (body read).
+
+    The bytes are read from `body_path` on the first request, so the server can start before they exist.
+    """
+    body: list[bytes] = []
 
     async def graphql(request: Request) -> Response:
         await request.body()
-        return Response(body, media_type="application/json")
+        if not body:
+            body.append(await asyncio.to_thread(Path(body_path).read_bytes))
+        return Response(body[0], media_type="application/json")
 
-    return Starlette(routes=[Route("/graphql", graphql, methods=["POST"])]), {"bytes": len(body)}
+    return Starlette(routes=[Route("/graphql", graphql, methods=["POST"])]), {}
 
 
 def raw_ws_app() -> tuple[object, dict[str, object]]:

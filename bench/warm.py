@@ -6,6 +6,8 @@ a saturated load generator, upstream calls inside a warm window).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,52 +146,56 @@ async def run_warm(
 ) -> WarmReport:
     """Alternate raw/gateway wrk windows `rounds` times, each `duration` s; each side's windows merged. Then
     `cpu_requests` sequential requests to the gateway (10x as many to the raw stack) for CPU per request."""
-    async with emulator_process(emulator) as emulator:
+    async with (
+        emulator_process(emulator) as emulator,
+        aiohttp.ClientSession() as session,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-warm-")))
+        response_path, body_path = tmp / "response.json", tmp / "request.json"
         env = gateway_env(emulator.info, cache_ttls=WARM_TTL)
-        async with server_process(["gateway"], env) as gateway, aiohttp.ClientSession() as session:
-            body = request_body(emulator.info["conversations"][CONVERSATION])
+        gateway, raw = await asyncio.gather(  # the raw stack reads its bytes on its first request
+            stack.enter_async_context(server_process(["gateway"], env)),
+            stack.enter_async_context(server_process(["raw", str(response_path)])),
+        )
+        body = request_body(emulator.info["conversations"][CONVERSATION])
+        body_path.write_bytes(body)
+        before = await upstream_calls(session, gateway.url)
+        response, _ = await post_query(session, gateway.url, body)  # cold: fills the cache
+        warmup_calls = await upstream_calls(session, gateway.url) - before
+        again, _ = await post_query(session, gateway.url, body)
+        response_path.write_bytes(response)
+        async with session.post(raw.url + "/graphql", data=body, headers=JSON_HEADERS) as resp:
+            if await resp.read() != response:
+                raise RuntimeError("the raw stack does not serve the gateway's bytes")
+        script = fixed_post_script("/graphql", body_path, JSON_HEADERS)
+        raw_runs, gateway_runs, in_windows = [], [], 0
+        for _ in range(rounds):
+            raw_runs.append(
+                await run_wrk(
+                    raw.url + "/graphql",
+                    script,
+                    duration=duration,
+                    connections=connections,
+                    threads=threads,
+                    server=raw,
+                )
+            )
             before = await upstream_calls(session, gateway.url)
-            response, _ = await post_query(session, gateway.url, body)  # cold: fills the cache
-            warmup_calls = await upstream_calls(session, gateway.url) - before
-            again, _ = await post_query(session, gateway.url, body)
-            with tempfile.TemporaryDirectory(prefix="bench-warm-") as tmp:
-                response_path = Path(tmp) / "response.json"
-                response_path.write_bytes(response)
-                body_path = Path(tmp) / "request.json"
-                body_path.write_bytes(body)
-                script = fixed_post_script("/graphql", body_path, JSON_HEADERS)
-                async with server_process(["raw", str(response_path)]) as raw:
-                    async with session.post(raw.url + "/graphql", data=body, headers=JSON_HEADERS) as resp:
-                        if await resp.read() != response:
-                            raise RuntimeError("the raw stack does not serve the gateway's bytes")
-                    raw_runs, gateway_runs, in_windows = [], [], 0
-                    for _ in range(rounds):
-                        raw_runs.append(
-                            await run_wrk(
-                                raw.url + "/graphql",
-                                script,
-                                duration=duration,
-                                connections=connections,
-                                threads=threads,
-                                server=raw,
-                            )
-                        )
-                        before = await upstream_calls(session, gateway.url)
-                        gateway_runs.append(
-                            await run_wrk(
-                                gateway.url + "/graphql",
-                                script,
-                                duration=duration,
-                                connections=connections,
-                                threads=threads,
-                                server=gateway,
-                            )
-                        )
-                        in_windows += await upstream_calls(session, gateway.url) - before
-                    one = aiohttp.TCPConnector(limit=1)
-                    async with aiohttp.ClientSession(connector=one) as sequential:
-                        gateway_cpu = await cpu_per_request(sequential, gateway, body, response, cpu_requests)
-                        raw_cpu = await cpu_per_request(sequential, raw, body, response, 10 * cpu_requests)
+            gateway_runs.append(
+                await run_wrk(
+                    gateway.url + "/graphql",
+                    script,
+                    duration=duration,
+                    connections=connections,
+                    threads=threads,
+                    server=gateway,
+                )
+            )
+            in_windows += await upstream_calls(session, gateway.url) - before
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as sequential:
+            gateway_cpu = await cpu_per_request(sequential, gateway, body, response, cpu_requests)
+            raw_cpu = await cpu_per_request(sequential, raw, body, response, 10 * cpu_requests)
     return WarmReport(
         gateway=_merge(gateway_runs),
         raw=_merge(raw_runs),

@@ -84,10 +84,10 @@ async def test_execution_row_counts_the_same_fields_as_its_plain_reference(emula
 
 
 @pytest.mark.timeout(60)
-async def test_cold_row_compares_the_gateway_with_the_two_round_floor() -> None:
+async def test_cold_row_compares_the_gateway_with_the_two_round_floor(emulator: ServerProcess) -> None:
     from bench.cold import run_cold
 
-    report = await run_cold(latency_ms=20, iterations=3)
+    report = await run_cold(latency_ms=20, iterations=3, emulator=emulator)
 
     assert len(report.gateway) == len(report.floor) == 3
     # Two rounds by construction; a busy machine can stall the client long enough to show a third.
