@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import shlex
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,7 +23,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from bench.harness import RowResult, summary_table
+from bench.harness import RowResult, ServerProcess, emulator_process, summary_table
 from bench.wrk import WrkMissing, require_wrk
 
 ROWS = ("warm", "execution", "cold", "fanout", "ingest", "replicas")
@@ -71,10 +73,13 @@ def machine() -> list[str]:
     meminfo = Path("/proc/meminfo").read_text().splitlines()
     mem_kb = next((int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:")), 0)
     model = cpu.get("Model name") or platform.processor() or "?"
+    if "CPU family" in cpu:
+        model += f" (family {cpu['CPU family']}, model {cpu.get('Model', '?')})"
     cores = (
         f"{cpu.get('CPU(s)', os.cpu_count())} CPUs ({cpu.get('Socket(s)', '?')} socket(s) x "
         f"{cpu.get('Core(s) per socket', '?')} core(s) x {cpu.get('Thread(s) per core', '?')} thread(s))"
     )
+    caches = ", ".join(f"{name} {cpu[name]}" for name in ("L2 cache", "L3 cache") if name in cpu)
     versions = []
     for name in PACKAGES:
         try:
@@ -86,10 +91,21 @@ def machine() -> list[str]:
     except (WrkMissing, OSError, IndexError, subprocess.SubprocessError):
         wrk = "not installed"
     return [
-        f"cpu: {model}; {cores}; {cpu.get('Hypervisor vendor', 'no hypervisor reported')}",
-        f"memory: {mem_kb / 1024 / 1024:.1f} GiB; {platform.system()} {platform.release()}",
+        f"cpu: {model}; {cores}; {caches}; {cpu.get('Hypervisor vendor', 'no hypervisor reported')} guest",
+        f"memory: {mem_kb / 1024 / 1024:.1f} GiB; {platform.system()} {platform.release()}; "
+        f"SQLite {sqlite3.sqlite_version}; Redis server {_redis_version()}",
         f"python {platform.python_version()}; " + ", ".join(versions) + f"; wrk {wrk}",
     ]
+
+
+def _redis_version(url: str = "redis://127.0.0.1:6379/0") -> str:
+    try:
+        import redis
+
+        with redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1) as client:
+            return str(client.info("server").get("redis_version", "?"))
+    except Exception:
+        return "not reachable"
 
 
 def _sizes(text: str) -> list[int]:
@@ -157,7 +173,19 @@ def _section(title: str) -> None:
 
 
 async def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> list[RowResult]:
-    """Run the selected rows in table order, print each one's report, return their results."""
+    """Run the selected rows in table order, print each one's report, return their results.
+
+    One emulator serves every row that needs one (the cold row turns its latency up for itself).
+    """
+    needs_emulator = set(args.selected) - {"ingest", "http"}
+    async with contextlib.AsyncExitStack() as stack:
+        emulator = await stack.enter_async_context(emulator_process()) if needs_emulator else None
+        return await _run_rows(args, out, emulator)
+
+
+async def _run_rows(
+    args: argparse.Namespace, out: Callable[[str], None], emulator: ServerProcess | None
+) -> list[RowResult]:
     rows: list[RowResult] = []
     selected = args.selected
     if "warm" in selected:
@@ -173,6 +201,7 @@ async def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> l
             rounds=args.rounds,
             threads=args.wrk_threads,
             cpu_requests=args.cpu_requests,
+            emulator=emulator,
         )
         out(report.render())
         rows.append(report.row())
@@ -180,7 +209,7 @@ async def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> l
         from bench.execution import run_execution
 
         _section(f"2. warm execution, no response cache, vs plain Strawberry ({args.blocks} x {args.executions} each)")
-        report = await run_execution(executions=args.executions, blocks=args.blocks)
+        report = await run_execution(executions=args.executions, blocks=args.blocks, emulator=emulator)
         out(report.render())
         rows.append(report.row())
     if "cold" in selected:
@@ -188,7 +217,10 @@ async def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> l
 
         _section(f"3. cold chat screen, {args.latency:g} ms upstream latency, vs a bare two-round client")
         report = await run_cold(
-            latency_ms=args.latency, iterations=args.iterations, upstream_concurrency=args.upstream_concurrency
+            latency_ms=args.latency,
+            iterations=args.iterations,
+            upstream_concurrency=args.upstream_concurrency,
+            emulator=emulator,
         )
         out(report.render())
         rows.append(report.row())
@@ -197,7 +229,7 @@ async def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> l
 
         sizes = _sizes(args.subscribers)
         _section(f"4. webhook -> WebSocket subscribers ({', '.join(map(str, sizes))}), vs a raw WebSocket send")
-        for report in await run_fanout(sizes=sizes, events=args.events):
+        for report in await run_fanout(sizes=sizes, events=args.events, emulator=emulator):
             out(report.render())
             rows.append(report.row())
     if "ingest" in selected:
@@ -213,7 +245,10 @@ async def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> l
 
         _section("6. cross-replica delivery on Redis (webhook into A; subscribers on A and B)")
         report = await run_replicas(
-            events=args.replica_events, redis_url=args.redis_url, store_url=args.replica_store_url
+            events=args.replica_events,
+            redis_url=args.redis_url,
+            store_url=args.replica_store_url,
+            emulator=emulator,
         )
         out(report.render())
         rows.append(report.row())
@@ -227,7 +262,7 @@ async def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> l
         from bench.profile_warm import profile_warm
 
         _section("extra: profile of warm chat-screen executions (no response cache)")
-        out(await profile_warm(args.profile_executions))
+        out(await profile_warm(args.profile_executions, emulator=emulator))
     return rows
 
 

@@ -4,6 +4,7 @@ percentiles and the verdict of a row against its target.
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -81,3 +82,19 @@ def test_a_row_meets_its_target_only_when_the_ratio_and_every_check_do() -> None
     table = summary_table([row, skipped])
     assert "meets" in table and "skipped - r: not available" in table
     assert row.as_json()["ratio"] == 0.9 and nan.as_json()["ratio"] is None
+
+
+@pytest.mark.timeout(60)
+def test_one_row_runs_from_the_command_line_with_a_summary_and_json(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "rows.json"
+
+    assert cli.main(["2", "--executions", "1", "--blocks", "1", "--json", str(out)]) == 0
+
+    printed = capsys.readouterr().out
+    assert "cpu: " in printed and "python " in printed and "command: python -m bench 2" in printed
+    assert "== 2. warm execution" in printed and "== summary" in printed
+    (row,) = json.loads(out.read_text())
+    assert row["row"].startswith("2 warm execution") and row["ratio"] > 0
+    assert row["numbers"]["fields"] == row["numbers"]["plain_fields"]
