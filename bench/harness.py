@@ -12,11 +12,15 @@ import json
 import math
 import os
 import resource
+import secrets
+import shutil
 import statistics
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 60.0
@@ -256,3 +260,26 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
         return "  ".join(v.ljust(widths[i]) if i == 0 else v.rjust(widths[i]) for i, v in enumerate(values)).rstrip()
 
     return "\n".join([line(headers), *(line(r) for r in cells)])
+
+
+@contextlib.asynccontextmanager
+async def postgres_database(base_url: str) -> AsyncIterator[str]:
+    """A fresh database for one run (created and dropped with psql), or `base_url` itself if it names one."""
+    parts = urlsplit(base_url)
+    if parts.path.strip("/"):
+        yield base_url
+        return
+    psql = shutil.which("psql")
+    if psql is None:
+        raise RuntimeError("psql not found (Debian package postgresql-client) to create the bench database")
+    name = f"delivery_gateway_bench_{secrets.token_hex(4)}"
+    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
+
+    def run(sql: str) -> None:
+        subprocess.run([psql, admin, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True, timeout=30)
+
+    await asyncio.to_thread(run, f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+    finally:
+        await asyncio.to_thread(run, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

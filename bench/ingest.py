@@ -12,22 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
-import shutil
-import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 
 from bench.chat_screen import metric_total
 from bench.gateway import gateway_env, open_ledger, store_url_supported
-from bench.harness import RowResult, server_process, table
+from bench.harness import RowResult, postgres_database, server_process, table
 from bench.webhook_forms import (
     FORM_TYPE,
     SIGNATURE_HEADER,
@@ -242,29 +238,6 @@ async def ingest_once(store: str, store_url: str, *, duration: float, connection
             await gateway.proc.wait()
         report.recorded_after_kill, report.pending_after_kill = await _recorded(store_url, bodies)
     return report
-
-
-@contextlib.asynccontextmanager
-async def postgres_database(base_url: str) -> AsyncIterator[str]:
-    """A fresh database for one run (created and dropped with psql), or `base_url` itself if it names one."""
-    parts = urlsplit(base_url)
-    if parts.path.strip("/"):
-        yield base_url
-        return
-    psql = shutil.which("psql")
-    if psql is None:
-        raise RuntimeError("psql not found (Debian package postgresql-client) to create the bench database")
-    name = f"delivery_gateway_bench_{secrets.token_hex(4)}"
-    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
-
-    def run(sql: str) -> None:
-        subprocess.run([psql, admin, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True, timeout=30)
-
-    await asyncio.to_thread(run, f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-    finally:
-        await asyncio.to_thread(run, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def run_ingest(

@@ -22,7 +22,16 @@ import redis
 from bench.chat_screen import CONVERSATION
 from bench.fanout import TICKS_SUBSCRIPTION, event_timeout, wait_for_subscriptions, ws_url
 from bench.gateway import API_KEY, gateway_env, store_url_supported
-from bench.harness import RowResult, ServerProcess, emulator_process, median, ratio, server_process, table
+from bench.harness import (
+    RowResult,
+    ServerProcess,
+    emulator_process,
+    median,
+    postgres_database,
+    ratio,
+    server_process,
+    table,
+)
 from bench.subscribers import subscriber_fleet
 from bench.webhook_forms import WebhookSigner, delivery_form, emulator_receipts, post_webhook
 
@@ -115,7 +124,8 @@ async def run_replicas(
     store_url: str | None = None,
     emulator: ServerProcess | None = None,
 ) -> ReplicaReport:
-    """`store_url` None: the Redis store under the row's own prefix; otherwise that URL, shared by both replicas."""
+    """`store_url` None: the Redis store under the row's own prefix; otherwise that URL, shared by both replicas
+    (a `postgresql://host` URL without a database gets a fresh database for the run)."""
     prefix = f"dgbench:{secrets.token_hex(6)}:"
     store = store_url or with_prefix(redis_url, prefix + "ledger:")
     report = ReplicaReport(store=urlsplit(store).scheme, events=events, per_replica=per_replica)
@@ -124,48 +134,64 @@ async def run_replicas(
         report.skipped = problem
         return report
     try:
-        async with emulator_process(emulator) as emulator, aiohttp.ClientSession() as session:
-            conversation_sid = emulator.info["conversations"][CONVERSATION]
-            receipts = await emulator_receipts(session, emulator, conversation_sid, events + 1)
-            env = gateway_env(
-                emulator.info,
-                store_url=store,
-                cache_url=with_prefix(redis_url, prefix + "cache:"),
-                pubsub_url=with_prefix(redis_url, prefix + "pubsub:"),
-            )
-            async with contextlib.AsyncExitStack() as stack:
-                a, b = await asyncio.gather(  # two replicas, started side by side
-                    stack.enter_async_context(server_process(["gateway"], env)),
-                    stack.enter_async_context(server_process(["gateway"], env)),
-                )
-                signer = WebhookSigner(emulator.info["auth_token"])
-                async with subscriber_fleet(
-                    [ws_url(a), ws_url(b)],
-                    2 * per_replica,
-                    init={"Authorization": f"Bearer {API_KEY}"},
-                    subscribe={"query": TICKS_SUBSCRIPTION, "variables": {"c": conversation_sid}},
-                ) as fleet:
-                    await wait_for_subscriptions(session, a, per_replica)
-                    await wait_for_subscriptions(session, b, per_replica)
-                    for i, receipt in enumerate(receipts):
-                        form = delivery_form(
-                            receipt,
-                            account_sid=emulator.info["account_sid"],
-                            service_sid=emulator.info["service_sid"],
-                            status="delivered",
-                            when=datetime.now(UTC),
-                        )
-                        started = time.monotonic()
-                        await post_webhook(session, a.url, signer, form)
-                        arrivals = await fleet.arrivals(receipt.receipt_sid, event_timeout(2 * per_replica))
-                        if i == 0:
-                            continue  # warm-up: first upstream reads on both replicas
-                        on_a = [(t - started) * 1000 for t in arrivals.times[0::2] if t is not None]
-                        on_b = [(t - started) * 1000 for t in arrivals.times[1::2] if t is not None]
-                        report.missed += 2 * per_replica - len(on_a) - len(on_b)
-                        if on_a and on_b:
-                            report.same_ms.append(median(on_a))
-                            report.cross_ms.append(median(on_b))
+        async with contextlib.AsyncExitStack() as stores:
+            if urlsplit(store).scheme.startswith("postgres"):
+                store = await stores.enter_async_context(postgres_database(store))
+            await _measure(report, store, prefix, redis_url, emulator)
     finally:
         _delete_prefix(redis_url, prefix)
     return report
+
+
+async def _measure(
+    report: ReplicaReport, store: str, prefix: str, redis_url: str, emulator: ServerProcess | None
+) -> None:
+    """Two replicas on `store` and Redis; the first event warms both up, the others are measured."""
+    per_replica = report.per_replica
+    async with (
+        emulator_process(emulator) as emulator,
+        aiohttp.ClientSession() as session,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        conversation_sid = emulator.info["conversations"][CONVERSATION]
+        receipts = await emulator_receipts(session, emulator, conversation_sid, report.events + 1)
+        env = gateway_env(
+            emulator.info,
+            store_url=store,
+            cache_url=with_prefix(redis_url, prefix + "cache:"),
+            pubsub_url=with_prefix(redis_url, prefix + "pubsub:"),
+        )
+        a, b = await asyncio.gather(  # two replicas, started side by side
+            stack.enter_async_context(server_process(["gateway"], env)),
+            stack.enter_async_context(server_process(["gateway"], env)),
+        )
+        signer = WebhookSigner(emulator.info["auth_token"])
+        fleet = await stack.enter_async_context(
+            subscriber_fleet(
+                [ws_url(a), ws_url(b)],  # even subscribers on A, odd ones on B
+                2 * per_replica,
+                init={"Authorization": f"Bearer {API_KEY}"},
+                subscribe={"query": TICKS_SUBSCRIPTION, "variables": {"c": conversation_sid}},
+            )
+        )
+        await wait_for_subscriptions(session, a, per_replica)
+        await wait_for_subscriptions(session, b, per_replica)
+        for i, receipt in enumerate(receipts):
+            form = delivery_form(
+                receipt,
+                account_sid=emulator.info["account_sid"],
+                service_sid=emulator.info["service_sid"],
+                status="delivered",
+                when=datetime.now(UTC),
+            )
+            started = time.monotonic()
+            await post_webhook(session, a.url, signer, form)
+            arrivals = await fleet.arrivals(receipt.receipt_sid, event_timeout(2 * per_replica))
+            if i == 0:
+                continue  # warm-up: first upstream reads on both replicas
+            on_a = [(t - started) * 1000 for t in arrivals.times[0::2] if t is not None]
+            on_b = [(t - started) * 1000 for t in arrivals.times[1::2] if t is not None]
+            report.missed += 2 * per_replica - len(on_a) - len(on_b)
+            if on_a and on_b:
+                report.same_ms.append(median(on_a))
+                report.cross_ms.append(median(on_b))
