@@ -121,7 +121,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         metavar="ROW",
         help=f"all (default), one or more of {', '.join(ROWS)} (or 1-6), or an extra: {', '.join(EXTRAS)}",
     )
-    parser.add_argument("--quick", action="store_true", help="short run of every row (about 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="short run of every row (about a minute)")
     parser.add_argument("--json", type=Path, help="also write the rows' results to this file")
     parser.add_argument("--duration", type=float, help="warm, ingest: seconds per wrk window (10; quick 5)")
     parser.add_argument("--rounds", type=int, help="warm: raw/gateway window pairs, alternated (2; quick 1)")
