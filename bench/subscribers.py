@@ -37,7 +37,6 @@ class SubscriberFleet:
     def __init__(self, procs: list[asyncio.subprocess.Process]) -> None:
         self.procs = procs
         self.connect_seconds = 0.0
-        self.client_cpu_at_ready = 0.0
 
     async def _ask(self, proc: asyncio.subprocess.Process, command: dict, within_s: float) -> dict:
         proc.stdin.write((json.dumps(command) + "\n").encode())  # type: ignore[union-attr]
@@ -102,7 +101,6 @@ async def subscriber_fleet(
                     f"{ready['first_failures']}"
                 )
             fleet.connect_seconds = max(fleet.connect_seconds, ready["seconds"])
-            fleet.client_cpu_at_ready += ready["cpu"]
         yield fleet
     finally:
         await asyncio.gather(*(stop_process(p, grace=15.0) for p in procs))

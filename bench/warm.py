@@ -169,29 +169,18 @@ async def run_warm(
             if await resp.read() != response:
                 raise RuntimeError("the raw stack does not serve the gateway's bytes")
         script = fixed_post_script("/graphql", body_path, JSON_HEADERS)
+
+        async def window(server: ServerProcess) -> WrkResult:
+            url = server.url + "/graphql"
+            return await run_wrk(
+                url, script, duration=duration, connections=connections, threads=threads, server=server
+            )
+
         raw_runs, gateway_runs, in_windows = [], [], 0
         for _ in range(rounds):
-            raw_runs.append(
-                await run_wrk(
-                    raw.url + "/graphql",
-                    script,
-                    duration=duration,
-                    connections=connections,
-                    threads=threads,
-                    server=raw,
-                )
-            )
+            raw_runs.append(await window(raw))
             before = await upstream_calls(session, gateway.url)
-            gateway_runs.append(
-                await run_wrk(
-                    gateway.url + "/graphql",
-                    script,
-                    duration=duration,
-                    connections=connections,
-                    threads=threads,
-                    server=gateway,
-                )
-            )
+            gateway_runs.append(await window(gateway))
             in_windows += await upstream_calls(session, gateway.url) - before
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as sequential:
             gateway_cpu = await cpu_per_request(sequential, gateway, body, response, cpu_requests)

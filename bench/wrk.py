@@ -147,10 +147,6 @@ class WrkResult:
     def server_cpu_share(self) -> float:
         return self.server_cpu_s / self.seconds if self.seconds else float("nan")
 
-    @property
-    def server_cpu_us_per_request(self) -> float:
-        return self.server_cpu_s / self.requests * 1e6 if self.requests else float("nan")
-
 
 def _run_blocking(argv: list[str], timeout: float) -> tuple[str, str, float]:
     """Run wrk to completion; returns stdout, stderr and wrk's own CPU seconds (from wait4's rusage)."""
