@@ -13,8 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from delivery_gateway.app import create_app
-from delivery_gateway.settings import Settings
+from delivery_gateway import Settings, create_app
 
 __all__ = [
     "API_KEY",
@@ -132,7 +131,7 @@ async def in_process_gateway(settings: Settings) -> AsyncIterator[InProcessGatew
     try:
         yield InProcessGateway(app)
     finally:
-        await gateway.stop()
+        await gateway.close()
 
 
 @contextlib.asynccontextmanager
