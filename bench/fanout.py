@@ -50,7 +50,7 @@ SUBSCRIBERS_PER_CLIENT_PROCESS = 5000
 
 
 def p99_target_ms(n: int) -> float:
-    """50 ms up to 1,000 subscribers, 500 ms up to 10,000 (the issue's two targets)."""
+    """The latency target: 50 ms up to 1,000 subscribers, 500 ms up to 10,000."""
     return 50.0 if n <= 1000 else 500.0
 
 
