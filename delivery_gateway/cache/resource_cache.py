@@ -16,6 +16,7 @@ from delivery_gateway.cache import keys as cache_keys
 from delivery_gateway.cache.backend import DEFAULT_OP_TIMEOUT, CacheBackend, backend_from_url
 from delivery_gateway.cache.ttl import GENERATION_TTL
 from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.kernel.request_stats import note_cache
 
 _logger = logging.getLogger("delivery_gateway.cache")
 
@@ -69,6 +70,7 @@ class ResourceCache:
             self._count(unique, "error")
             return {}
         found = {key: value for key, value in zip(unique, values, strict=True) if value is not None}
+        note_cache(len(found), len(unique) - len(found))
         self._count(found, "hit")
         self._count([key for key in unique if key not in found], "miss")
         return found

@@ -17,6 +17,7 @@ from delivery_gateway.graphql.dataloaders import Loaders
 from delivery_gateway.graphql.paging import PageSizes
 from delivery_gateway.kernel.callers import Caller
 from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.kernel.request_stats import note_caller
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import DeliveryLedger, create_ledger
 from delivery_gateway.pubsub import PubSub, create_pubsub
@@ -58,6 +59,8 @@ class RequestContext:
     ) -> None:
         self.services = services
         self._caller = caller
+        if caller is not None:
+            note_caller(caller.kind)
         self.loaders = services.new_loaders()
         self.page_sizes = PageSizes.from_settings(services.settings)
         self.request = request
@@ -77,6 +80,7 @@ class RequestContext:
 
     def authenticate(self, caller: Caller) -> None:
         self._caller = caller
+        note_caller(caller.kind)
 
     @property
     def settings(self) -> Settings:

@@ -18,6 +18,7 @@ from delivery_gateway.graphql.live.schema import LiveSubscription
 from delivery_gateway.graphql.message.mutations import MessageMutation
 from delivery_gateway.graphql.message.schema import MessageQuery
 from delivery_gateway.graphql.nodes import NodeQuery
+from delivery_gateway.graphql.operation_log import OperationLogExtension
 from delivery_gateway.kernel.settings import Settings
 
 __all__ = ["Mutation", "Query", "Subscription", "build_schema", "schema_sdl"]
@@ -47,6 +48,7 @@ def build_schema(settings: Settings) -> GatewaySchema:
         *limit_extensions(settings),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
+        OperationLogExtension,
     ]
     return GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions)
 

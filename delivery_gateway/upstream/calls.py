@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from delivery_gateway.kernel.request_stats import note_upstream_call
+
 
 @dataclass(frozen=True)
 class UpstreamCall:
@@ -75,6 +77,7 @@ class UpstreamCallLog(_Tally):
     def record(self, method: str, route: str, status: int | str) -> None:
         call = UpstreamCall(method.upper(), route, str(status))
         self._add(call)
+        note_upstream_call()
         for capture in self._captures:
             capture._add(call)
 

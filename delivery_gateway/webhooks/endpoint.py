@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.kernel.request_stats import note_webhook
 from delivery_gateway.ledger import DeliveryLedger
 from delivery_gateway.webhooks.parse import MalformedWebhook, parse_event
 from delivery_gateway.webhooks.processor import WebhookProcessor
@@ -43,6 +44,7 @@ class TwilioWebhookEndpoint:
 
     def _count(self, event_type: str | None, outcome: str) -> None:
         self.metrics.webhooks_received.labels(event_type or "unknown", outcome).inc()
+        note_webhook(event_type, outcome)
 
     async def handle(self, request: Request) -> JSONResponse:
         signature = request.headers.get("x-twilio-signature")
