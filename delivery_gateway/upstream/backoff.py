@@ -5,13 +5,31 @@ Never sleeps and never decides *whether* a call is idempotent: it only computes 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+_single_attempt: contextvars.ContextVar[bool] = contextvars.ContextVar("upstream_single_attempt", default=False)
+
+
+@contextlib.contextmanager
+def single_attempt() -> Iterator[None]:
+    """Calls made inside the block get one HTTP attempt and no retry (a probe must cost exactly one call)."""
+    token = _single_attempt.set(True)
+    try:
+        yield
+    finally:
+        _single_attempt.reset(token)
+
+
+def retries_allowed() -> bool:
+    return not _single_attempt.get()
 
 
 def is_retryable_status(status: int) -> bool:

@@ -19,7 +19,13 @@ from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 
 from delivery_gateway.kernel.metrics import Metrics
-from delivery_gateway.upstream.backoff import RETRYABLE_METHODS, RetryPolicy, is_retryable_status, parse_retry_after
+from delivery_gateway.upstream.backoff import (
+    RETRYABLE_METHODS,
+    RetryPolicy,
+    is_retryable_status,
+    parse_retry_after,
+    retries_allowed,
+)
 from delivery_gateway.upstream.breaker import BreakerState, CircuitBreaker
 from delivery_gateway.upstream.calls import UpstreamCallLog
 from delivery_gateway.upstream.coalesce import SingleFlight
@@ -258,7 +264,7 @@ class GatewayHttpClient(AsyncHttpClient):
                 retryable = idempotent and is_retryable_status(status)
                 reason = "429" if status == 429 else "5xx"
 
-            if retryable and attempt < self.retry_policy.max_retries:
+            if retryable and attempt < self.retry_policy.max_retries and retries_allowed():
                 delay = self.retry_policy.delay(attempt, retry_after)
                 if delay is not None:
                     self.metrics.upstream_retries.labels(method, route, reason).inc()
