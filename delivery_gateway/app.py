@@ -21,14 +21,18 @@ from delivery_gateway.auth import AuthMiddleware
 from delivery_gateway.cache import ResourceCache
 from delivery_gateway.graphql.context import GatewayServices
 from delivery_gateway.graphql.view import create_graphql_app
+from delivery_gateway.http.drain import OpenStreams, StreamDrainMiddleware
 from delivery_gateway.http.guards import guard_middleware
+from delivery_gateway.http.request_log import RequestLogMiddleware
 from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.kernel.redact import mask_url, scrub, url_secrets
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import PruneResult, create_ledger
 from delivery_gateway.pages import page_routes
 from delivery_gateway.pubsub import create_pubsub
 from delivery_gateway.upstream.api import ConversationsAPI
 from delivery_gateway.upstream.client import UpstreamClient
+from delivery_gateway.upstream.probe import CredentialsProbe
 from delivery_gateway.webhooks import WEBHOOK_PATH, WebhookIngest
 
 log = logging.getLogger("delivery_gateway")
@@ -36,6 +40,17 @@ log = logging.getLogger("delivery_gateway")
 GRAPHQL_PATH = "/graphql"
 READINESS_TIMEOUT = 2.0
 OPTIONAL_BACKENDS = frozenset({"cache"})
+BACKEND_START_TIMEOUT = 30.0  # seconds a backend may take to connect at start-up
+STREAMS_CLOSE_TIMEOUT = 5.0  # seconds closed subscriptions get to finish on shutdown
+
+
+class BackendUnavailable(Exception):
+    """A backend could not be started: names the setting that configures it and its URL (password masked)."""
+
+    def __init__(self, variable: str, url: str, cause: BaseException) -> None:
+        reason = scrub(f"{type(cause).__name__}: {cause}".rstrip(": "), url_secrets(url))
+        super().__init__(f"{variable}: cannot use {mask_url(url)} ({reason})")
+        self.variable = variable
 
 
 def build_services(settings: Settings, *, upstream: ConversationsAPI | None = None) -> GatewayServices:
@@ -69,6 +84,8 @@ class Gateway:
             metrics=services.metrics,
         )
         self.graphql = create_graphql_app(services)
+        self.streams = OpenStreams()  # open WebSockets and event streams, closed first on shutdown
+        self.credentials_probe = CredentialsProbe(services.upstream) if settings.ready_checks_upstream else None
         self.started = False
         self._pruner: asyncio.Task[None] | None = None
 
@@ -99,16 +116,50 @@ class Gateway:
                 log.exception("ledger pruning failed")
 
     async def start(self) -> None:
-        services = self.services
-        await services.upstream.start()
-        await services.ledger.start()
-        await services.pubsub.start()
-        recovered = await self.ingest.start()
-        if recovered:
-            log.info("reprocessed %d webhook events left by the previous run", recovered)
+        """Connect every backend, then reprocess what a previous run left in the webhook inbox. Idempotent.
+
+        A backend that cannot be reached raises `BackendUnavailable` naming its setting, after closing whatever
+        was already opened (no half-started process keeps sessions or connections open).
+        """
+        if self.started:
+            return
+        services, settings = self.services, self.settings
+        steps: list[tuple[str, str, Callable[[], Awaitable[object]]]] = [
+            ("DELIVERY_GATEWAY_STORE_URL", settings.store_url, services.ledger.start),
+            ("DELIVERY_GATEWAY_PUBSUB_URL", settings.pubsub_url, services.pubsub.start),
+            ("DELIVERY_GATEWAY_STORE_URL", settings.store_url, self._recover_inbox),
+        ]
+        try:
+            await services.upstream.start()  # opens an HTTP session; fails only without credentials
+            for variable, url, start in steps:
+                try:
+                    async with asyncio.timeout(BACKEND_START_TIMEOUT):
+                        await start()
+                except Exception as exc:
+                    raise BackendUnavailable(variable, url, exc) from exc
+        except BaseException:
+            await self.close()
+            raise
+        if services.cache is not None:
+            try:
+                await asyncio.wait_for(services.cache.ping(), READINESS_TIMEOUT)
+            except Exception as exc:  # optional: reads fall through to Twilio until it answers
+                log.warning("%s", BackendUnavailable("DELIVERY_GATEWAY_CACHE_URL", settings.cache_url, exc))
         if self._pruner is None:
             self._pruner = asyncio.create_task(self._prune_periodically(), name="ledger-pruner")
         self.started = True
+
+    async def _recover_inbox(self) -> None:
+        recovered = await self.ingest.start()
+        if recovered:
+            log.info("reprocessed %d webhook events left by the previous run", recovered)
+
+    async def close_streams(self, grace: float = STREAMS_CLOSE_TIMEOUT) -> int:
+        """First step of a graceful shutdown: WebSockets close with 1001 "going away", event streams end.
+
+        Clients reconnect (to another replica) and resume from their cursors. Returns how many were closed.
+        """
+        return await self.streams.close_all(grace=grace)
 
     async def close(self) -> None:
         """Close in reverse order; one failing close never keeps the others open."""
@@ -151,6 +202,11 @@ class Gateway:
             except Exception as exc:
                 state = "degraded" if name in OPTIONAL_BACKENDS else "unavailable"
                 report[name] = f"{state}: {type(exc).__name__}"
+        if self.credentials_probe is not None:  # DELIVERY_GATEWAY_READY_CHECKS_UPSTREAM
+            try:
+                report["upstream"] = await self.credentials_probe.check()
+            except Exception as exc:
+                report["upstream"] = f"degraded: {type(exc).__name__}"
         return report
 
     @staticmethod
@@ -195,6 +251,8 @@ def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI |
         *page_routes(settings, graphql_path=GRAPHQL_PATH),
     ]
     middleware = [
+        Middleware(RequestLogMiddleware),
+        Middleware(StreamDrainMiddleware, streams=gateway.streams),
         *guard_middleware(settings, webhook_paths=[WEBHOOK_PATH], graphql_paths=[GRAPHQL_PATH]),
         Middleware(AuthMiddleware.from_settings, settings=settings, paths=[GRAPHQL_PATH]),
     ]
