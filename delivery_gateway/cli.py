@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -57,9 +58,13 @@ async def _run_uvicorn(app: ASGIApp, host: str, port: int, *, access_log: bool =
 
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = _serve_settings()
-    from delivery_gateway.app import create_app
+    from delivery_gateway.ops.runner import StartupError
+    from delivery_gateway.ops.serve import serve
 
-    asyncio.run(_run_uvicorn(create_app(settings), args.host, args.port))
+    try:
+        serve(settings, args.host, args.port)
+    except StartupError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _emulator_credentials() -> tuple[str, str, bool]:
@@ -99,7 +104,7 @@ def _demo_print(line: str) -> None:
     print(f"DEMO:     {line}", flush=True)
 
 
-async def _demo(host: str, port: int, seed: int, emulator_port: int, state_dir: Path) -> None:
+async def _demo(host: str, port: int, seed: int, emulator_port: int, state_dir: Path, sock: socket.socket) -> None:
     import logging
 
     from delivery_gateway.app import create_app
@@ -108,8 +113,11 @@ async def _demo(host: str, port: int, seed: int, emulator_port: int, state_dir: 
     from delivery_gateway.emulator.traffic import LiveTraffic
     from delivery_gateway.http.access_summary import AccessSummary
     from delivery_gateway.kernel.sids import ACCOUNT, new_sid
+    from delivery_gateway.ops.logs import configure_logging
+    from delivery_gateway.ops.runner import run_gateway, server_config
     from delivery_gateway.webhooks.install import WEBHOOK_FILTERS
 
+    port = sock.getsockname()[1]  # the one the system chose, for --port 0
     sid, token = new_sid(ACCOUNT), "demo-" + new_sid("XX")[2:]
     public = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     emulator_config = EmulatorConfig(
@@ -149,13 +157,17 @@ async def _demo(host: str, port: int, seed: int, emulator_port: int, state_dir: 
             "",
         ]
         print("\n".join(banner), flush=True)
-        app = AccessSummary(create_app(settings))
+        gateway_app = create_app(settings)
+        app = AccessSummary(gateway_app)
+        # After the emulator's server configured uvicorn's loggers: the gateway's configuration wins.
+        configure_logging(settings.log_format, settings.log_level, request_lines=False)
+        config = server_config(app, shutdown_timeout=settings.shutdown_timeout)
         background = [
             asyncio.create_task(LiveTraffic(emulator.state, seed=seed).run(), name="demo-traffic"),
             asyncio.create_task(app.report_every(DEMO_SUMMARY_SECONDS, _demo_print), name="demo-access-summary"),
         ]
         try:
-            await _run_uvicorn(app, host, port, access_log=False)
+            await run_gateway(config, gateway_app.state.gateway, sock)
         finally:
             for task in background:
                 task.cancel()
@@ -167,9 +179,15 @@ async def _demo(host: str, port: int, seed: int, emulator_port: int, state_dir: 
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    # The ledger lives in a temporary folder that is removed however the demo ends (Ctrl-C included).
-    with tempfile.TemporaryDirectory(prefix="delivery-gateway-demo-", ignore_cleanup_errors=True) as state_dir:
-        asyncio.run(_demo(args.host, args.port, args.seed, args.emulator_port, Path(state_dir)))
+    from delivery_gateway.ops.runner import StartupError, bind_socket
+
+    try:
+        sock = bind_socket(args.host, args.port)  # a busy port fails here, in one line, before anything starts
+        # The ledger lives in a temporary folder that is removed however the demo ends (Ctrl-C, SIGTERM included).
+        with tempfile.TemporaryDirectory(prefix="delivery-gateway-demo-", ignore_cleanup_errors=True) as state_dir:
+            asyncio.run(_demo(args.host, args.port, args.seed, args.emulator_port, Path(state_dir), sock))
+    except StartupError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 async def _install_webhooks(url: str, service_sid: str | None) -> tuple[object, object]:

@@ -5,7 +5,7 @@ Never reads the environment anywhere else: every module gets its settings passed
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
@@ -94,12 +94,25 @@ class Settings(BaseSettings):
         default_factory=list, alias="DELIVERY_GATEWAY_ALLOWED_ORIGINS"
     )
 
+    # Operations: logs, readiness, shutdown (ops/, http/request_log.py, http/drain.py, upstream/probe.py).
+    log_format: Literal["text", "json"] = Field(default="text", alias="DELIVERY_GATEWAY_LOG_FORMAT")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", alias="DELIVERY_GATEWAY_LOG_LEVEL")
+    # /readyz also checks the Twilio credentials (one call a minute at most; only a 401/403 fails readiness).
+    ready_checks_upstream: bool = Field(default=False, alias="DELIVERY_GATEWAY_READY_CHECKS_UPSTREAM")
+    # On SIGTERM: seconds in-flight requests get to finish after subscriptions were closed.
+    shutdown_timeout: int = Field(default=20, ge=1, le=600, alias="DELIVERY_GATEWAY_SHUTDOWN_TIMEOUT")
+
     @field_validator("api_keys", "chat_service_sids", "allowed_origins", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("chat_service_sids")
     @classmethod

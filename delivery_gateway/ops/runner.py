@@ -1,0 +1,153 @@
+"""Runs one gateway process under uvicorn: listen first, connect the backends, serve, shut down gracefully.
+
+The order is what an operator sees: a busy port fails in one line before anything connects or prints "ready";
+a backend that cannot be reached fails in one line naming its setting (no traceback, nothing left open); on
+SIGTERM the listening socket closes, subscriptions close with 1001 "going away" (event streams end), requests
+in flight finish, the webhook processor drains what it accepted, and the process exits 0.
+Never decides what to serve: it runs the app and the `Gateway` it is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from delivery_gateway.app import BackendUnavailable, Gateway
+
+log = logging.getLogger("delivery_gateway.startup")
+
+
+class StartupError(Exception):
+    """The process cannot start; the message is one line naming what to change."""
+
+
+_BIND_REASONS = {
+    errno.EADDRINUSE: "the address is already in use (another process listens there); choose another --port",
+    errno.EADDRNOTAVAIL: "this machine has no such address; choose another --host",
+    errno.EACCES: "permission denied (ports below 1024 need privileges)",
+}
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The listening socket, bound now so a busy port is reported before anything else happens."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartupError(f"--host {host}: cannot resolve it ({exc.strerror})") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        reason = _BIND_REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+        raise StartupError(f"--port {port}: cannot listen on {host}:{port}: {reason}") from None
+    return sock
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server with the gateway's start-up and shutdown order (see the module docstring)."""
+
+    def __init__(self, config: uvicorn.Config, gateway: Gateway, *, on_ready: Callable[[], None] | None = None):
+        super().__init__(config)
+        self.gateway = gateway
+        self.on_ready = on_ready
+        self.terminated = False  # stopped by SIGTERM (exits 0 after a graceful shutdown)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and not self.should_exit and self.on_ready is not None:
+            self.on_ready()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in getattr(self, "servers", ()):  # stop accepting before closing what is open
+            server.close()
+        closed = await self.gateway.close_streams()
+        if closed:
+            log.info("closed %d subscription connection(s): WebSockets with 1001 (going away), streams ended", closed)
+        await super().shutdown(sockets=sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM:
+            self.terminated = True
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's, except that a SIGTERM is not raised again after the graceful shutdown: a process asked to
+        stop that stopped cleanly exits 0. A Ctrl-C (SIGINT) still ends in KeyboardInterrupt, as in a terminal."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+        if signal.SIGINT in self._captured_signals and not self.terminated:
+            signal.raise_signal(signal.SIGINT)
+
+
+def server_config(app: ASGIApp, *, shutdown_timeout: int, forwarded_allow_ips: str | None = None) -> uvicorn.Config:
+    """uvicorn's configuration for a gateway: no logging of its own (ops.logs configures the process), no access
+    log (the request log has one line per request), forwarded headers from `forwarded_allow_ips` (None: uvicorn's
+    default, $FORWARDED_ALLOW_IPS or 127.0.0.1)."""
+    return uvicorn.Config(
+        app,
+        lifespan="on",  # the app's lifespan finds the gateway started, and closes it after the connections
+        log_config=None,
+        log_level=None,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        timeout_graceful_shutdown=shutdown_timeout,
+    )
+
+
+def forwarded_mode(config: uvicorn.Config) -> str:
+    """How the server treats X-Forwarded-For/-Proto, for the banner."""
+    if not config.proxy_headers:
+        return "forwarded headers ignored"
+    trusted = config.forwarded_allow_ips
+    allowed = ",".join(trusted) if isinstance(trusted, list) else str(trusted)
+    return f"X-Forwarded-For/-Proto trusted from {allowed}"
+
+
+async def run_gateway(
+    config: uvicorn.Config,
+    gateway: Gateway,
+    sock: socket.socket,
+    *,
+    on_ready: Callable[[], None] | None = None,
+) -> bool:
+    """Starts `gateway` (backends, inbox recovery), then serves `config.app` on `sock` until a signal stops it.
+
+    Raises StartupError (one line) when a backend cannot be reached. Returns True when SIGTERM stopped it.
+    """
+    try:
+        await gateway.start()
+    except BackendUnavailable as exc:
+        sock.close()
+        raise StartupError(str(exc)) from None
+    except BaseException:
+        sock.close()
+        raise
+    server = GatewayServer(config, gateway, on_ready=on_ready)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        if gateway.started:  # uvicorn stopped before the lifespan's shutdown could close it
+            await gateway.close()
+    return server.terminated
