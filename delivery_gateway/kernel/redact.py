@@ -6,7 +6,7 @@ Pure string functions for banners, start-up errors and logs; never returns a cre
 from __future__ import annotations
 
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 MASK = "***"
 # Query parameters that carry credentials in database and broker URLs (PostgreSQL, Redis, AMQP, NATS...).
@@ -17,23 +17,24 @@ def mask_url(url: str) -> str:
     """`url` with its password (and any credential-like query parameter) replaced by `***`.
 
     `redis://:s3cret@host:6379/0?prefix=dg:` -> `redis://:***@host:6379/0?prefix=dg:`; a user name stays (it
-    helps to tell deployments apart and is no secret). A string that is not a URL comes back unchanged.
+    helps to tell deployments apart and is no secret). Anything else is left exactly as written.
     """
     try:
         parts = urlsplit(url)
     except ValueError:
         return MASK
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        user, has_password, _ = userinfo.partition(":")
-        netloc = f"{user}:{MASK}@{host}" if has_password else f"{user}@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(key.lower() in _SECRET_PARAMS for key, _ in pairs):
-            query = urlencode([(key, MASK if key.lower() in _SECRET_PARAMS else value) for key, value in pairs])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    masked = url
+    if parts.password:
+        userinfo = parts.netloc.rpartition("@")[0]
+        user = userinfo.partition(":")[0]
+        masked = masked.replace(f"{parts.netloc}", f"{user}:{MASK}@{parts.netloc.rpartition('@')[2]}", 1)
+    if parts.query:
+        pieces = []
+        for piece in parts.query.split("&"):
+            key, sep, _ = piece.partition("=")
+            pieces.append(f"{key}={MASK}" if sep and key.lower() in _SECRET_PARAMS else piece)
+        masked = masked.replace(f"?{parts.query}", "?" + "&".join(pieces), 1)
+    return masked
 
 
 def mask_sid(sid: str | None) -> str:

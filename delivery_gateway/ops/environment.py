@@ -57,8 +57,10 @@ def environment_warnings(
             continue
         if upper in TOOLING_NAMES or upper.startswith(TOOLING_PREFIXES):
             continue
-        hint = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.75)
-        suggestion = f"; did you mean {hint[0]}?" if hint else ""
+        # Compared without the shared prefix, which would make every name look alike.
+        stems = sorted(name.removeprefix(PREFIX) for name in known if name.startswith(PREFIX))
+        hint = difflib.get_close_matches(upper.removeprefix(PREFIX), stems, n=1, cutoff=0.75)
+        suggestion = f"; did you mean {PREFIX}{hint[0]}?" if hint else ""
         warnings.append(f"{name} (in the {sources[name]}) is not a setting of the gateway and is ignored{suggestion}")
     by_upper = {**{k.upper(): v for k, v in dotenv.items()}, **{k.upper(): v for k, v in environ.items()}}
     for name in LIST_SETTINGS:
