@@ -114,6 +114,9 @@ class StreamDrainMiddleware:
         await self._run(entry, scope, receive, tracked_send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not _asks_for_a_stream(scope):  # Strawberry streams only to clients that accept a stream type
+            await self.app(scope, receive, send)
+            return
         streams = self.streams
         entry: _Open | None = None
         task = asyncio.current_task()
@@ -161,6 +164,14 @@ def _stopped_here(entry: _Open) -> bool:
         return False
     entry.task.uncancel()
     return True
+
+
+def _asks_for_a_stream(scope: Scope) -> bool:
+    for key, value in scope.get("headers") or ():
+        if key == b"accept":  # ASGI servers give header names in lower case
+            accept = bytes(value).lower()
+            return b"text/event-stream" in accept or b"multipart/mixed" in accept
+    return False
 
 
 def _content_type(message: Message) -> bytes:
