@@ -48,7 +48,10 @@ class BackendUnavailable(Exception):
     """A backend could not be started: names the setting that configures it and its URL (password masked)."""
 
     def __init__(self, variable: str, url: str, cause: BaseException) -> None:
-        reason = scrub(f"{type(cause).__name__}: {cause}".rstrip(": "), url_secrets(url))
+        if isinstance(cause, TimeoutError) and not str(cause):
+            reason = f"no answer within {BACKEND_START_TIMEOUT:g} s"
+        else:
+            reason = scrub(f"{type(cause).__name__}: {cause}".rstrip(": "), url_secrets(url))
         super().__init__(f"{variable}: cannot use {mask_url(url)} ({reason})")
         self.variable = variable
 

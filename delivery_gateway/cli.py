@@ -113,6 +113,7 @@ async def _demo(host: str, port: int, seed: int, emulator_port: int, state_dir: 
     from delivery_gateway.emulator.traffic import LiveTraffic
     from delivery_gateway.http.access_summary import AccessSummary
     from delivery_gateway.kernel.sids import ACCOUNT, new_sid
+    from delivery_gateway.ops.environment import environment_warnings
     from delivery_gateway.ops.logs import configure_logging
     from delivery_gateway.ops.runner import run_gateway, server_config
     from delivery_gateway.webhooks.install import WEBHOOK_FILTERS
@@ -161,6 +162,8 @@ async def _demo(host: str, port: int, seed: int, emulator_port: int, state_dir: 
         app = AccessSummary(gateway_app)
         # After the emulator's server configured uvicorn's loggers: the gateway's configuration wins.
         configure_logging(settings.log_format, settings.log_level, request_lines=False)
+        for warning in environment_warnings():
+            logging.getLogger("delivery_gateway.startup").warning(warning)
         config = server_config(app, shutdown_timeout=settings.shutdown_timeout)
         background = [
             asyncio.create_task(LiveTraffic(emulator.state, seed=seed).run(), name="demo-traffic"),

@@ -102,7 +102,8 @@ def test_emulator_accepts_the_credentials_from_the_environment():
 def test_demo_runs_with_no_credentials_and_shows_live_deliveries():
     port, emulator_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    with command("demo", "--port", str(port), "--emulator-port", str(emulator_port)) as process:
+    typo = {"DELIVERY_GATEWAY_GRAPHIQL_ON": "true"}  # not a setting: warned about, one line
+    with command("demo", "--port", str(port), "--emulator-port", str(emulator_port), env=typo) as process:
         banner = read_until(process, r"Ledger:")
         assert "DEMO MODE" in banner
         assert f"Emulator:  http://127.0.0.1:{emulator_port}" in banner
@@ -133,6 +134,7 @@ def test_demo_runs_with_no_credentials_and_shows_live_deliveries():
         rest = process.stdout.read()
         assert "Application shutdown complete" in rest
         assert "Traceback" not in rest
+        assert (banner + rest).count("DELIVERY_GATEWAY_GRAPHIQL_ON (in the environment) is not a setting") == 1
         # No access line per request (the simulator's webhooks would flood the terminal), one summary at exit.
         assert "POST /webhooks/twilio" not in banner + rest
         summary = re.search(r"DEMO: +(\d+) requests served", rest)

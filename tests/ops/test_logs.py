@@ -90,6 +90,7 @@ def restore_logging():
         },
     )
     yield
+    logging.captureWarnings(False)
     root.setLevel(saved[0])
     root.handlers[:] = saved[1]
     for name, (level, filters, propagate, handlers) in saved[2].items():
