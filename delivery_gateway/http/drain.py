@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-log = logging.getLogger("delivery_gateway.shutdown")
 
 GOING_AWAY = 1001  # RFC 6455 §7.4.1: "an endpoint is going away, such as a server going down"
 GOING_AWAY_REASON = "going away"
@@ -47,8 +44,8 @@ class OpenStreams:
     async def close_all(self, *, grace: float = 5.0) -> int:
         """Close every open stream; wait up to `grace` seconds for their handlers to finish (then cancel them).
 
-        From then on, a new WebSocket is refused and a new stream is ended as soon as it starts. Returns how many
-        were closed.
+        From then on, a WebSocket accepted meanwhile is closed with 1001 at once and a new stream ends as soon as it
+        starts. Returns how many were closed.
         """
         self.draining = True
         entries = list(self._open)
