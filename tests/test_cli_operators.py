@@ -24,6 +24,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from delivery_gateway.emulator import EmulatorConfig
 from delivery_gateway.emulator.server import serve_emulator
 from delivery_gateway.emulator.webhook_events import delivery_params
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import create_ledger
 from tests.live.harness import sign
 from tests.test_cli import CLEAN_ENV, run_cli
@@ -137,14 +138,23 @@ async def test_serve_prints_one_banner_and_one_warning_per_unsafe_setting_withou
     assert "Traceback" not in output
 
 
-@pytest.mark.parametrize(
-    ("variable", "value"),
-    [
-        ("DELIVERY_GATEWAY_STORE_URL", f"redis://:{REDIS_PASSWORD}@{DEAD}/0"),
+def _dead_backends() -> list[tuple[str, str]]:
+    """A dead server for each networked engine the settings accept (the ledger's engines change over time)."""
+    dead = [
         ("DELIVERY_GATEWAY_PUBSUB_URL", f"redis://:{REDIS_PASSWORD}@{DEAD}/0"),
         ("DELIVERY_GATEWAY_STORE_URL", "sqlite:///{not_a_folder}/ledger.sqlite3"),
-    ],
-)
+    ]
+    candidates = [f"redis://:{REDIS_PASSWORD}@{DEAD}/0", f"postgresql://gateway:{REDIS_PASSWORD}@{DEAD}/ledger"]
+    for url in candidates:
+        try:
+            Settings(_env_file=None, DELIVERY_GATEWAY_STORE_URL=url)
+        except ValueError:
+            continue
+        dead.append(("DELIVERY_GATEWAY_STORE_URL", url))
+    return dead
+
+
+@pytest.mark.parametrize(("variable", "value"), _dead_backends())
 def test_a_dead_backend_fails_in_one_line_naming_its_variable(tmp_path, variable: str, value: str):
     not_a_folder = tmp_path / "a-file"
     not_a_folder.write_text("")
@@ -166,8 +176,8 @@ def test_a_busy_port_fails_in_one_line_before_anything_starts(command: str):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        # The ledger is dead too: a port reported first proves nothing else was tried before it.
-        env = serve_env(DELIVERY_GATEWAY_STORE_URL=f"redis://{DEAD}/0")
+        # Pub/sub is dead too: a port reported first proves nothing else was tried before it.
+        env = serve_env(DELIVERY_GATEWAY_PUBSUB_URL=f"redis://{DEAD}/0")
         result = run_cli(command, "--port", port, env=env)
     assert result.returncode == 2
     lines = (result.stdout + result.stderr).strip().splitlines()
