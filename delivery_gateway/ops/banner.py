@@ -15,9 +15,11 @@ from urllib.parse import urlsplit
 from delivery_gateway.kernel.redact import mask_sid, mask_url
 from delivery_gateway.kernel.settings import Settings
 
-# The reconciler's setting (DELIVERY_GATEWAY_RECONCILE_SECONDS) is shown once the settings define it; until then
-# the banner says reconciliation is not part of this build. This name is the one place to change if it differs.
+# Settings other parts of the gateway add: the banner reads them once the settings define them. The reconciler's
+# period (DELIVERY_GATEWAY_RECONCILE_SECONDS; until it exists, "not part of this build"), and the bearer key that
+# protects /metrics (DELIVERY_GATEWAY_METRICS_KEY; with it, /metrics on a public bind is no warning).
 RECONCILE_FIELD = "reconcile_seconds"
+METRICS_KEY_FIELD = "metrics_key"
 MIN_API_KEY_LENGTH = 16
 TWILIO_API_HOST_SUFFIX = ".twilio.com"
 
@@ -91,11 +93,16 @@ def _callers(settings: Settings) -> str:
     return "; ".join(parts)
 
 
+def optional_setting(settings: Settings, field_name: str) -> object | None:
+    """The value of a setting the settings may not define yet (None then): see RECONCILE_FIELD."""
+    return getattr(settings, field_name) if field_name in Settings.model_fields else None
+
+
 def _reconciliation(settings: Settings) -> str:
     if RECONCILE_FIELD not in Settings.model_fields:
         return "not part of this build"
-    seconds = getattr(settings, RECONCILE_FIELD)
-    return f"every {seconds:g} s" if seconds else "off"
+    seconds = optional_setting(settings, RECONCILE_FIELD)
+    return f"every {seconds:g} s" if isinstance(seconds, int | float) and seconds else "off"
 
 
 def _public_url(settings: Settings, forwarded: str) -> str:
@@ -151,8 +158,8 @@ def unsafe_settings(settings: Settings, *, host: str) -> list[str]:
         warnings.append("DELIVERY_GATEWAY_DEMO_MODE is on: every caller gets full access without credentials")
     elif not settings.api_keys and not settings.signing_keys():
         warnings.append(
-            "no caller can authenticate: set DELIVERY_GATEWAY_API_KEYS and/or TWILIO_API_KEY/TWILIO_API_SECRET "
-            "(every GraphQL request is refused with 401 until then)"
+            "no caller can authenticate: set DELIVERY_GATEWAY_API_KEYS (internal services) or an Access Token "
+            "signing key, DELIVERY_GATEWAY_TWILIO_SIGNING_KEYS (apps); until then every GraphQL request gets 401"
         )
     if production and settings.introspection:
         warnings.append(
@@ -160,7 +167,7 @@ def unsafe_settings(settings: Settings, *, host: str) -> list[str]:
         )
     if production and settings.graphiql:
         warnings.append("DELIVERY_GATEWAY_GRAPHIQL is on against Twilio: /graphql serves the IDE; set it to false")
-    if public:
+    if public and not optional_setting(settings, METRICS_KEY_FIELD):
         warnings.append(
             f"/metrics answers anyone who reaches {host}: block it at the proxy or firewall (it needs no credentials)"
         )
