@@ -1,4 +1,4 @@
-"""The `delivery-gateway` command: serve (real Twilio), demo (embedded emulator), emulator, webhooks install.
+"""The `delivery-gateway` command: serve (real Twilio), demo (embedded emulator), emulator, migrate, webhooks install.
 
 Never holds gateway logic of its own: it parses arguments, builds Settings, and hands over to app/emulator code.
 """
@@ -229,6 +229,32 @@ def _describe(config: object) -> str:
     )
 
 
+async def _migrate(store_url: str) -> str:
+    from delivery_gateway.ledger.sql import SqlLedger
+
+    ledger = SqlLedger(store_url)
+    await ledger.start()  # migrates
+    try:
+        result = ledger.migration
+        assert result is not None
+        if result.changed:
+            return f"ledger {ledger.store.display}: migrated from {result.before or 'nothing'} to {result.after}"
+        return f"ledger {ledger.store.display}: already at revision {result.after}"
+    finally:
+        await ledger.close()
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from delivery_gateway.ledger import LedgerUnavailable
+
+    overrides = {"DELIVERY_GATEWAY_STORE_URL": args.store_url} if args.store_url else {}
+    settings = load_settings(**overrides)
+    try:
+        print(asyncio.run(_migrate(settings.store_url)))
+    except (ValueError, LedgerUnavailable) as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="GraphQL gateway for Twilio Conversations delivery state")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -252,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--seed", type=int, default=7)
     emulator.add_argument("--empty", action="store_true", help="start without seed data")
     emulator.set_defaults(handler=cmd_emulator)
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the ledger's schema (the gateway also does it)")
+    migrate.add_argument(
+        "--store-url", default=None, help="the ledger to migrate (default: DELIVERY_GATEWAY_STORE_URL)"
+    )
+    migrate.set_defaults(handler=cmd_migrate)
 
     webhooks = commands.add_parser("webhooks", help="manage Twilio's webhook configuration")
     webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)

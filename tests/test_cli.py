@@ -49,7 +49,8 @@ def test_serve_without_token_names_the_token():
     [
         ("DELIVERY_GATEWAY_CACHE_URL", "memcached://localhost"),
         ("DELIVERY_GATEWAY_PUBSUB_URL", "kafka://x"),
-        ("DELIVERY_GATEWAY_STORE_URL", "postgres://x"),
+        ("DELIVERY_GATEWAY_STORE_URL", "mysql://x"),
+        ("DELIVERY_GATEWAY_STORE_URL", "redis://127.0.0.1:6379/0"),
         ("DELIVERY_GATEWAY_TWILIO_BASE_URL", "not a url"),
         ("TWILIO_ACCOUNT_SID", "ACnothex"),
         ("DELIVERY_GATEWAY_UPSTREAM_CONCURRENCY", "0"),
@@ -73,7 +74,13 @@ def test_webhooks_install_rejects_a_malformed_service_sid(monkeypatch):
 
 def test_every_documented_command_parses():
     parser = build_parser()
-    for argv in (["serve"], ["demo", "--port", "9"], ["emulator", "--empty"], ["webhooks", "install", "--url", "u"]):
+    for argv in (
+        ["serve"],
+        ["demo", "--port", "9"],
+        ["emulator", "--empty"],
+        ["migrate"],
+        ["webhooks", "install", "--url", "u"],
+    ):
         assert callable(parser.parse_args(argv).handler)
 
 

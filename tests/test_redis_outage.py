@@ -1,6 +1,6 @@
-"""Redis restarted mid-run under a gateway whose ledger, pub/sub and cache all live on it.
+"""Redis restarted mid-run under a gateway whose pub/sub and cache live on it (the ledger on SQLite).
 
-Runs a private redis-server (AOF, fsync always) on an ephemeral port, so the shared Redis is never disturbed.
+Runs a private redis-server on an ephemeral port, so the shared Redis is never disturbed.
 Never asserts timings: it waits for states with bounded polling.
 """
 
@@ -102,8 +102,9 @@ async def eventually(check, attempts: int = 100, pause: float = 0.05):
     raise AssertionError("condition not reached")
 
 
-async def test_redis_restart_gives_clear_errors_then_reconnects_and_keeps_acknowledged_events(private_redis):
-    backends = {f"DELIVERY_GATEWAY_{name}_URL": private_redis.url for name in ("STORE", "PUBSUB", "CACHE")}
+async def test_redis_restart_degrades_live_updates_only_and_loses_no_webhook(private_redis, tmp_path):
+    backends = {f"DELIVERY_GATEWAY_{name}_URL": private_redis.url for name in ("PUBSUB", "CACHE")}
+    backends["DELIVERY_GATEWAY_STORE_URL"] = f"sqlite:///{tmp_path}/ledger.sqlite3"
     async with gateway_on_emulator(DELIVERY_GATEWAY_DEMO_MODE=True, emulator={"simulate": False}, **backends) as gw:
         store = gw.emulator.state.store
         conversation_sid = next(
@@ -127,35 +128,31 @@ async def test_redis_restart_gives_clear_errors_then_reconnects_and_keeps_acknow
             await gw.gateway.ingest.drain()
 
             private_redis.kill()
-            refused = await post(client, "read")
-            assert refused.status_code == 503, refused.text  # Twilio retries a 5xx: nothing is acknowledged
-            assert "ledger unavailable" in refused.text
+            during_outage = await post(client, "read")
+            assert during_outage.status_code == 200, during_outage.text  # the ledger does not need Redis
+            await gw.gateway.ingest.drain()  # applied; its publish failed (logged): subscribers resume by cursor
             ready = await client.get("/readyz")
             assert ready.status_code == 503
-            assert ready.json()["checks"]["ledger"].startswith("unavailable")
-            assert ready.json()["checks"]["cache"].startswith("degraded")
+            checks = ready.json()["checks"]
+            assert checks["ledger"] == "ok"
+            assert checks["pubsub"].startswith("unavailable")
+            assert checks["cache"].startswith("degraded")
             # Queries keep working: the cache degrades to misses and Twilio answers.
             query = {"query": HISTORY, "variables": {"c": conversation_sid, "m": message.sid}}
             during = await client.post("/graphql", json=query)
             assert during.status_code == 200 and during.json()["data"]["message"]["receipts"]
 
-            private_redis.start()  # same port, same AOF directory
+            private_redis.start()  # same port
             await eventually(lambda: _ok(client.get("/readyz")))
-            retried = await eventually(lambda: _accepted(post(client, "read")))
-            assert retried.status_code == 200
+            assert (await post(client, "read")).status_code == 200  # Twilio's retry: a duplicate, harmless
             await gw.gateway.ingest.drain()
 
             answer = (await client.post("/graphql", json=query)).json()
             assert "errors" not in answer, answer
             entry = next(r for r in answer["data"]["message"]["receipts"] if r["sid"] == receipt.sid)
             changes = [h["status"] for h in entry["history"] if h["changedStatus"]]
-            assert changes[-2:] == ["DELIVERED", "READ"]  # acknowledged before the crash, kept by Redis's AOF
+            assert changes[-2:] == ["DELIVERED", "READ"]  # the webhook acknowledged during the outage is there
 
 
 async def _ok(request) -> bool:
     return (await request).status_code == 200
-
-
-async def _accepted(request):
-    response = await request
-    return response if response.status_code == 200 else None

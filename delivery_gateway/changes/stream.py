@@ -14,26 +14,35 @@ from delivery_gateway.ledger import ChangeKind, DeliveryLedger, LedgerChange
 from delivery_gateway.pubsub import GAP, PubSub, conversation_channel
 
 REPLAY_BATCH = 500
-SEEN_WINDOW = 4096  # live sequences remembered for dedupe (publish order may differ from sequence order)
+SEEN_WINDOW = 4096  # live sequences remembered for dedupe (a change may be published again after a crash)
 
 
 class CursorExpired(CodedError):
-    """The cursor is older than the ledger's retention: the changes after it were pruned."""
+    """The cursor cannot be resumed: older than the ledger's retention (the changes after it were pruned), or
+    newer than anything the ledger recorded (a cursor of another ledger, e.g. from before a move of the store)."""
 
     code = "CURSOR_EXPIRED"
 
-    def __init__(self, after: int) -> None:
+    def __init__(self, after: int, *, unknown: bool = False) -> None:
+        reason = (
+            "is newer than any change this gateway's ledger recorded (a cursor of another ledger?)"
+            if unknown
+            else "is older than the ledger's retention; events after it were pruned"
+        )
         super().__init__(
-            f"after: cursor {after} is older than the ledger's retention; events after it were pruned. "
-            "Re-query the current state, then subscribe again without `after`."
+            f"after: cursor {after} {reason}. Re-query the current state, then subscribe again without `after`."
         )
         self.after = after
 
 
 async def _check_cursor(ledger: DeliveryLedger, after: int) -> None:
-    """A cursor below the ledger's pruning watermark can no longer be resumed without missing changes."""
+    """A cursor below the ledger's pruning watermark can no longer be resumed without missing changes; one above
+    its last sequence number was never handed out by it (replaying from there would skip every change up to it).
+    Sequence numbers are published only once committed, so a cursor a client received is never above it."""
     if after < await ledger.pruned_through():
         raise CursorExpired(after)
+    if after > await ledger.last_seq():
+        raise CursorExpired(after, unknown=True)
 
 
 async def conversation_changes(
@@ -70,7 +79,7 @@ async def conversation_changes(
 
         def fresh(change: LedgerChange) -> bool:
             nonlocal high
-            # Sequence order is commit order, so anything <= the replay's end was in the replay.
+            # Sequence order is commit order (and publish order), so anything <= the replay's end was in the replay.
             if change.seq <= replayed_up_to or change.seq in seen:
                 return False
             seen.add(change.seq)

@@ -14,14 +14,20 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 _BACKEND_SCHEMES = {
     "cache_url": {"memory", "redis", "rediss"},
     "pubsub_url": {"memory", "redis", "rediss"},
-    "store_url": {"memory", "sqlite", "redis", "rediss"},
+    "store_url": {"memory", "sqlite", "postgresql", "postgres"},
 }
+# The ledger moved off Redis; Redis stays the cache and the pub/sub. One line, pointing at the way out.
+REDIS_LEDGER_RETIRED = (
+    "redis:// is no longer a ledger store (Redis stays the cache and the pub/sub); use sqlite:///path or "
+    "postgresql://user@host:port/db, see README.md, 'Moving off the Redis ledger'"
+)
 
 
 class Settings(BaseSettings):
     """All knobs of one gateway process.
 
-    Backends are picked by URL scheme (memory://, redis://, sqlite:///path), the way encode/broadcaster does.
+    Backends are picked by URL scheme (memory://, redis://, sqlite:///path, postgresql://), the way
+    encode/broadcaster does.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
@@ -162,6 +168,8 @@ class Settings(BaseSettings):
     def _known_backend(cls, value: str, info: ValidationInfo) -> str:
         scheme = urlsplit(value).scheme
         allowed = _BACKEND_SCHEMES[str(info.field_name)]
+        if info.field_name == "store_url" and scheme in ("redis", "rediss"):
+            raise ValueError(REDIS_LEDGER_RETIRED)
         if scheme not in allowed:
             raise ValueError(f"unsupported scheme {scheme!r}; expected one of {sorted(allowed)}")
         return value

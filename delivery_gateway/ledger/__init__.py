@@ -1,13 +1,12 @@
 """The delivery ledger: every receipt status change, a sequenced change log and a durable webhook inbox.
 
-Never picks a backend implicitly: `create_ledger(settings.store_url)` chooses by URL scheme.
+Never picks a store implicitly: `create_ledger(settings.store_url)` chooses by URL scheme (one SQL
+implementation: `memory://` and `sqlite:///path` on SQLite, `postgresql://` on PostgreSQL).
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from delivery_gateway.ledger.base import DeliveryLedger
+from delivery_gateway.ledger.base import AfterCommit, DeliveryLedger, LedgerUnavailable
 from delivery_gateway.ledger.events import (
     ApplyResult,
     ChangeKind,
@@ -16,32 +15,39 @@ from delivery_gateway.ledger.events import (
     LedgerEvent,
     PruneResult,
 )
+from delivery_gateway.ledger.reports import (
+    FailedDelivery,
+    FailedDeliveryPage,
+    InvalidCursor,
+    ReportDimension,
+    ReportRow,
+)
 
 __all__ = [
+    "AfterCommit",
     "ApplyResult",
     "ChangeKind",
     "DeliveryLedger",
+    "FailedDelivery",
+    "FailedDeliveryPage",
     "HistoryEntry",
+    "InvalidCursor",
     "LedgerChange",
     "LedgerEvent",
+    "LedgerUnavailable",
     "PruneResult",
+    "ReportDimension",
+    "ReportRow",
     "create_ledger",
 ]
 
 
 def create_ledger(url: str) -> DeliveryLedger:
-    """`memory://`, `sqlite:///path` or `redis://host:port/db[?prefix=dg:ledger:]`; then `await start()`."""
-    scheme = urlsplit(url).scheme
-    if scheme == "memory":
-        from delivery_gateway.ledger.memory import MemoryLedger
+    """`memory://` (in-memory SQLite, tests), `sqlite:///path[?synchronous=FULL]` or
+    `postgresql://user@host:port/db[?schema=…&pool_size=…]`; then `await start()`.
 
-        return MemoryLedger()
-    if scheme == "sqlite":
-        from delivery_gateway.ledger.sqlite import SqliteLedger
+    Raises ValueError (one line) for anything else, a retired `redis://` ledger included.
+    """
+    from delivery_gateway.ledger.sql import SqlLedger
 
-        return SqliteLedger.from_url(url)
-    if scheme in ("redis", "rediss"):
-        from delivery_gateway.ledger.redis import RedisLedger
-
-        return RedisLedger.from_url(url)
-    raise ValueError(f"unsupported ledger URL scheme {scheme!r} (memory://, sqlite:///path, redis://)")
+    return SqlLedger(url)

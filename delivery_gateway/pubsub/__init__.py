@@ -10,12 +10,25 @@ from urllib.parse import urlsplit
 from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.pubsub.base import GAP, PubSub, SlowConsumer, Subscriber
 
-__all__ = ["GAP", "PubSub", "SlowConsumer", "Subscriber", "conversation_channel", "create_pubsub"]
+__all__ = [
+    "GAP",
+    "PubSub",
+    "SlowConsumer",
+    "Subscriber",
+    "conversation_channel",
+    "create_pubsub",
+    "service_channel",
+]
 
 
 def conversation_channel(conversation_sid: str) -> str:
     """The one channel carrying every ledger change of a conversation (delivery, read horizon, messages)."""
     return f"conversation:{conversation_sid}"
+
+
+def service_channel(service_sid: str) -> str:
+    """The one channel carrying every ledger change of a Conversation Service (the service-wide stream)."""
+    return f"service:{service_sid}"
 
 
 def create_pubsub(url: str, *, queue_size: int = 256, metrics: Metrics | None = None) -> PubSub:

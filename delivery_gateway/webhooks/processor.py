@@ -1,7 +1,10 @@
-"""Processes recorded webhook events after Twilio got its 200: ledger apply -> cache update -> publish.
+"""Processes recorded webhook events after Twilio got its 200: ledger apply -> cache update -> publish, in batches.
 
 Never loses an event: an inbox entry is removed only after all three steps ran; whatever is left (crash,
-error) is processed again on the next start, and applying twice is harmless (the ledger is idempotent).
+error) is processed again on the next start, and applying twice is harmless (the ledger is idempotent). Never
+publishes out of sequence order: cache updates and publishing run in the ledger's after-commit hook, which no
+other batch (in this process or another replica) can overtake; changes a crashed process committed but never
+published are handed over, in order, before anything newer.
 """
 
 from __future__ import annotations
@@ -10,14 +13,18 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Sequence
 from typing import Protocol
 
 from delivery_gateway.kernel.metrics import Metrics
-from delivery_gateway.ledger import ApplyResult, DeliveryLedger, LedgerEvent
-from delivery_gateway.pubsub import PubSub, conversation_channel
+from delivery_gateway.ledger import AfterCommit, ApplyResult, DeliveryLedger, LedgerChange, LedgerEvent
+from delivery_gateway.pubsub import PubSub, conversation_channel, service_channel
 from delivery_gateway.webhooks.parse import MalformedWebhook, parse_event
 
 log = logging.getLogger(__name__)
+
+MAX_BATCH = 200  # events applied in one ledger transaction
+PUBLISH_TIMEOUT = 5.0  # seconds one publish may take while the append lock is held
 
 
 class AfterApply(Protocol):
@@ -25,7 +32,7 @@ class AfterApply(Protocol):
 
 
 class WebhookProcessor:
-    """One worker task consuming (inbox id, event) in arrival order."""
+    """One worker task consuming (inbox id, event) in arrival order, up to MAX_BATCH at a time."""
 
     def __init__(
         self,
@@ -35,18 +42,23 @@ class WebhookProcessor:
         *,
         metrics: Metrics | None = None,
         retry_delay: float = 0.5,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         self.ledger = ledger
         self.metrics = metrics if metrics is not None else Metrics()
         self.pubsub = pubsub
         self.invalidator = invalidator
         self.retry_delay = retry_delay
+        self.max_batch = max_batch
         self._queue: asyncio.Queue[tuple[int, LedgerEvent]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self.processed = 0
 
     async def start(self) -> int:
-        """Reprocess every inbox entry left unprocessed (by a crash or an error), then start the worker."""
+        """Publish what a crash left unpublished, reprocess every inbox entry left unprocessed, start the worker."""
+        published = await self.ledger.publish_pending(self._after_commit([]))
+        if published:
+            log.info("published %d ledger changes a previous run committed but never published", published)
         recovered = await self.recover()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="webhook-processor")
@@ -55,21 +67,25 @@ class WebhookProcessor:
     async def recover(self) -> int:
         count = 0
         while True:
-            pending = await self.ledger.inbox_pending(limit=1000)
+            pending = await self.ledger.inbox_pending(limit=self.max_batch)
             if not pending:
                 return count
+            batch: list[tuple[int, LedgerEvent]] = []
+            dropped: list[int] = []
             for entry_id, body in pending:
                 try:
                     event = parse_event(json.loads(body))
                 except (MalformedWebhook, ValueError):
                     log.error("inbox entry %s is unreadable; dropping it", entry_id)
-                    await self.ledger.inbox_done(entry_id)
-                    continue
-                if event is not None:
-                    await self.process(entry_id, event, recovering=True)
+                    event = None
+                if event is None:
+                    dropped.append(entry_id)
                 else:
-                    await self.ledger.inbox_done(entry_id)
-                count += 1
+                    batch.append((entry_id, event))
+            await self.ledger.inbox_done_many(dropped)
+            if batch:
+                await self.process_batch(batch)
+            count += len(pending)
 
     def submit(self, entry_id: int, event: LedgerEvent) -> None:
         self._queue.put_nowait((entry_id, event))
@@ -88,23 +104,49 @@ class WebhookProcessor:
             await self._worker
         self._worker = None
 
-    async def process(self, entry_id: int, event: LedgerEvent, *, recovering: bool = False) -> ApplyResult:
-        result = await self.ledger.apply(event)
-        self._count(event, result)
-        if self.invalidator is not None:
+    async def process(self, entry_id: int, event: LedgerEvent) -> ApplyResult:
+        return (await self.process_batch([(entry_id, event)]))[0]
+
+    async def process_batch(self, items: Sequence[tuple[int, LedgerEvent]]) -> list[ApplyResult]:
+        """Apply the events in one ledger transaction, then (in its hook) update the cache and publish."""
+        events = [event for _, event in items]
+        results = await self.ledger.apply_many(events, after_commit=self._after_commit(events))
+        for event, result in zip(events, results, strict=True):
+            self._count(event, result)
+        await self.ledger.inbox_done_many(entry_id for entry_id, _ in items)
+        self.processed += len(items)
+        return results
+
+    def _after_commit(self, events: Sequence[LedgerEvent]) -> AfterCommit:
+        async def after_commit(results: Sequence[ApplyResult], unpublished: Sequence[LedgerChange]) -> None:
+            if self.invalidator is not None:  # before publishing: a subscriber's re-query must see fresh data
+                for event, result in zip(events, results, strict=True):
+                    try:
+                        await self.invalidator.after_apply(event, result)
+                    except Exception:
+                        log.warning("cache update after %s failed", type(event).__name__, exc_info=True)
+            for n, change in enumerate(unpublished):
+                if not await self._publish(change):
+                    # The broker is failing: the rest of the batch is not published either (the append lock is
+                    # held meanwhile); subscribers catch up from the ledger by cursor.
+                    log.warning("changes %s were not published", [c.seq for c in unpublished[n + 1 :]])
+                    break
+
+        return after_commit
+
+    async def _publish(self, change: LedgerChange) -> bool:
+        text = change.to_json()
+        channels = [conversation_channel(change.conversation_sid)]
+        service_sid = change.payload.get("service_sid")
+        if service_sid:
+            channels.append(service_channel(service_sid))
+        for channel in channels:
             try:
-                await self.invalidator.after_apply(event, result)
-            except Exception:
-                log.warning("cache update after %s failed", type(event).__name__, exc_info=True)
-        # A duplicate's change was published when first applied; after a crash it may not have been.
-        if result.change is not None and (recovering or not result.duplicate):
-            try:
-                await self.pubsub.publish(conversation_channel(result.change.conversation_sid), result.change.to_json())
+                await asyncio.wait_for(self.pubsub.publish(channel, text), PUBLISH_TIMEOUT)
             except Exception:  # subscribers still get it from the ledger when they resume with their cursor
-                log.warning("publishing change %s failed", result.change.seq, exc_info=True)
-        await self.ledger.inbox_done(entry_id)
-        self.processed += 1
-        return result
+                log.warning("publishing change %s on %s failed", change.seq, channel, exc_info=True)
+                return False
+        return True
 
     def _count(self, event: LedgerEvent, result: ApplyResult) -> None:
         outcome = "duplicate" if result.duplicate else ("applied" if result.change is not None else "stale")
@@ -112,14 +154,18 @@ class WebhookProcessor:
 
     async def _work(self) -> None:
         while True:
-            entry_id, event = await self._queue.get()
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             try:
-                await self.process(entry_id, event)
+                await self.process_batch(batch)
             except asyncio.CancelledError:
                 raise
             except Exception:  # stays in the inbox; retried shortly, and again on the next start
-                log.exception("processing webhook inbox entry %s failed; retrying", entry_id)
+                log.exception("processing webhook inbox entries %s failed; retrying", [i for i, _ in batch])
                 await asyncio.sleep(self.retry_delay)
-                self._queue.put_nowait((entry_id, event))
+                for item in batch:
+                    self._queue.put_nowait(item)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()

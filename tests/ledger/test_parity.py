@@ -1,13 +1,15 @@
-"""Ledger backend parity: the same event sequences (duplicates, shuffles, stale events) through every backend
-`create_ledger(url)` builds, compared with each other: apply results, receipts, histories, change logs.
+"""Ledger engine parity: the same event sequences (duplicates, shuffles, stale events) through every engine
+`create_ledger(url)` builds, compared with each other: apply results, receipts, histories, change logs, the
+service-wide stream, delivery reports and failed deliveries.
 
-Add an engine by adding its URL factory to `ENGINES`. Redis takes part whenever it answers (always in CI,
-where DELIVERY_GATEWAY_REQUIRE_REDIS is set); the others need nothing.
+Add an engine by adding its URL factory to `ENGINES`. PostgreSQL takes part whenever it answers (always in CI,
+where DELIVERY_GATEWAY_REQUIRE_POSTGRES is set); the others need nothing.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 
 from delivery_gateway.kernel.records import DeliveryStatus as S
-from delivery_gateway.ledger import DeliveryLedger, create_ledger
+from delivery_gateway.ledger import DeliveryLedger, ReportDimension, create_ledger
 from delivery_gateway.ledger.events import (
     ConversationEvent,
     DeliveryEvent,
@@ -26,7 +28,8 @@ from delivery_gateway.ledger.events import (
     MessageEvent,
     ReadHorizonEvent,
 )
-from tests.redis_support import RedisTarget, redis_available, require_redis
+from tests.ledger import scenario
+from tests.postgres_support import REQUIRE_ENV, fresh_postgres_url, postgres_available, require_postgres
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CONV = "CH" + "a0" * 16
@@ -41,7 +44,6 @@ SERVICE = "IS" + "d1" * 16
 @dataclass
 class EngineContext:
     tmp_path: Path
-    redis: RedisTarget | None
     count: int = 0
 
     def fresh(self) -> int:
@@ -53,29 +55,21 @@ def _sqlite(ctx: EngineContext) -> str:
     return f"sqlite:///{ctx.tmp_path / f'parity-{ctx.fresh()}.sqlite3'}"
 
 
-def _redis(ctx: EngineContext) -> str:
-    assert ctx.redis is not None
-    return f"{ctx.redis.base_url}?prefix={ctx.redis.prefix}{ctx.fresh()}:"
-
-
 # name -> URL of a fresh, empty ledger of that engine. The first one is the reference the others must equal.
 ENGINES: dict[str, Callable[[EngineContext], str]] = {
     "memory": lambda ctx: "memory://",
     "sqlite": _sqlite,
-    "redis": _redis,
+    "postgresql": lambda ctx: fresh_postgres_url(),
 }
 
 
 @pytest.fixture
-def engines(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Callable[[], str]]:
+def engines(tmp_path: Path) -> dict[str, Callable[[], str]]:
     """Every engine that can run here, as factories of fresh ledger URLs."""
-    redis_target = None
-    if redis_available():
-        redis_target = request.getfixturevalue("redis_target")
-    else:
-        require_redis()  # fails when Redis is required (CI); otherwise Redis sits this one out
-    ctx = EngineContext(tmp_path, redis_target)
-    available = {name: factory for name, factory in ENGINES.items() if name != "redis" or redis_target is not None}
+    if not postgres_available() and os.environ.get(REQUIRE_ENV):
+        require_postgres()  # fails: PostgreSQL is required here (CI); elsewhere it sits this one out
+    ctx = EngineContext(tmp_path)
+    available = {n: f for n, f in ENGINES.items() if n != "postgresql" or postgres_available()}
     return {name: (lambda factory=factory: factory(ctx)) for name, factory in available.items()}
 
 
@@ -262,3 +256,74 @@ async def test_message_and_conversation_events(engines) -> None:
     ]
     reference = await run_everywhere(engines, events)
     assert [len(changes) for changes in reference["changes"]] == [7, 2]
+
+
+# Larger sequences: two services, three channels, error codes; compared on every query the ledger answers.
+
+SINCE, UNTIL = scenario.T0 - timedelta(days=1), scenario.T0 + timedelta(days=5)
+REPORT_GROUPINGS = [
+    [],
+    [ReportDimension.STATUS],
+    [ReportDimension.STATUS, ReportDimension.ERROR_CODE, ReportDimension.CHANNEL],
+    [ReportDimension.DAY, ReportDimension.STATUS],
+    [ReportDimension.HOUR, ReportDimension.CHANNEL],
+]
+
+
+async def queries(ledger: DeliveryLedger, events: Sequence[LedgerEvent]) -> dict[str, Any]:
+    receipts = sorted({e.receipt_sid for e in events if isinstance(e, DeliveryEvent)})
+    conversations = sorted({e.conversation_sid for e in events})
+    services = (scenario.SERVICE_A, scenario.SERVICE_B)
+    odd_since = SINCE + timedelta(minutes=37, seconds=11)  # ragged hours at both ends
+    return {
+        "receipts": [await ledger.receipt(sid) for sid in receipts],
+        "histories": await ledger.history_many(receipts),
+        "changes": [await ledger.changes_after(conv, 0, limit=100_000) for conv in conversations],
+        "service": [await ledger.service_changes_after(s, 0, limit=100_000) for s in services],
+        "service_failed": [
+            await ledger.service_changes_after(s, 3, statuses=[S.FAILED, S.UNDELIVERED], limit=100_000)
+            for s in services
+        ],
+        "reports": [
+            await ledger.delivery_report(s, since, UNTIL - timedelta(minutes=3), g)
+            for s in services
+            for since in (SINCE, odd_since)
+            for g in REPORT_GROUPINGS
+        ],
+        "failed": [await ledger.failed_deliveries(s, SINCE, UNTIL, first=1000) for s in services],
+        "failed_retryable": [
+            await ledger.failed_deliveries(s, SINCE, UNTIL, retryable=r, first=1000)
+            for s in services
+            for r in (True, False)
+        ],
+        "last_seq": await ledger.last_seq(),
+    }
+
+
+async def queries_everywhere(
+    engines: dict[str, Callable[[], str]], events: Sequence[LedgerEvent], *, batch: int
+) -> dict[str, Any]:
+    outcomes = {}
+    for name, url in engines.items():
+        ledger = create_ledger(url())
+        await ledger.start()
+        try:
+            for start in range(0, len(events), batch):
+                await ledger.apply_many(events[start : start + batch])
+            outcomes[name] = await queries(ledger, events)
+        finally:
+            await ledger.close()
+    reference_name, reference = next(iter(outcomes.items()))
+    for name, other in outcomes.items():
+        for part in reference:
+            assert other[part] == reference[part], f"{name} disagrees with {reference_name} on {part}"
+    return reference
+
+
+@pytest.mark.parametrize("seed", range(2))
+async def test_storms_agree_on_every_query_whatever_the_batching(engines, seed: int) -> None:
+    events = scenario.duplicated_and_shuffled(scenario.storm(seed, receipts=40), seed)
+    one_by_one = await queries_everywhere(engines, events, batch=1)
+    batched = await queries_everywhere(engines, events, batch=37)
+    assert batched == one_by_one  # a batch is exactly its events applied one by one
+    assert sum(len(r) for r in one_by_one["reports"]) > 20 and one_by_one["failed"][0].items

@@ -86,8 +86,13 @@ class TransportWsClient:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connect(cls, url: str, payload: dict | None = None) -> AsyncIterator[TransportWsClient]:
-        async with websockets.connect(url, subprotocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL]) as ws:
+    async def connect(
+        cls, url: str, payload: dict | None = None, *, close_timeout: float = 10.0
+    ) -> AsyncIterator[TransportWsClient]:
+        """`close_timeout`: how long leaving waits for the server's close frame (small: a client that just drops)."""
+        async with websockets.connect(
+            url, subprotocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL], close_timeout=close_timeout
+        ) as ws:
             await ws.send(json.dumps({"type": "connection_init", "payload": payload or {}}))
             ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
             assert ack["type"] == "connection_ack", ack

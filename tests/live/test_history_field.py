@@ -41,6 +41,14 @@ class Query:
 
 async def test_history_field_reads_the_ledger_batched():
     ledger = create_ledger("memory://")
+    await ledger.start()
+    try:
+        await _history_field_reads_the_ledger_batched(ledger)
+    finally:
+        await ledger.close()
+
+
+async def _history_field_reads_the_ledger_batched(ledger) -> None:
     conv, msg = sids("CH", 1)[0], sids("IM", 1)[0]
     r1, r2 = sids("DY", 2)
     for event in [

@@ -1,6 +1,7 @@
 """Kill -9 during a storm: no acknowledged event is lost; a subscriber resuming from its cursor gets the rest.
 
-The gateway runs as a subprocess on a SQLite ledger; it is SIGKILLed mid-storm and restarted on the same file.
+The gateway runs as a subprocess on a SQLite file or a PostgreSQL database; it is SIGKILLed mid-storm and
+restarted on the same store. Two gateway processes share PostgreSQL + Redis pub/sub.
 """
 
 from __future__ import annotations
@@ -16,9 +17,15 @@ import pytest
 
 from delivery_gateway.emulator.config import DEFAULT_AUTH_TOKEN
 from delivery_gateway.ledger import create_ledger
+from delivery_gateway.pubsub import create_pubsub
 from tests.live.harness import TransportWsClient
 from tests.live.storm import duplicated_and_shuffled, post_all, storm_state
-from tests.live.test_storm import assert_ledger_matches
+from tests.live.test_storm import (
+    assert_ledger_matches,
+    delivery_cursors,
+    service_channel_seqs,
+    strictly_increasing,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERY = "subscription($c: String!, $a: String) { deliveryUpdates(conversationSid: $c, after: $a) { cursor } }"
@@ -57,11 +64,17 @@ async def collect(client: TransportWsClient, into: list[int]) -> None:
             into.append(int(message["payload"]["data"]["deliveryUpdates"]["cursor"]))
 
 
-async def test_sigkill_mid_storm_loses_no_acknowledged_event(tmp_path):
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/ledger.sqlite3"
+    return request.getfixturevalue("postgres_url")
+
+
+async def test_sigkill_mid_storm_loses_no_acknowledged_event(store_url):
     state, events = await storm_state(200, seed=21)
     storm = duplicated_and_shuffled(events, seed=8)
     conversation = next(iter(state.store.conversations))
-    store_url = f"sqlite:///{tmp_path}/ledger.sqlite3"
 
     seen_before: list[int] = []
     async with gateway_process(store_url) as (proc, base):
@@ -129,27 +142,56 @@ async def test_sigkill_mid_storm_loses_no_acknowledged_event(tmp_path):
             await ledger.close()
 
 
+@pytest.mark.postgres
 @pytest.mark.redis
-async def test_two_gateway_processes_share_redis(redis_url):
-    """A webhook posted to one process reaches a subscriber connected to the other (ledger + pub/sub on Redis)."""
-    state, events = await storm_state(4, seed=2)
+async def test_two_gateway_processes_on_postgres_and_redis_publish_in_cursor_order(postgres_url, redis_url):
+    """Two gateway processes (ledger on PostgreSQL, pub/sub on Redis) take a concurrent storm, half each: a
+    subscriber on each sees every change of its conversation once, in strictly increasing cursor order, and the
+    service channel carries every change of the service in sequence order."""
+    state, events = await storm_state(120, seed=2)
+    storm = duplicated_and_shuffled(events, seed=4)
     conversation = next(iter(state.store.conversations))
-    mine = [e for e in events if e.get("ConversationSid") == conversation and e["EventType"] == "onDeliveryUpdated"]
-    async with gateway_process(redis_url, redis_url) as (_, a), gateway_process(redis_url, redis_url) as (_, b):
-        async with TransportWsClient.connect(b.replace("http", "ws") + "/graphql") as client:
+    service_sid = state.store.conversations[conversation].service_sid
+    processes = gateway_process(postgres_url, redis_url), gateway_process(postgres_url, redis_url)
+    async with contextlib.AsyncExitStack() as stack:
+        (_, a), (_, b) = [await stack.enter_async_context(p) for p in processes]
+        clients = [
+            await stack.enter_async_context(TransportWsClient.connect(base.replace("http", "ws") + "/graphql"))
+            for base in (a, b)
+        ]
+        for client in clients:
             await client.subscribe(QUERY, {"c": conversation})
-            await asyncio.sleep(0.3)
-            assert await post_all([a + "/webhooks/twilio"], DEFAULT_AUTH_TOKEN, mine) == [200] * len(mine)
-            ledger = create_ledger(redis_url)
-            await ledger.start()
-            try:
-                for _ in range(400):
-                    changes = await ledger.changes_after(conversation, 0)
-                    if len(changes) >= len(mine) and not await ledger.inbox_pending():
-                        break
-                    await asyncio.sleep(0.01)
-                expected = [c.seq for c in changes if c.kind.value == "delivery"]
-            finally:
-                await ledger.close()
-            got = [int((await client.next(wait=10))["payload"]["data"]["deliveryUpdates"]["cursor"]) for _ in expected]
-            assert got == expected
+        broker = create_pubsub(redis_url)
+        await broker.start()
+        stack.push_async_callback(broker.close)
+        raw: list[int] = []
+        listening = asyncio.Event()
+        raw_task = asyncio.create_task(service_channel_seqs(broker, service_sid, raw, listening))
+        await listening.wait()
+        await asyncio.sleep(0.3)
+        stop = asyncio.Event()
+        seen: list[list[int]] = [[], []]
+        followers = [asyncio.create_task(delivery_cursors(c, out, stop)) for c, out in zip(clients, seen, strict=True)]
+        urls = [a + "/webhooks/twilio", b + "/webhooks/twilio"]
+        assert set(await post_all(urls, DEFAULT_AUTH_TOKEN, storm, concurrency=48)) == {200}
+        ledger = create_ledger(postgres_url)
+        await ledger.start()
+        stack.push_async_callback(ledger.close)
+        for _ in range(3000):  # both processes finish what they acknowledged
+            if not await ledger.inbox_pending():
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*followers), 60)
+        raw_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await raw_task
+        expected = [
+            c.seq for c in await ledger.changes_after(conversation, 0, limit=100_000) if c.kind.value == "delivery"
+        ]
+        assert len(expected) > 100
+        for got in seen:
+            assert strictly_increasing(got) and got == expected
+        assert strictly_increasing(raw)
+        assert raw == [c.seq for c in await ledger.service_changes_after(service_sid, 0, limit=1_000_000)]
+        await assert_ledger_matches(ledger, state)

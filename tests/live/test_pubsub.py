@@ -64,6 +64,7 @@ async def test_slow_consumer_is_closed_not_buffered(pubsub_url):
 async def test_slow_subscription_gets_a_slow_consumer_graphql_error():
     settings = Settings(_env_file=None, DELIVERY_GATEWAY_SUBSCRIBER_QUEUE_SIZE=2)
     ledger = create_ledger("memory://")
+    await ledger.start()
     broker = create_pubsub("memory://", queue_size=2)
     services = GatewayServices(settings=settings, upstream=None, ledger=ledger, pubsub=broker)
     context = RequestContext(services, Caller(kind=CallerKind.INTERNAL, identity="t"))
@@ -92,6 +93,7 @@ async def test_slow_subscription_gets_a_slow_consumer_graphql_error():
     assert errors, results
     assert errors[0][0].extensions["code"] == "SLOW_CONSUMER"
     assert broker.subscriber_count(conversation_channel(conv)) == 0
+    await ledger.close()
 
 
 @pytest.mark.redis
@@ -103,7 +105,7 @@ async def test_redis_reconnect_makes_subscribers_catch_up_from_the_ledger(redis_
     from tests.live.events_factory import delivery
 
     settings = Settings(_env_file=None)
-    ledger = create_ledger(redis_url)
+    ledger = create_ledger("memory://")
     broker = create_pubsub(redis_url, queue_size=16)
     await ledger.start()
     await broker.start()

@@ -1,4 +1,4 @@
-"""Ledger retention: `prune(before)` on every backend, idempotency after pruning, expired resume cursors, the pruner.
+"""Ledger retention: `prune(before)` on every engine, idempotency after pruning, expired resume cursors, the pruner.
 
 Never waits for real days: each ledger gets an injected clock, and `prune`/`prune_ledger` are given their `now`.
 """
@@ -138,32 +138,6 @@ async def test_late_and_duplicate_events_after_pruning_leave_the_same_state(ledg
         # A genuinely newer event still applies.
         moved = await ledger.apply(horizon(CONV, p, 8))
         assert moved.change is not None and moved.change.payload["previous_index"] == 7
-    finally:
-        await ledger.close()
-
-
-async def test_sqlite_ledger_from_before_retention_is_migrated(tmp_path):
-    import sqlite3
-
-    path = tmp_path / "old.sqlite3"
-    conn = sqlite3.connect(path)
-    conn.executescript(
-        "CREATE TABLE seen (key TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;"
-        "CREATE TABLE history (id INTEGER PRIMARY KEY AUTOINCREMENT, receipt_sid TEXT NOT NULL, entry TEXT NOT NULL);"
-        "CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, conversation_sid TEXT NOT NULL,"
-        " kind TEXT NOT NULL, payload TEXT NOT NULL);"
-        "INSERT INTO seen VALUES ('rh:MB:1', 1);"
-        "INSERT INTO changes (conversation_sid, kind, payload) VALUES ('CH', 'read_horizon', '{}');"
-    )
-    conn.commit()
-    conn.close()
-    clock = Clock(T_OLD)
-    ledger = await open_ledger(f"sqlite:///{path}", clock)
-    try:
-        assert await ledger.last_seq() == 1
-        assert (await ledger.prune(datetime.fromtimestamp(T_OLD, UTC))).total == 0  # old rows count from now
-        result = await ledger.prune(datetime.fromtimestamp(T_OLD + 1, UTC))
-        assert (result.changes, result.dedupe_keys, result.pruned_through) == (1, 1, 1)
     finally:
         await ledger.close()
 

@@ -1,0 +1,599 @@
+"""The delivery ledger on SQLAlchemy Core (async): SQLite (embedded) or PostgreSQL (several replicas).
+
+Never commits a change out of sequence order, and never lets a later change reach the publisher before an
+earlier one: every change-appending transaction and its `after_commit` hook run under one append lock (SQLite:
+an exclusive lock on a file beside the database, shared by every process on the machine; PostgreSQL: a session
+advisory lock shared by every replica on the database). Never talks HTTP, caches or pub/sub itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord
+from delivery_gateway.ledger.base import AfterCommit, LedgerUnavailable, sort_history
+from delivery_gateway.ledger.batch import BatchPlan, Snapshot, plan_batch
+from delivery_gateway.ledger.events import (
+    ApplyResult,
+    DeliveryEvent,
+    HistoryEntry,
+    LedgerChange,
+    LedgerEvent,
+    PruneResult,
+    ReadHorizonEvent,
+)
+from delivery_gateway.ledger.migrate import MigrationResult, migrate
+from delivery_gateway.ledger.reports import (
+    FailedDeliveryPage,
+    ReportDimension,
+    ReportRow,
+    failed_page,
+    failed_statement,
+    merge_report_rows,
+    report_statements,
+)
+from delivery_gateway.ledger.rows import (
+    HOUR,
+    change_from_row,
+    change_row,
+    history_entry,
+    history_row,
+    receipt_row,
+    report_key,
+)
+from delivery_gateway.ledger.store import SQLITE_BEGIN, StoreUrl, create_engine, parse_store_url
+from delivery_gateway.ledger.tables import (
+    changes,
+    history,
+    horizons,
+    inbox,
+    meta,
+    receipts,
+    report_hours,
+    resends,
+    seen,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+IN_CHUNK = 500  # values per IN (...) list
+PRUNE_BATCH = 2000  # rows deleted per transaction: applies interleave between batches
+INBOX_BATCH = 500  # inbox bodies written per group commit
+
+
+class SqlLedger:
+    """`DeliveryLedger` on one SQL store. Build with `SqlLedger(url)` (or `create_ledger(url)`), then `start()`."""
+
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
+        self.store: StoreUrl = parse_store_url(url)
+        self.clock = clock  # epoch seconds stamped on what `prune` ages out (tests inject one)
+        self.migration: MigrationResult | None = None
+        self._engine: AsyncEngine | None = None
+        self._sqlite_lock = asyncio.Lock()  # SQLite: one connection, one user at a time
+        self._append_lock = asyncio.Lock()  # this process's change appends, one at a time
+        self._inbox_waiting: list[tuple[str, asyncio.Future[int]]] = []
+        self._inbox_flusher: asyncio.Task | None = None
+        self._file_lock: FileLock | None = None  # SQLite file: the append lock across processes
+
+    def __repr__(self) -> str:
+        return f"SqlLedger({self.store.display!r})"
+
+    @property
+    def engine_name(self) -> str:
+        return self.store.engine
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        """Connect and migrate the schema to the head revision (idempotent)."""
+        if self._engine is not None:
+            return
+        database = self.store.url.database
+        if self.store.engine == "sqlite" and not self.store.memory and database:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(self.store)
+        try:
+            self.migration = await migrate(engine, self.store)
+        except Exception as exc:
+            await engine.dispose()
+            raise LedgerUnavailable(f"ledger store {self.store.display}: {type(exc).__name__}: {exc}") from exc
+        if self.store.engine == "sqlite" and not self.store.memory and database:
+            self._file_lock = FileLock(database + "-append.lock")
+        self._engine = engine
+
+    async def close(self) -> None:
+        if self._engine is None:
+            return
+        if self._inbox_flusher is not None:
+            with contextlib.suppress(Exception):
+                await self._inbox_flusher
+        engine, self._engine = self._engine, None
+        await engine.dispose()
+        if self._file_lock is not None:
+            self._file_lock.close()
+            self._file_lock = None
+
+    async def ping(self) -> None:
+        """Readiness: the store answers a query."""
+        async with self._connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    # --- connections ---
+
+    def _require(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("SqlLedger used before start()")
+        return self._engine
+
+    @contextlib.asynccontextmanager
+    async def _connect(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection. SQLite: the one connection, reads without a transaction, writes BEGIN IMMEDIATE."""
+        engine = self._require()
+        if self.store.engine == "sqlite":
+            async with self._sqlite_lock, engine.connect() as conn:
+                yield await conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE" if write else "NONE"})
+        else:
+            async with engine.connect() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self._connect(write=True) as conn, conn.begin():
+            yield conn
+
+    async def _read(self, statement: Any, params: Any = None) -> list[Any]:
+        async with self._connect() as conn:
+            return list((await conn.execute(statement, params)).all())
+
+    @contextlib.asynccontextmanager
+    async def _append_section(self) -> AsyncIterator[AsyncConnection | None]:
+        """Held while a batch commits and its hook runs. PostgreSQL: yields the connection holding the lock."""
+        async with self._append_lock:
+            if self.store.engine == "sqlite":
+                if self._file_lock is None:  # in memory: this ledger is the only one
+                    yield None
+                    return
+                await self._file_lock.acquire()
+                try:
+                    yield None
+                finally:
+                    self._file_lock.release()
+                return
+            conn = await self._require().connect()
+            key = {"key": self.store.lock_key}
+            try:
+                await conn.execute(text("SELECT pg_advisory_lock(:key)"), key)
+                await conn.commit()
+            except BaseException:
+                await _discard(conn)
+                raise
+            try:
+                yield conn
+            finally:
+                try:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+                    await conn.commit()
+                    await conn.close()
+                except BaseException:
+                    await _discard(conn)  # the session ends: PostgreSQL releases its lock
+                    raise
+
+    @contextlib.asynccontextmanager
+    async def _append_transaction(self, locked: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
+        if locked is None:
+            async with self._transaction() as conn:
+                yield conn
+        else:
+            async with locked.begin():
+                yield locked
+
+    def _insert(self, table: Table) -> Any:
+        return (postgresql.insert if self.store.engine == "postgresql" else sqlite.insert)(table)
+
+    # --- inbox ---
+
+    async def inbox_add(self, body: str) -> int:
+        """Durably records one raw webhook body; concurrent calls share one commit (group commit)."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._inbox_waiting.append((body, future))
+        if self._inbox_flusher is None or self._inbox_flusher.done():
+            self._inbox_flusher = asyncio.create_task(self._flush_inbox(), name="ledger-inbox-commit")
+        return await future
+
+    async def _flush_inbox(self) -> None:
+        while self._inbox_waiting:
+            batch, self._inbox_waiting = self._inbox_waiting[:INBOX_BATCH], self._inbox_waiting[INBOX_BATCH:]
+            try:
+                ids = await self.inbox_add_many([body for body, _ in batch])
+            except Exception as exc:  # every caller of the batch gets the store's error (the endpoint: 503)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            except BaseException:  # cancelled: nobody waits forever
+                for _, future in batch + self._inbox_waiting:
+                    future.cancel()
+                raise
+            for (_, future), entry_id in zip(batch, ids, strict=True):
+                if not future.done():
+                    future.set_result(entry_id)
+
+    async def inbox_add_many(self, bodies: Sequence[str]) -> list[int]:
+        """Records raw webhook bodies in one transaction; their entry ids, in order."""
+        if not bodies:
+            return []
+        now = self.clock()
+        rows = [{"body": body, "received_at": now} for body in bodies]
+        async with self._transaction() as conn:
+            if self.store.engine == "postgresql":
+                stmt = insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True)
+                return [int(row.id) for row in (await conn.execute(stmt, rows)).all()]
+            # SQLite: ordered RETURNING would cost a statement per row; the single writer numbers them itself.
+            counter = text("SELECT seq FROM sqlite_sequence WHERE name = 'ledger_inbox'")
+            last = int((await conn.execute(counter)).scalar() or 0)
+            ids = list(range(last + 1, last + 1 + len(rows)))
+            await conn.execute(insert(inbox), [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+            return ids
+
+    async def inbox_pending(self, limit: int = 1000) -> list[tuple[int, str]]:
+        rows = await self._read(select(inbox.c.id, inbox.c.body).order_by(inbox.c.id).limit(limit))
+        return [(int(r.id), r.body) for r in rows]
+
+    async def inbox_done(self, entry_id: int) -> None:
+        await self.inbox_done_many([entry_id])
+
+    async def inbox_done_many(self, entry_ids: Iterable[int]) -> None:
+        ids = sorted(set(entry_ids))
+        if not ids:
+            return
+        async with self._transaction() as conn:
+            for chunk in _chunks(ids):
+                await conn.execute(delete(inbox).where(inbox.c.id.in_(chunk)))
+
+    # --- applying events ---
+
+    async def apply(self, event: LedgerEvent) -> ApplyResult:
+        return (await self.apply_many([event]))[0]
+
+    async def apply_many(
+        self, events: Iterable[LedgerEvent], *, after_commit: AfterCommit | None = None
+    ) -> list[ApplyResult]:
+        """Applies `events` in one transaction, in order; one result per event (see DeliveryLedger)."""
+        batch = list(events)
+        async with self._append_section() as locked:
+            async with self._append_transaction(locked) as conn:
+                snapshot, published_through = await self._snapshot(conn, batch)
+                plan = plan_batch(batch, snapshot)
+                await self._write_plan(conn, plan, snapshot)
+                unpublished: list[LedgerChange] = []
+                if published_through < snapshot.last_seq:  # committed by a process that died before publishing
+                    unpublished = await self._changes_between(conn, published_through, snapshot.last_seq)
+                unpublished += plan.changes
+                if after_commit is None and plan.last_seq > published_through:
+                    await self._set_meta(conn, "published_through", plan.last_seq)
+            if after_commit is not None:
+                try:
+                    await after_commit(plan.results, unpublished)
+                except Exception:
+                    log.exception("after-commit hook failed for changes %s", [c.seq for c in unpublished])
+                if plan.last_seq > published_through:
+                    await self._mark_published(locked, plan.last_seq)
+        return plan.results
+
+    async def publish_pending(self, after_commit: AfterCommit) -> int:
+        """Hands `after_commit` every committed change never handed to a publisher (a process died between
+        commit and publish), in sequence order; how many. The gateway calls it at start-up."""
+        pending: list[LedgerChange] = []
+
+        async def collect(results: Sequence[ApplyResult], unpublished: Sequence[LedgerChange]) -> None:
+            pending.extend(unpublished)
+            await after_commit(results, unpublished)
+
+        await self.apply_many([], after_commit=collect)
+        return len(pending)
+
+    async def _mark_published(self, locked: AsyncConnection | None, seq: int) -> None:
+        async with self._append_transaction(locked) as conn:
+            await self._set_meta(conn, "published_through", seq)
+
+    async def _set_meta(self, conn: AsyncConnection, key: str, value: int) -> None:
+        await conn.execute(update(meta).where(meta.c.key == key).values(value=value))
+
+    async def _snapshot(self, conn: AsyncConnection, events: list[LedgerEvent]) -> tuple[Snapshot, int]:
+        """Everything `events` can touch, rows locked (SELECT … FOR UPDATE on PostgreSQL)."""
+        counters = {
+            r.key: int(r.value)
+            for r in await conn.execute(
+                select(meta.c.key, meta.c.value)
+                .where(meta.c.key.in_(("last_seq", "published_through")))
+                .with_for_update()
+            )
+        }
+        snapshot = Snapshot(last_seq=counters["last_seq"])
+        if not events:
+            return snapshot, counters["published_through"]
+        keys = list(dict.fromkeys(e.dedupe_key for e in events))
+        for chunk in _chunks(keys):
+            for row in await conn.execute(select(seen.c.key, seen.c.seq).where(seen.c.key.in_(chunk))):
+                snapshot.seen[row.key] = int(row.seq)
+        originals = sorted({seq for seq in snapshot.seen.values() if seq > 0})
+        for chunk in _chunks(originals):
+            stmt = select(changes.c.seq, changes.c.kind, changes.c.conversation_sid, changes.c.payload)
+            for row in await conn.execute(stmt.where(changes.c.seq.in_(chunk))):
+                snapshot.changes[int(row.seq)] = change_from_row(row)
+        receipt_sids = list(dict.fromkeys(e.receipt_sid for e in events if isinstance(e, DeliveryEvent)))
+        for chunk in _chunks(receipt_sids):
+            stmt = select(receipts.c.sid, receipts.c.record).where(receipts.c.sid.in_(chunk)).with_for_update()
+            for row in await conn.execute(stmt):
+                snapshot.receipts[row.sid] = ReceiptRecord.from_json(row.record)
+        known = list(snapshot.receipts)  # a receipt has history only once it has a record
+        for chunk in _chunks(known):
+            stmt = select(history.c.receipt_sid, history.c.status).where(history.c.receipt_sid.in_(chunk))
+            snapshot.history.update((row.receipt_sid, row.status) for row in await conn.execute(stmt))
+        participants = list(dict.fromkeys(e.participant_sid for e in events if isinstance(e, ReadHorizonEvent)))
+        for chunk in _chunks(participants):
+            stmt = (
+                select(horizons.c.participant_sid, horizons.c.idx)
+                .where(horizons.c.participant_sid.in_(chunk))
+                .with_for_update()
+            )
+            for row in await conn.execute(stmt):
+                snapshot.horizons[row.participant_sid] = int(row.idx)
+        return snapshot, counters["published_through"]
+
+    async def _write_plan(self, conn: AsyncConnection, plan: BatchPlan, snapshot: Snapshot) -> None:
+        now = self.clock()
+        if plan.changes:
+            await conn.execute(insert(changes), [change_row(c, now) for c in plan.changes])
+        if plan.receipts:
+            stmt = self._insert(receipts)
+            columns = [c.name for c in receipts.c if c.name != "sid"]
+            stmt = stmt.on_conflict_do_update(index_elements=["sid"], set_={c: stmt.excluded[c] for c in columns})
+            await conn.execute(stmt, [receipt_row(r, now) for r in plan.receipts.values()])
+        if plan.history:
+            rows = [history_row(record, entry, now) for record, entry in plan.history]
+            await conn.execute(insert(history), rows)
+            counts = Counter(key for key in map(report_key, rows) if key is not None)
+            if counts:
+                stmt = self._insert(report_hours)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["service_sid", "hour", "status", "error_code", "channel"],
+                    set_={"count": report_hours.c.count + stmt.excluded["count"]},
+                )
+                await conn.execute(
+                    stmt,
+                    [
+                        {"service_sid": s, "hour": h, "status": st, "error_code": e, "channel": ch, "count": n}
+                        for (s, h, st, e, ch), n in counts.items()
+                    ],
+                )
+        if plan.seen:
+            await conn.execute(insert(seen), [{"key": k, "seq": s, "ts": now} for k, s in plan.seen.items()])
+        if plan.horizons:
+            stmt = self._insert(horizons)
+            stmt = stmt.on_conflict_do_update(index_elements=["participant_sid"], set_={"idx": stmt.excluded.idx})
+            await conn.execute(stmt, [{"participant_sid": p, "idx": i} for p, i in plan.horizons.items()])
+        if plan.last_seq != snapshot.last_seq:
+            await self._set_meta(conn, "last_seq", plan.last_seq)
+
+    async def _changes_between(self, conn: AsyncConnection, after: int, through: int) -> list[LedgerChange]:
+        stmt = (
+            select(changes.c.seq, changes.c.kind, changes.c.conversation_sid, changes.c.payload)
+            .where(changes.c.seq > after, changes.c.seq <= through)
+            .order_by(changes.c.seq)
+        )
+        return [change_from_row(row) for row in await conn.execute(stmt)]
+
+    # --- reading back ---
+
+    async def changes_after(self, conversation_sid: str, after_seq: int, limit: int = 1000) -> list[LedgerChange]:
+        stmt = (
+            select(changes.c.seq, changes.c.kind, changes.c.conversation_sid, changes.c.payload)
+            .where(changes.c.conversation_sid == conversation_sid, changes.c.seq > after_seq)
+            .order_by(changes.c.seq)
+            .limit(limit)
+        )
+        return [change_from_row(row) for row in await self._read(stmt)]
+
+    async def service_changes_after(
+        self,
+        service_sid: str,
+        after_seq: int,
+        *,
+        statuses: Collection[DeliveryStatus | str] | None = None,
+        limit: int = 1000,
+    ) -> list[LedgerChange]:
+        """See DeliveryLedger.service_changes_after."""
+        stmt = select(changes.c.seq, changes.c.kind, changes.c.conversation_sid, changes.c.payload).where(
+            changes.c.service_sid == service_sid, changes.c.seq > after_seq
+        )
+        if statuses:
+            values = sorted({DeliveryStatus(s).value for s in statuses})
+            stmt = stmt.where(changes.c.status.in_(values))
+        stmt = stmt.order_by(changes.c.seq).limit(limit)
+        return [change_from_row(row) for row in await self._read(stmt)]
+
+    async def last_seq(self) -> int:
+        return await self._meta("last_seq")
+
+    async def _meta(self, key: str) -> int:
+        rows = await self._read(select(meta.c.value).where(meta.c.key == key))
+        return int(rows[0].value) if rows else 0
+
+    async def receipt(self, sid: str) -> ReceiptRecord | None:
+        rows = await self._read(select(receipts.c.record).where(receipts.c.sid == sid))
+        return ReceiptRecord.from_json(rows[0].record) if rows else None
+
+    async def receipts_for_message(self, message_sid: str) -> list[ReceiptRecord]:
+        stmt = select(receipts.c.record).where(receipts.c.message_sid == message_sid).order_by(receipts.c.sid)
+        return [ReceiptRecord.from_json(row.record) for row in await self._read(stmt)]
+
+    async def history(self, receipt_sid: str) -> list[HistoryEntry]:
+        return (await self.history_many([receipt_sid]))[receipt_sid]
+
+    async def history_many(self, receipt_sids: Iterable[str]) -> dict[str, list[HistoryEntry]]:
+        sids = list(dict.fromkeys(receipt_sids))
+        found: dict[str, list[HistoryEntry]] = {sid: [] for sid in sids}
+        columns = (history.c.receipt_sid, history.c.status, history.c.error_code, history.c.at, history.c.source)
+        async with self._connect() as conn:
+            for chunk in _chunks(sids):
+                stmt = select(*columns, history.c.recorded_seq).where(history.c.receipt_sid.in_(chunk))
+                for row in await conn.execute(stmt.order_by(history.c.id)):
+                    found[row.receipt_sid].append(history_entry(row))
+        return {sid: sort_history(entries) for sid, entries in found.items()}
+
+    async def read_horizon(self, participant_sid: str) -> int | None:
+        rows = await self._read(select(horizons.c.idx).where(horizons.c.participant_sid == participant_sid))
+        return int(rows[0].idx) if rows else None
+
+    # --- resend links ---
+
+    async def record_resend(self, conversation_sid: str, old_sid: str, new_sid: str) -> None:
+        stmt = self._insert(resends).on_conflict_do_nothing(index_elements=["new_sid"])
+        async with self._transaction() as conn:
+            await conn.execute(stmt, {"new_sid": new_sid, "old_sid": old_sid, "conversation_sid": conversation_sid})
+
+    async def resent_as(self, old_sid: str) -> list[str]:
+        stmt = select(resends.c.new_sid).where(resends.c.old_sid == old_sid).order_by(resends.c.id)
+        return [row.new_sid for row in await self._read(stmt)]
+
+    async def resend_of(self, new_sid: str) -> str | None:
+        rows = await self._read(select(resends.c.old_sid).where(resends.c.new_sid == new_sid))
+        return rows[0].old_sid if rows else None
+
+    # --- questions across conversations ---
+
+    async def delivery_report(
+        self, service_sid: str, since: datetime, until: datetime, group_by: Sequence[ReportDimension] = ()
+    ) -> list[ReportRow]:
+        """See DeliveryLedger.delivery_report."""
+        statements = report_statements(service_sid, since, until, group_by)
+        rows: list[Any] = []
+        async with self._connect() as conn:
+            for stmt in statements:
+                rows += (await conn.execute(stmt)).all()
+        return merge_report_rows(rows, group_by)
+
+    async def failed_deliveries(
+        self,
+        service_sid: str,
+        since: datetime,
+        until: datetime,
+        *,
+        error_codes: Collection[int] | None = None,
+        retryable: bool | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> FailedDeliveryPage:
+        """See DeliveryLedger.failed_deliveries."""
+        stmt = failed_statement(
+            service_sid, since, until, error_codes=error_codes, retryable=retryable, first=first, after=after
+        )
+        return failed_page(await self._read(stmt), first)
+
+    # --- retention ---
+
+    async def prune(self, before: datetime) -> PruneResult:
+        """Deletes in batches of PRUNE_BATCH rows, each its own transaction, so applies interleave."""
+        cutoff = before.timestamp()
+        pruned_changes = dedupe = pruned_history = 0
+        while (n := await self._prune_changes(cutoff)) > 0:
+            pruned_changes += n
+        while (n := await self._prune_batch(seen, seen.c.key, cutoff)) > 0:
+            dedupe += n
+        while (n := await self._prune_batch(history, history.c.id, cutoff)) > 0:
+            pruned_history += n
+        async with self._transaction() as conn:  # hours wholly before the cutoff
+            await conn.execute(delete(report_hours).where(report_hours.c.hour + HOUR <= int(cutoff)))
+        return PruneResult(pruned_changes, dedupe, pruned_history, await self.pruned_through())
+
+    async def _prune_changes(self, cutoff: float) -> int:
+        """One batch of the change log's oldest prefix: stops at the first change recorded at/after `cutoff`."""
+        async with self._transaction() as conn:
+            rows = (
+                await conn.execute(select(changes.c.seq, changes.c.ts).order_by(changes.c.seq).limit(PRUNE_BATCH))
+            ).all()
+            last = None
+            for row in rows:
+                if row.ts >= cutoff:
+                    break
+                last = int(row.seq)
+            if last is None:
+                return 0
+            count = (await conn.execute(delete(changes).where(changes.c.seq <= last))).rowcount
+            await conn.execute(
+                update(meta).where(meta.c.key == "pruned_through", meta.c.value < last).values(value=last)
+            )
+            return int(count)
+
+    async def _prune_batch(self, table: Table, key: Any, cutoff: float) -> int:
+        async with self._transaction() as conn:
+            oldest = select(key).where(table.c.ts < cutoff).limit(PRUNE_BATCH).scalar_subquery()
+            return int((await conn.execute(delete(table).where(key.in_(oldest)))).rowcount)
+
+    async def pruned_through(self) -> int:
+        return await self._meta("pruned_through")
+
+    # --- for tests and benchmarks ---
+
+    async def count_rows(self, table: Table) -> int:
+        rows = await self._read(select(func.count()).select_from(table))
+        return int(rows[0][0])
+
+
+class FileLock:
+    """An exclusive advisory lock (flock) on a file: held by one open file at a time, released by the kernel if
+    its process dies. Acquired by polling, never by blocking a thread, so a cancelled waiter leaves nothing held."""
+
+    def __init__(self, path: str) -> None:
+        import fcntl
+
+        self._fcntl = fcntl
+        self.path = path
+        self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    async def acquire(self) -> None:
+        assert self._fd is not None, "FileLock used after close()"
+        delay = 0.0005
+        while True:
+            try:
+                self._fcntl.flock(self._fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.01)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self._fcntl.flock(self._fd, self._fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _chunks(values: Sequence[T]) -> Iterable[Sequence[T]]:
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    with contextlib.suppress(BaseException):
+        await conn.invalidate()
+    with contextlib.suppress(BaseException):
+        await conn.close()
