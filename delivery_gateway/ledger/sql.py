@@ -327,32 +327,32 @@ class SqlLedger:
         if not events:
             return snapshot, counters["published_through"]
         keys = list(dict.fromkeys(e.dedupe_key for e in events))
-        for chunk in _chunks(keys):
-            for row in await conn.execute(select(seen.c.key, seen.c.seq).where(seen.c.key.in_(chunk))):
-                snapshot.seen[row.key] = int(row.seq)
+        for key_chunk in _chunks(keys):
+            for seen_row in await conn.execute(select(seen.c.key, seen.c.seq).where(seen.c.key.in_(key_chunk))):
+                snapshot.seen[seen_row.key] = int(seen_row.seq)
         originals = sorted({seq for seq in snapshot.seen.values() if seq > 0})
-        for chunk in _chunks(originals):
+        for seq_chunk in _chunks(originals):
             stmt = select(changes.c.seq, changes.c.kind, changes.c.conversation_sid, changes.c.payload)
-            for row in await conn.execute(stmt.where(changes.c.seq.in_(chunk))):
-                snapshot.changes[int(row.seq)] = change_from_row(row)
+            for change in await conn.execute(stmt.where(changes.c.seq.in_(seq_chunk))):
+                snapshot.changes[int(change.seq)] = change_from_row(change)
         receipt_sids = list(dict.fromkeys(e.receipt_sid for e in events if isinstance(e, DeliveryEvent)))
-        for chunk in _chunks(receipt_sids):
-            stmt = select(receipts.c.sid, receipts.c.record).where(receipts.c.sid.in_(chunk)).with_for_update()
-            for row in await conn.execute(stmt):
-                snapshot.receipts[row.sid] = ReceiptRecord.from_json(row.record)
+        for sid_chunk in _chunks(receipt_sids):
+            locked = select(receipts.c.sid, receipts.c.record).where(receipts.c.sid.in_(sid_chunk)).with_for_update()
+            for receipt in await conn.execute(locked):
+                snapshot.receipts[receipt.sid] = ReceiptRecord.from_json(receipt.record)
         known = list(snapshot.receipts)  # a receipt has history only once it has a record
-        for chunk in _chunks(known):
-            stmt = select(history.c.receipt_sid, history.c.status).where(history.c.receipt_sid.in_(chunk))
-            snapshot.history.update((row.receipt_sid, row.status) for row in await conn.execute(stmt))
+        for sid_chunk in _chunks(known):
+            taken = select(history.c.receipt_sid, history.c.status).where(history.c.receipt_sid.in_(sid_chunk))
+            snapshot.history.update((entry.receipt_sid, entry.status) for entry in await conn.execute(taken))
         participants = list(dict.fromkeys(e.participant_sid for e in events if isinstance(e, ReadHorizonEvent)))
-        for chunk in _chunks(participants):
-            stmt = (
+        for sid_chunk in _chunks(participants):
+            marks = (
                 select(horizons.c.participant_sid, horizons.c.idx)
-                .where(horizons.c.participant_sid.in_(chunk))
+                .where(horizons.c.participant_sid.in_(sid_chunk))
                 .with_for_update()
             )
-            for row in await conn.execute(stmt):
-                snapshot.horizons[row.participant_sid] = int(row.idx)
+            for mark in await conn.execute(marks):
+                snapshot.horizons[mark.participant_sid] = int(mark.idx)
         return snapshot, counters["published_through"]
 
     async def _write_plan(self, conn: AsyncConnection, plan: BatchPlan, snapshot: Snapshot) -> None:

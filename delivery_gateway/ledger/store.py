@@ -64,8 +64,8 @@ def parse_store_url(url: str) -> StoreUrl:
     if scheme == "memory":
         return StoreUrl("sqlite", make_url("sqlite+aiosqlite://"), "memory://", memory=True)
     if scheme == "sqlite":
-        query = parse_qs(parts.query)
-        synchronous = query.get("synchronous", ["NORMAL"])[0].upper()
+        options = parse_qs(parts.query)
+        synchronous = options.get("synchronous", ["NORMAL"])[0].upper()
         if synchronous not in SQLITE_SYNCHRONOUS:
             raise ValueError(f"sqlite store: synchronous={synchronous!r} (expected NORMAL, FULL or EXTRA)")
         path = unquote(parts.path)
@@ -75,7 +75,7 @@ def parse_store_url(url: str) -> StoreUrl:
         return StoreUrl("sqlite", URL.create("sqlite+aiosqlite", database=path), url, synchronous=synchronous)
     if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
         parsed = make_url(url.replace(parts.scheme + "://", "postgresql://", 1))
-        query = dict(parsed.query)
+        query: dict[str, Any] = dict(parsed.query)
         schema = _single(query.pop("schema", None))
         if schema is not None and not SCHEMA_NAME.match(schema):
             raise ValueError(f"postgresql store: schema={schema!r} is not a plain SQL identifier")

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -176,7 +177,7 @@ def _is_legacy(bind: sa.Connection) -> bool:
     return "payload" in {c["name"] for c in inspector.get_columns("changes")}
 
 
-def _chunks(bind: sa.Connection, table: str, key: str, columns: str) -> Iterator[list[sa.Row]]:
+def _chunks(bind: sa.Connection, table: str, key: str, columns: str) -> Iterator[Sequence[sa.Row[Any]]]:
     """Every row of a legacy table in `key` order, CHUNK rows at a time (a big file never sits in memory)."""
     last = None
     while True:
@@ -274,8 +275,8 @@ def _import_legacy(bind: sa.Connection) -> None:
         pruned_through = bind.execute(sa.text("SELECT value FROM meta WHERE key = 'pruned_through'")).scalar() or 0
 
     meta = sa.table("ledger_meta", sa.column("key"), sa.column("value"))
-    for key, value in (("last_seq", last_seq), ("published_through", last_seq), ("pruned_through", pruned_through)):
-        bind.execute(meta.update().where(meta.c.key == key).values(value=int(value)))
+    for name, value in (("last_seq", last_seq), ("published_through", last_seq), ("pruned_through", pruned_through)):
+        bind.execute(meta.update().where(meta.c.key == name).values(value=int(value)))
     for table in LEGACY_TABLES:
         if has(table):
             op.drop_table(table)
