@@ -210,16 +210,20 @@ async def test_gateway_prunes_with_the_configured_retention():
     ledger = gateway.services.ledger
     clock = Clock(T_OLD)
     ledger.clock = clock
-    (p,) = sids("MB", 1)
-    await ledger.apply(horizon(CONV, p, 1))
-    clock.now = T_OLD + 5 * DAY
-    await ledger.apply(horizon(CONV, p, 2))
-    now = datetime.fromtimestamp(T_OLD + 8 * DAY, UTC)
-    result = await gateway.prune_ledger(now)
-    assert result.changes == 1 and [
-        c.payload["last_read_message_index"] for c in await ledger.changes_after(CONV, 0)
-    ] == [2]
-    assert [c.kind for c in await ledger.changes_after(CONV, 0)] == [ChangeKind.READ_HORIZON]
+    await ledger.start()
+    try:
+        (p,) = sids("MB", 1)
+        await ledger.apply(horizon(CONV, p, 1))
+        clock.now = T_OLD + 5 * DAY
+        await ledger.apply(horizon(CONV, p, 2))
+        now = datetime.fromtimestamp(T_OLD + 8 * DAY, UTC)
+        result = await gateway.prune_ledger(now)
+        assert result.changes == 1 and [
+            c.payload["last_read_message_index"] for c in await ledger.changes_after(CONV, 0)
+        ] == [2]
+        assert [c.kind for c in await ledger.changes_after(CONV, 0)] == [ChangeKind.READ_HORIZON]
+    finally:
+        await ledger.close()
 
 
 def test_retention_setting_is_at_least_one_day():
