@@ -35,6 +35,7 @@ async def test_each_event_sees_the_message_as_it_is_then(fake):
     message = fake.add_message(conv, alice, "hi", {sms.sid: (S.SENT, None)})
     receipt = conv.receipts[message.sid][0]
     services = GatewayServices(settings=Settings(_env_file=None), upstream=fake)
+    await services.ledger.start()
     context = RequestContext(services, FULL)  # one context for the whole connection, as over a WebSocket
     stream = await build_schema(services.settings).subscribe(
         SUBSCRIPTION, variable_values={"c": conv.record.sid}, context_value=context
@@ -69,3 +70,4 @@ async def test_each_event_sees_the_message_as_it_is_then(fake):
     assert second["receipt"]["status"] == "UNDELIVERED"
     assert second["message"]["ticks"] == "FAILED" and second["message"]["recipients"] == [{"status": "UNDELIVERED"}]
     await stream.aclose()
+    await services.ledger.close()

@@ -6,9 +6,27 @@ Over the fake upstream and an in-memory ledger; asserts the upstream calls each 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
+import pytest
+
+from delivery_gateway.graphql.context import GatewayServices
 from delivery_gateway.kernel.records import DeliveryStatus as S
-from tests.graphql.gql_support import participant_caller
+from delivery_gateway.kernel.settings import Settings
+from tests.graphql.fake_upstream import FakeConversations
+from tests.graphql.gql_support import Runner, participant_caller
+
+
+@pytest.fixture
+async def gql(settings: Settings, fake: FakeConversations) -> AsyncIterator[Runner]:
+    """The runner over a started in-memory ledger: resends are recorded there."""
+    services = GatewayServices(settings=settings, upstream=fake)
+    await services.ledger.start()
+    try:
+        yield Runner(services)
+    finally:
+        await services.ledger.close()
+
 
 RESEND = """
 mutation($c: String!, $m: String!, $force: Boolean! = false) {
