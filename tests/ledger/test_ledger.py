@@ -13,22 +13,13 @@ from hypothesis import strategies as st
 
 from delivery_gateway.kernel.records import DeliveryStatus
 from delivery_gateway.ledger import ChangeKind, create_ledger
+from tests.ledger.scenario import LIVES
 from tests.live.events_factory import delivery, horizon, sids
 
 CONV = "CH" + "1" * 32
 MSG = "IM" + "2" * 32
 RECEIPTS = sids("DY", 3)
 PARTICIPANTS = sids("MB", 2)
-
-# A receipt's possible lives: each is a chain of statuses with increasing times.
-LIVES = [
-    ["sent"],
-    ["sent", "delivered"],
-    ["sent", "delivered", "read"],
-    ["failed"],
-    ["sent", "undelivered"],
-    ["sent", "delivered", "failed"],
-]
 
 
 async def test_receipt_never_moves_backwards_and_keeps_history(ledger_url):

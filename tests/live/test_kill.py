@@ -17,13 +17,12 @@ import pytest
 
 from delivery_gateway.emulator.config import DEFAULT_AUTH_TOKEN
 from delivery_gateway.ledger import create_ledger
-from delivery_gateway.pubsub import create_pubsub
 from tests.live.harness import TransportWsClient
 from tests.live.storm import duplicated_and_shuffled, post_all, storm_state
 from tests.live.test_storm import (
     assert_ledger_matches,
     delivery_cursors,
-    service_channel_seqs,
+    service_channel_listener,
     strictly_increasing,
 )
 
@@ -161,13 +160,7 @@ async def test_two_gateway_processes_on_postgres_and_redis_publish_in_cursor_ord
         ]
         for client in clients:
             await client.subscribe(QUERY, {"c": conversation})
-        broker = create_pubsub(redis_url)
-        await broker.start()
-        stack.push_async_callback(broker.close)
-        raw: list[int] = []
-        listening = asyncio.Event()
-        raw_task = asyncio.create_task(service_channel_seqs(broker, service_sid, raw, listening))
-        await listening.wait()
+        raw = await stack.enter_async_context(service_channel_listener(redis_url, service_sid))
         await asyncio.sleep(0.3)
         stop = asyncio.Event()
         seen: list[list[int]] = [[], []]
@@ -183,9 +176,6 @@ async def test_two_gateway_processes_on_postgres_and_redis_publish_in_cursor_ord
             await asyncio.sleep(0.01)
         stop.set()
         await asyncio.wait_for(asyncio.gather(*followers), 60)
-        raw_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await raw_task
         expected = [
             c.seq for c in await ledger.changes_after(conversation, 0, limit=100_000) if c.kind.value == "delivery"
         ]

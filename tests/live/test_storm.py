@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -134,11 +135,30 @@ async def resuming_subscriber(ws_url: str, conversation: str, out: list[int], st
         resumes += 1
 
 
-async def service_channel_seqs(broker, service_sid: str, out: list[int], listening: asyncio.Event) -> None:
-    async with broker.subscribe(service_channel(service_sid), queue_size=1_000_000) as subscriber:
-        listening.set()
-        async for text in subscriber:
-            out.append(LedgerChange.from_json(text).seq)
+@contextlib.asynccontextmanager
+async def service_channel_listener(redis_url: str, service_sid: str) -> AsyncIterator[list[int]]:
+    """The sequence numbers published on the service's channel, as a subscriber of its own on Redis receives them
+    (the list fills while the block runs)."""
+    broker = create_pubsub(redis_url)
+    await broker.start()
+    seqs: list[int] = []
+    listening = asyncio.Event()
+
+    async def listen() -> None:
+        async with broker.subscribe(service_channel(service_sid), queue_size=1_000_000) as subscriber:
+            listening.set()
+            async for text in subscriber:
+                seqs.append(LedgerChange.from_json(text).seq)
+
+    task = asyncio.create_task(listen())
+    try:
+        await listening.wait()
+        yield seqs
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await broker.close()
 
 
 def strictly_increasing(values: list[int]) -> bool:
@@ -161,13 +181,7 @@ async def test_two_replicas_on_postgres_publish_in_cursor_order(postgres_url, re
         on_b = await stack.enter_async_context(TransportWsClient.connect(b.ws_url))
         await on_a.subscribe(QUERY, {"c": conversation})
         await on_b.subscribe(QUERY, {"c": conversation})
-        broker = create_pubsub(redis_url)
-        await broker.start()
-        stack.push_async_callback(broker.close)
-        raw: list[int] = []
-        listening = asyncio.Event()
-        raw_task = asyncio.create_task(service_channel_seqs(broker, service_sid, raw, listening))
-        await listening.wait()
+        raw = await stack.enter_async_context(service_channel_listener(redis_url, service_sid))
         await asyncio.sleep(0.3)  # both subscriptions are live
 
         seen_a: list[int] = []
@@ -185,9 +199,6 @@ async def test_two_replicas_on_postgres_publish_in_cursor_order(postgres_url, re
         stop.set()
         await asyncio.wait_for(asyncio.gather(*followers), 60)
         resumes = await asyncio.wait_for(resumer, 120)
-        raw_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await raw_task
 
         await assert_ledger_matches(a.ledger, state)
         changes = await b.ledger.changes_after(conversation, 0, limit=100_000)
