@@ -145,7 +145,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="replicas: Redis for pub/sub")
     parser.add_argument(
-        "--replica-store-url", help="replicas: shared store URL (default: the Redis store under a fresh prefix)"
+        "--replica-store-url",
+        help="replicas: shared store URL (default: a fresh PostgreSQL database on 127.0.0.1, dropped afterwards)",
     )
     parser.add_argument("--replica-events", type=int, help="replicas: measured events (20; quick 5)")
     parser.add_argument("--parallel", type=int, default=50, help="http: parallel GETs per round")
@@ -243,7 +244,7 @@ async def _run_rows(
     if "replicas" in selected:
         from bench.replicas import run_replicas
 
-        _section("6. cross-replica delivery on Redis (webhook into A; subscribers on A and B)")
+        _section("6. cross-replica delivery on PostgreSQL + Redis (webhook into A; subscribers on A and B)")
         report = await run_replicas(
             events=args.replica_events,
             redis_url=args.redis_url,

@@ -1,9 +1,9 @@
 """Row 6: cross-replica delivery: two gateway processes sharing Redis pub/sub and a shared store; a webhook into
 replica A reaches subscribers on replica B (measured) and on A itself (the same-run reference).
 
-The store URL is a parameter (Redis by default, since SQLite cannot be shared across processes); every key the
-row writes carries a fresh prefix and is deleted afterwards. Never asserts a threshold; without a reachable Redis
-the row is reported as not available.
+The store URL is a parameter (by default a fresh PostgreSQL database on 127.0.0.1, dropped afterwards: the store
+several replicas share); every Redis key the row writes carries a fresh prefix and is deleted afterwards. Never
+asserts a threshold; without a reachable Redis the row is reported as not available.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from bench.webhook_forms import WebhookSigner, delivery_form, emulator_receipts,
 
 TARGET_EXTRA_MS = 5.0
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_STORE_URL = "postgresql://postgres@127.0.0.1:5432"  # no database named: a fresh one per run
 
 
 def with_prefix(url: str, prefix: str) -> str:
@@ -124,12 +125,15 @@ async def run_replicas(
     store_url: str | None = None,
     emulator: ServerProcess | None = None,
 ) -> ReplicaReport:
-    """`store_url` None: the Redis store under the row's own prefix; otherwise that URL, shared by both replicas
+    """`store_url` None: a fresh PostgreSQL database on 127.0.0.1; otherwise that URL, shared by both replicas
     (a `postgresql://host` URL without a database gets a fresh database for the run)."""
     prefix = f"dgbench:{secrets.token_hex(6)}:"
-    store = store_url or with_prefix(redis_url, prefix + "ledger:")
+    store = store_url or DEFAULT_STORE_URL
     report = ReplicaReport(store=urlsplit(store).scheme, events=events, per_replica=per_replica)
-    problem = _redis_problem(redis_url) or store_url_supported(store)
+    fresh_database = urlsplit(store).scheme.startswith("postgres") and not urlsplit(store).path.strip("/")
+    problem = _redis_problem(redis_url) or store_url_supported(
+        store.rstrip("/") + "/probe" if fresh_database else store
+    )
     if problem is not None:
         report.skipped = problem
         return report

@@ -16,6 +16,7 @@ import pytest
 import pytest_asyncio
 
 from bench.harness import RowResult, ServerProcess, emulator_process
+from tests.postgres_support import require_postgres
 from tests.redis_support import require_redis
 
 REQUIRE_WRK = "DELIVERY_GATEWAY_REQUIRE_WRK"
@@ -134,6 +135,7 @@ async def test_ingest_row_acknowledges_only_durable_events_and_skips_unsupported
 @pytest.mark.timeout(60)
 async def test_replica_row_measures_both_replicas(emulator: ServerProcess) -> None:
     require_redis()
+    require_postgres()  # the replicas share a PostgreSQL ledger
     from bench.replicas import run_replicas
 
     report = await run_replicas(events=2, emulator=emulator)
