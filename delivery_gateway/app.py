@@ -19,6 +19,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from delivery_gateway.auth import AuthMiddleware
 from delivery_gateway.cache import ResourceCache
+from delivery_gateway.cache.rate_limits import RateLimiter
 from delivery_gateway.graphql.context import GatewayServices
 from delivery_gateway.graphql.view import create_graphql_app
 from delivery_gateway.http.drain import OpenStreams, StreamDrainMiddleware
@@ -66,6 +67,7 @@ def build_services(settings: Settings, *, upstream: ConversationsAPI | None = No
         metrics=metrics,
         ledger=create_ledger(settings.store_url),
         pubsub=create_pubsub(settings.pubsub_url, queue_size=settings.subscriber_queue_size, metrics=metrics),
+        limits=RateLimiter.from_url(settings.cache_url),
     )
 
 
@@ -177,6 +179,7 @@ class Gateway:
             ("webhook ingest", self.ingest.close),
             ("pub/sub", services.pubsub.close),
             ("ledger", services.ledger.close),
+            ("rate limits", services.limits.close),
             ("upstream", services.upstream.close),
         ]
         if services.cache is not None:

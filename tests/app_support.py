@@ -20,6 +20,7 @@ from delivery_gateway.emulator import EmulatorConfig, RunningEmulator
 from delivery_gateway.emulator.server import serve_emulator
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.kernel.sids import ACCOUNT, new_sid
+from delivery_gateway.upstream.errors import UpstreamUnavailable
 from delivery_gateway.webhooks.install import WEBHOOK_FILTERS
 
 
@@ -30,7 +31,8 @@ def free_port() -> int:
 
 
 class NoUpstream:
-    """The upstream of tests that must never reach Twilio: starting and closing are free, any call fails."""
+    """The upstream of tests that must never reach Twilio: starting and closing are free, any call fails as an
+    unreachable Twilio would (so what tolerates an outage, like a subscription's existence check, goes on)."""
 
     async def start(self) -> None:
         return None
@@ -40,7 +42,7 @@ class NoUpstream:
 
     def __getattr__(self, name: str) -> Any:
         async def refuse(*args: Any, **kwargs: Any) -> Any:
-            raise AssertionError(f"unexpected upstream call: {name}")
+            raise UpstreamUnavailable(f"unexpected upstream call: {name}")
 
         return refuse
 

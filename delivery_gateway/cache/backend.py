@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -29,6 +30,11 @@ class CacheBackend(Protocol):
     async def multi_set(self, pairs: Sequence[tuple[str, Any]], ttl: float | None) -> None: ...
 
     async def delete_many(self, keys: Sequence[str]) -> int: ...
+
+    async def hit_window(self, key: str, window: float) -> tuple[int, float]:
+        """Count one hit on `key` in its fixed window of `window` seconds (the first hit opens it), atomically:
+        (hits in the current window, seconds until it closes). Raises when the store is unreachable."""
+        ...
 
     async def ping(self) -> None: ...
 
@@ -64,9 +70,13 @@ class JsonText(BaseSerializer):
 class MemoryBackend:
     """An in-process store: aiocache's SimpleMemoryCache (TTLs expire entries) through its public API."""
 
+    PRUNE_EVERY = 1024  # window counters: drop the expired ones once this many were opened
+
     def __init__(self, namespace: str) -> None:
         # No per-operation timeout: it would only wrap dict lookups in asyncio.wait_for.
         self._cache = SimpleMemoryCache(serializer=JsonText(), namespace=namespace, timeout=None)
+        self._windows: dict[str, tuple[int, float]] = {}  # key -> (hits, monotonic time the window closes)
+        self._opened = 0
 
     async def multi_get(self, keys: Sequence[str]) -> list[Any | None]:
         if not keys:
@@ -82,6 +92,17 @@ class MemoryBackend:
         for key in keys:
             deleted += int(await self._cache.delete(key))
         return deleted
+
+    async def hit_window(self, key: str, window: float) -> tuple[int, float]:
+        now = time.monotonic()
+        hits, closes = self._windows.get(key, (0, 0.0))
+        if closes <= now:
+            hits, closes = 0, now + window
+            self._opened += 1
+            if self._opened % self.PRUNE_EVERY == 0:
+                self._windows = {k: v for k, v in self._windows.items() if v[1] > now}
+        self._windows[key] = (hits + 1, closes)
+        return hits + 1, closes - now
 
     async def ping(self) -> None:
         return None  # memory never fails
@@ -127,6 +148,18 @@ class RedisBackend:
             return 0
         async with asyncio.timeout(self._timeout):
             return int(await self._client.delete(*(self._key(key) for key in keys)))
+
+    async def hit_window(self, key: str, window: float) -> tuple[int, float]:
+        """SET NX PX (opens the window) + INCR + PTTL in one MULTI: every replica counts in the same window."""
+        name = self._key(key)
+        window_ms = max(1, int(window * 1000))
+        async with asyncio.timeout(self._timeout):
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.set(name, 0, px=window_ms, nx=True)
+                pipe.incr(name)
+                pipe.pttl(name)
+                _, hits, ttl_ms = await pipe.execute()
+        return int(hits), (ttl_ms if ttl_ms and ttl_ms > 0 else window_ms) / 1000
 
     async def ping(self) -> None:
         async with asyncio.timeout(self._timeout):

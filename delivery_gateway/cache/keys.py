@@ -22,8 +22,9 @@ MESSAGES_PAGE = "messages_page"
 MESSAGES_GENERATION = "messages_gen"
 PARTICIPANTS = "participants"
 RECEIPTS = "receipts"
+CONFIGURATION = "configuration"
 
-KINDS = (CONVERSATION, MESSAGE, MESSAGES_PAGE, MESSAGES_GENERATION, PARTICIPANTS, RECEIPTS)
+KINDS = (CONVERSATION, MESSAGE, MESSAGES_PAGE, MESSAGES_GENERATION, PARTICIPANTS, RECEIPTS, CONFIGURATION)
 
 _NO_TOKEN = "-"
 
@@ -34,6 +35,11 @@ def scope(service_sid: str | None) -> str:
 
 def kind_of(key: str) -> str:
     return key.split(":", 1)[0]
+
+
+def configuration() -> str:
+    """The account's Conversations configuration (its default service): one entry per account."""
+    return f"{CONFIGURATION}:account"
 
 
 def conversation(service_sid: str | None, sid: str) -> str:

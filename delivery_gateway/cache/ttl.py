@@ -14,6 +14,9 @@ from delivery_gateway.kernel.records import ReceiptRecord
 from delivery_gateway.kernel.settings import Settings
 
 GENERATION_TTL = 86400.0  # must outlive every page TTL (see keys.messages_generation)
+# The account's default Conversation Service changes rarely (an operator's console action); an hour bounds how
+# long a changed default takes to reach tokens that name no service.
+CONFIGURATION_TTL = 3600.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class TtlPolicy:
             keys.MESSAGES_PAGE: self.messages,
             keys.RECEIPTS: self.receipts,
             keys.MESSAGES_GENERATION: GENERATION_TTL,
+            keys.CONFIGURATION: CONFIGURATION_TTL,
         }[kind]
 
     def for_receipts(self, receipts: Iterable[ReceiptRecord]) -> float:

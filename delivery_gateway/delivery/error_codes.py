@@ -6,6 +6,7 @@ Pure lookups over the JSON table shipped beside this module (error_codes.json); 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -41,3 +42,15 @@ def describe_error_code(code: int | None) -> ErrorCode | None:
     if known is not None:
         return known
     return ErrorCode(int(code), f"Twilio error {code}", UNKNOWN_DESCRIPTION, False)
+
+
+def resend_may_help(failure_codes: Iterable[int | None]) -> bool:
+    """Whether sending a message again may reach the recipients it failed for, given their receipts' error codes.
+
+    False only when every failure carries a code the table knows a resend cannot fix (63016 outside the WhatsApp
+    session window, an opt-out...): a failure without a code, or with a code the table does not know, may be
+    transient, so it never blocks a resend.
+    """
+    table = error_codes()
+    codes = list(failure_codes)
+    return not codes or any(not code or code not in table or table[code].retryable for code in codes)

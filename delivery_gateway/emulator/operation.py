@@ -108,7 +108,12 @@ Handler = Callable[[Call], Awaitable[tuple[dict[str, Any] | None, int]]]
 
 
 def authenticate(request: Request, state: EmulatorState) -> None:
-    """HTTP Basic with the account SID and auth token (or a configured API key pair); 401/20003 otherwise."""
+    """HTTP Basic with the account SID and auth token, or with an API key: 401/20003 otherwise.
+
+    Twilio "supports HTTP Basic authentication" with either "API Key | API Key Secret" (its recommended way) or
+    "Account SID | AuthToken" (https://www.twilio.com/docs/api/rest, "Twilio API authentication"); an API key
+    (SK...) authenticates as its account, so `config.api_keys` holds the key SIDs and secrets of this account.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":

@@ -27,6 +27,7 @@ SCHEMAS = {
     ),
     ("participant", False): "conversations.v1.conversation.conversation_participant",
     ("participant", True): "conversations.v1.service.service_conversation.service_conversation_participant",
+    ("configuration", False): "conversations.v1.configuration",
     ("webhooks", False): "conversations.v1.configuration.configuration_webhook",
     ("webhooks", True): "conversations.v1.service.service_configuration.service_webhook_configuration",
 }
@@ -177,5 +178,27 @@ def webhooks_json(store: ConversationStore, scope: ResourceScope, settings: Webh
             "post_webhook_url": settings.post_webhook_url,
             "target": settings.target,
             "url": f"{scope.root}/Configuration/Webhooks",
+        },
+    )
+
+
+def configuration_json(store: ConversationStore, scope: ResourceScope) -> dict:
+    """The account's Conversations configuration (the spec's FetchConfiguration): `default_chat_service_sid` is
+    the service account-scoped routes (`/v1/Conversations`) read and write. The emulator has no Messaging Service
+    and no state timers, so those fields are null (the spec marks each one nullable)."""
+    return project(
+        "configuration",
+        scope,
+        {
+            "account_sid": store.account_sid,
+            "default_chat_service_sid": store.default_service.sid,
+            "default_messaging_service_sid": None,
+            "default_inactive_timer": None,
+            "default_closed_timer": None,
+            "url": f"{scope.root}/Configuration",
+            "links": {
+                "service": f"{scope.root}/Services/{store.default_service.sid}/Configuration",
+                "webhooks": f"{scope.root}/Configuration/Webhooks",
+            },
         },
     )

@@ -17,6 +17,7 @@ from delivery_gateway.emulator.errors import bad_request, conflict, not_found
 from delivery_gateway.emulator.models import SMS, WHATSAPP_PREFIX, MessagingBinding, Participant
 from delivery_gateway.emulator.operation import Call, Handler, twilio_operation
 from delivery_gateway.emulator.representations import (
+    configuration_json,
     conversation_json,
     message_json,
     participant_json,
@@ -294,6 +295,13 @@ async def delete_participant(call: Call):
     return None, 204
 
 
+# The account's configuration (account-level only: the service-level one is another resource).
+
+
+async def fetch_configuration(call: Call):
+    return configuration_json(call.store, call.scope), 200
+
+
 # Webhook configuration (account-level and service-level).
 
 
@@ -348,4 +356,5 @@ def emulator_routes() -> list[Route]:
             routes.append(twilio_operation(method, f"{prefix}/Conversations{suffix}", handler))
         routes.append(twilio_operation("GET", f"{prefix}/Configuration/Webhooks", fetch_webhooks))
         routes.append(twilio_operation("POST", f"{prefix}/Configuration/Webhooks", update_webhooks))
+    routes.append(twilio_operation("GET", "/v1/Configuration", fetch_configuration))
     return routes

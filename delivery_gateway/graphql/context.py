@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from delivery_gateway.cache import ResourceCache
+from delivery_gateway.cache.rate_limits import RateLimiter
 from delivery_gateway.graphql.dataloaders import Loaders
 from delivery_gateway.graphql.paging import PageSizes
 from delivery_gateway.kernel.callers import Caller
@@ -29,7 +30,7 @@ class GatewayServices:
     """Everything a request may use, built once per process by the app factory (app.build_services).
 
     `cache=None` runs without a resource cache (every read reaches upstream). Tests that build their own
-    services and need no ledger or broker of their own get in-process ones.
+    services and need no ledger, broker or rate-limit store of their own get in-process ones.
     """
 
     settings: Settings
@@ -38,6 +39,7 @@ class GatewayServices:
     metrics: Metrics = field(default_factory=Metrics)
     ledger: DeliveryLedger = field(default_factory=lambda: create_ledger("memory://"))
     pubsub: PubSub = field(default_factory=lambda: create_pubsub("memory://"))
+    limits: RateLimiter = field(default_factory=RateLimiter.in_memory)
 
     def new_loaders(self) -> Loaders:
         return Loaders(self)

@@ -8,15 +8,39 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from delivery_gateway.cache import TtlPolicy
+from strawberry.dataloader import DataLoader
+
+from delivery_gateway.cache import ResourceCache, TtlPolicy, keys, read_through
+from delivery_gateway.cache.ttl import CONFIGURATION_TTL
 from delivery_gateway.delivery.recipients import RecipientState
 from delivery_gateway.graphql.conversation.dataloaders import conversation_loader, conversation_page_loader
 from delivery_gateway.graphql.delivery.dataloaders import receipt_history_loader, receipts_loader
 from delivery_gateway.graphql.message.dataloaders import message_loader, message_page_loader
 from delivery_gateway.graphql.participant.dataloaders import participants_loader
+from delivery_gateway.kernel.records import ConfigurationRecord
+from delivery_gateway.upstream.api import ConversationsAPI
 
 if TYPE_CHECKING:
     from delivery_gateway.graphql.context import GatewayServices
+
+
+def configuration_loader(
+    upstream: ConversationsAPI, cache: ResourceCache | None
+) -> DataLoader[None, ConfigurationRecord]:
+    """The account's Conversations configuration (key None: there is one), shared across requests by the cache."""
+
+    async def load(items: list[None]) -> list[ConfigurationRecord | BaseException]:
+        return await read_through(
+            cache,
+            items,
+            lambda _: upstream.fetch_configuration(),
+            cache_key=lambda _: keys.configuration(),
+            encode=ConfigurationRecord.to_dict,
+            decode=ConfigurationRecord.from_dict,
+            ttl_for=lambda _: CONFIGURATION_TTL,
+        )
+
+    return DataLoader(load)
 
 
 class Loaders:
@@ -25,6 +49,7 @@ class Loaders:
     def __init__(self, services: GatewayServices) -> None:
         upstream, cache = services.upstream, services.cache
         ttl = TtlPolicy.from_settings(services.settings)
+        self.configuration = configuration_loader(upstream, cache)
         self.participants = participants_loader(upstream, cache, ttl)
         self.conversation = conversation_loader(upstream, cache, ttl)
         self.conversation_page = conversation_page_loader(upstream, self.conversation)

@@ -58,6 +58,23 @@ class FailedPrecondition(GatewayError):
     code = "FAILED_PRECONDITION"
 
 
+class NotFound(GatewayError):
+    """A resource a full-access caller named does not exist (participant callers get FORBIDDEN instead)."""
+
+    code = "NOT_FOUND"
+
+
+class RateLimited(GatewayError):
+    """The caller has used up an allowance of the gateway's own (e.g. resends); `retry_after` seconds until the
+    window it counts in starts over."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 def error_extensions(exc: BaseException | None) -> dict[str, Any] | None:
     """The `extensions` an exception surfaces with, or None when it is not the client's business (a bug)."""
     if isinstance(exc, InvalidSid):
@@ -69,6 +86,8 @@ def error_extensions(exc: BaseException | None) -> dict[str, Any] | None:
         if isinstance(exc, UpstreamRateLimited) and exc.retry_after is not None:
             out["retryAfter"] = exc.retry_after
         return out
+    if isinstance(exc, RateLimited):
+        return {"code": exc.code, "retryAfter": exc.retry_after}
     if isinstance(exc, CodedError):
         return {"code": exc.code}
     if isinstance(exc, GlobalIDValueError):
@@ -99,6 +118,8 @@ def classify(error: GraphQLError) -> bool:
     original = error.original_error
     if error.message.startswith("Variable '$"):
         coded(error, BAD_USER_INPUT)
+    elif isinstance(original, UpstreamError):
+        _publish_upstream_error(error, original)
     elif (known := error_extensions(original)) is not None:
         error.extensions = {**extensions, **known}
     elif original is None or (isinstance(original, GraphQLError) and original.original_error is None):
@@ -111,6 +132,25 @@ def classify(error: GraphQLError) -> bool:
     else:
         return True
     return False
+
+
+def _publish_upstream_error(error: GraphQLError, original: UpstreamError) -> None:
+    """Callers read a generic message and the code; the log keeps what Twilio said, where, under the request's
+    correlation id (which the caller also gets, to quote it)."""
+    correlation_id = current_correlation_id() or uuid.uuid4().hex
+    log.warning(
+        "upstream %s at %s [correlationId=%s]: %s",
+        original.code,
+        ".".join(str(p) for p in error.path or ()) or "-",
+        correlation_id,
+        original,
+    )
+    error.message = original.public_message
+    error.extensions = {
+        **(error.extensions or {}),
+        **(error_extensions(original) or {}),
+        "correlationId": correlation_id,
+    }
 
 
 def correlation_id_of(context: object) -> str | None:

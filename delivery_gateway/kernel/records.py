@@ -155,6 +155,17 @@ class WebhookConfigRecord(Record):
     target: str | None = None
 
 
+@dataclass(frozen=True)
+class ConfigurationRecord(Record):
+    """The account's Conversations configuration (`GET /v1/Configuration`): which service is the default one."""
+
+    _datetime_fields: ClassVar[tuple[str, ...]] = ()
+
+    account_sid: str | None = None
+    default_chat_service_sid: str | None = None
+    default_messaging_service_sid: str | None = None
+
+
 R = TypeVar("R", bound=Record)
 
 

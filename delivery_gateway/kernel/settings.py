@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _BACKEND_SCHEMES = {
@@ -33,7 +33,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
     twilio_account_sid: str | None = Field(default=None, alias="TWILIO_ACCOUNT_SID")
+    # The auth token signs Twilio's webhooks (always needed) and, without an API key pair, authenticates REST calls.
     twilio_auth_token: SecretStr | None = Field(default=None, alias="TWILIO_AUTH_TOKEN")
+    # REST credentials only (Twilio's recommended Basic auth: API key SID + secret). Access Token signing keys are
+    # DELIVERY_GATEWAY_TWILIO_SIGNING_KEYS: one meaning per setting.
     twilio_api_key: str | None = Field(default=None, alias="TWILIO_API_KEY")
     twilio_api_secret: SecretStr | None = Field(default=None, alias="TWILIO_API_SECRET")
 
@@ -72,17 +75,29 @@ class Settings(BaseSettings):
     # The /demo chat page (static; it calls /graphql with the visitor's own token). None: on in demo mode only.
     demo_page: bool | None = Field(default=None, alias="DELIVERY_GATEWAY_DEMO_PAGE")
 
-    # Access control and hardening (auth/, graphql/limits.py, http/guards.py).
-    # Extra Twilio API key pairs accepted as Access Token signers, for rotation: "SK…:secret,SK…:secret".
-    # TWILIO_API_KEY / TWILIO_API_SECRET, when set, are accepted too.
+    # Access control and hardening (auth/, graphql/limits.py, http/).
+    # The Twilio API keys whose Access Tokens callers may present: "SK…:secret,SK…:secret" (several for rotation).
     twilio_signing_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict, alias="DELIVERY_GATEWAY_TWILIO_SIGNING_KEYS"
     )
-    # Chat services whose tokens are accepted; empty: any service (the grant must still name one).
+    # Chat services whose tokens are accepted; empty: any service (a grant without one means the default service).
     chat_service_sids: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="DELIVERY_GATEWAY_CHAT_SERVICE_SIDS"
     )
+    # Audiences an Access Token carrying `aud` must name one of (tokens without `aud`, as Twilio's SDKs mint
+    # them, are accepted); empty: tokens carrying `aud` are refused, being meant for someone else.
+    token_audiences: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="DELIVERY_GATEWAY_TOKEN_AUDIENCES"
+    )
     token_leeway: float = Field(default=10.0, ge=0, le=300, alias="DELIVERY_GATEWAY_TOKEN_LEEWAY")
+    # Bearer key `/metrics` requires when set (for deployments whose port is reachable by others).
+    metrics_key: SecretStr | None = Field(default=None, alias="DELIVERY_GATEWAY_METRICS_KEY")
+    # resendMessage allowances, per message and per caller, in fixed windows (kept in the cache backend).
+    resend_limit_per_message: int = Field(default=3, ge=1, alias="DELIVERY_GATEWAY_RESEND_LIMIT_PER_MESSAGE")
+    resend_limit_per_caller: int = Field(default=30, ge=1, alias="DELIVERY_GATEWAY_RESEND_LIMIT_PER_CALLER")
+    resend_window: float = Field(default=3600.0, gt=0, alias="DELIVERY_GATEWAY_RESEND_WINDOW")
+    # Seconds a connection has to send a request's headers (from connecting, or from a request's first byte).
+    header_timeout: float = Field(default=10.0, gt=0, le=300, alias="DELIVERY_GATEWAY_HEADER_TIMEOUT")
     max_body_bytes: int = Field(default=131072, ge=1024, alias="DELIVERY_GATEWAY_MAX_BODY_BYTES")
     max_webhook_bytes: int = Field(default=65536, ge=1024, alias="DELIVERY_GATEWAY_MAX_WEBHOOK_BYTES")
     body_read_timeout: float = Field(default=30.0, gt=0, alias="DELIVERY_GATEWAY_BODY_READ_TIMEOUT")
@@ -108,7 +123,7 @@ class Settings(BaseSettings):
     # On SIGTERM: seconds in-flight requests get to finish after subscriptions were closed.
     shutdown_timeout: int = Field(default=20, ge=1, le=600, alias="DELIVERY_GATEWAY_SHUTDOWN_TIMEOUT")
 
-    @field_validator("api_keys", "chat_service_sids", "allowed_origins", mode="before")
+    @field_validator("api_keys", "chat_service_sids", "allowed_origins", "token_audiences", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -193,6 +208,22 @@ class Settings(BaseSettings):
             raise ValueError("must be 'AC' followed by 32 hex digits")
         return value
 
+    @field_validator("twilio_api_key")
+    @classmethod
+    def _api_key_sid(cls, value: str | None) -> str | None:
+        from delivery_gateway.kernel.sids import is_sid
+
+        if value is not None and not is_sid(value, "SK"):
+            raise ValueError("must be an API key SID: 'SK' followed by 32 hex digits")
+        return value
+
+    @model_validator(mode="after")
+    def _api_key_pair(self) -> Settings:
+        if bool(self.twilio_api_key) != bool(self.twilio_api_secret):
+            missing = "TWILIO_API_SECRET" if self.twilio_api_key else "TWILIO_API_KEY"
+            raise ValueError(f"{missing} is missing: TWILIO_API_KEY and TWILIO_API_SECRET go together")
+        return self
+
     @property
     def demo_page_enabled(self) -> bool:
         return self.demo_mode if self.demo_page is None else self.demo_page
@@ -203,10 +234,16 @@ class Settings(BaseSettings):
 
     def signing_keys(self) -> dict[str, str]:
         """Every Twilio API key (SID → secret) whose Access Tokens the gateway accepts."""
-        keys = {sid: secret.get_secret_value() for sid, secret in self.twilio_signing_keys.items()}
+        return {sid: secret.get_secret_value() for sid, secret in self.twilio_signing_keys.items()}
+
+    def rest_credentials(self) -> tuple[str, str] | None:
+        """(username, password) of Twilio's REST Basic auth: the API key pair when set, else the account SID and
+        auth token; None when neither is complete."""
         if self.twilio_api_key and self.twilio_api_secret:
-            keys.setdefault(self.twilio_api_key, self.twilio_api_secret.get_secret_value())
-        return keys
+            return self.twilio_api_key, self.twilio_api_secret.get_secret_value()
+        if self.twilio_account_sid and self.auth_token:
+            return self.twilio_account_sid, self.auth_token
+        return None
 
     def missing_credentials(self) -> list[str]:
         """Names of the variables `serve` needs and lacks, in the order a user should set them."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from delivery_gateway.kernel.records import (
+    ConfigurationRecord,
     ConversationRecord,
     MessageRecord,
     Page,
@@ -64,7 +65,11 @@ class ConversationsAPI(Protocol):
         body: str | None = None,
         media_sid: str | None = None,
         attributes: str | None = None,
-    ) -> MessageRecord: ...
+        webhook_enabled: bool = False,
+    ) -> MessageRecord:
+        """Post a message. `webhook_enabled` asks Twilio to fire this action's own webhooks (onMessageAdded...)
+        by sending `X-Twilio-Webhook-Enabled: true`: without it, Twilio fires none for REST-made messages."""
+        ...
 
     async def list_participants(
         self, conversation_sid: str, *, service_sid: str | None = None
@@ -81,6 +86,10 @@ class ConversationsAPI(Protocol):
     async def fetch_receipt(
         self, conversation_sid: str, message_sid: str, sid: str, *, service_sid: str | None = None
     ) -> ReceiptRecord: ...
+
+    async def fetch_configuration(self) -> ConfigurationRecord:
+        """The account's Conversations configuration (`GET /v1/Configuration`): its default service."""
+        ...
 
     async def fetch_webhook_config(self, *, service_sid: str | None = None) -> WebhookConfigRecord: ...
 

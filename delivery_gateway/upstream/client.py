@@ -17,6 +17,7 @@ from twilio.rest import Client
 from delivery_gateway.kernel import sids
 from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.kernel.records import (
+    ConfigurationRecord,
     ConversationRecord,
     MessageRecord,
     Page,
@@ -103,13 +104,13 @@ class UpstreamClient:
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def _credentials(self) -> tuple[str, str, str]:
-        """(username, password, account_sid): API key + secret when set, else account SID + auth token."""
+        """(username, password, account_sid): TWILIO_API_KEY + TWILIO_API_SECRET when set (Twilio's recommended
+        REST credentials), else the account SID + auth token (Settings.rest_credentials)."""
         s = self.settings
         account_sid = s.twilio_account_sid
-        if s.twilio_api_key and s.twilio_api_secret and account_sid:
-            return s.twilio_api_key, s.twilio_api_secret.get_secret_value(), account_sid
-        if account_sid and s.auth_token:
-            return account_sid, s.auth_token, account_sid
+        credentials = s.rest_credentials()
+        if credentials is not None and account_sid:
+            return credentials[0], credentials[1], account_sid
         if s.demo_mode:
             sid = account_sid or _DEMO_ACCOUNT_SID
             return sid, s.auth_token or _DEMO_AUTH_TOKEN, sid
@@ -269,9 +270,11 @@ class UpstreamClient:
         body: str | None = None,
         media_sid: str | None = None,
         attributes: str | None = None,
+        webhook_enabled: bool = False,
     ) -> MessageRecord:
         instance = await self._call(
             lambda: self._messages(conversation_sid, service_sid).create_async(
+                x_twilio_webhook_enabled="true" if webhook_enabled else values.unset,
                 author=_unset(author),
                 body=_unset(body),
                 media_sid=_unset(media_sid),
@@ -298,6 +301,10 @@ class UpstreamClient:
         context = self._receipts(conversation_sid, message_sid, service_sid)(require_sid("sid", sid, sids.RECEIPT))
         instance = await self._call(context.fetch_async)
         return mapping.receipt(instance, service_sid)
+
+    async def fetch_configuration(self) -> ConfigurationRecord:
+        instance = await self._call(lambda: self._v1.configuration().fetch_async())
+        return mapping.configuration(instance)
 
     async def fetch_webhook_config(self, *, service_sid: str | None = None) -> WebhookConfigRecord:
         instance = await self._call(lambda: self._webhooks(service_sid).fetch_async())

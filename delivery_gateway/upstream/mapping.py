@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from delivery_gateway.kernel.records import (
+    ConfigurationRecord,
     ConversationRecord,
     MessageRecord,
     ParticipantRecord,
@@ -61,6 +62,10 @@ def webhook_config(instance: Any, service_sid: str | None) -> WebhookConfigRecor
     data["chat_service_sid"] = service_sid or data.get("chat_service_sid")
     data["filters"] = list(data.get("filters") or [])
     return WebhookConfigRecord.from_dict(data)
+
+
+def configuration(instance: Any) -> ConfigurationRecord:
+    return ConfigurationRecord.from_dict(_fields(instance, ConfigurationRecord))
 
 
 def page_token(url: str | None) -> str | None:

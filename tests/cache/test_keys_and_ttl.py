@@ -33,6 +33,7 @@ def test_kind_of_every_key_is_a_known_kind():
         k.receipts(None, CONV, MSG),
         k.messages_page(None, CONV, "desc", 1, None, None),
         k.messages_generation(None, CONV),
+        k.configuration(),
     ]
     assert [k.kind_of(key) for key in all_keys] == [
         k.CONVERSATION,
@@ -41,6 +42,7 @@ def test_kind_of_every_key_is_a_known_kind():
         k.RECEIPTS,
         k.MESSAGES_PAGE,
         k.MESSAGES_GENERATION,
+        k.CONFIGURATION,
     ]
     assert set(map(k.kind_of, all_keys)) == set(k.KINDS)
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from delivery_gateway.delivery.summary import summarize_receipts
 from delivery_gateway.kernel import sids
 from delivery_gateway.kernel.records import (
+    ConfigurationRecord,
     ConversationRecord,
     DeliveryStatus,
     MessageRecord,
@@ -41,11 +42,15 @@ def _page(items: list, size: int, token: str | None, order: str):
     return Page(items=chunk, page_size=size, next_page_token=nxt, previous_page_token=prev)
 
 
+DEFAULT_SERVICE = "IS" + "d0" * 16  # the account's default Conversation Service (GET /v1/Configuration)
+
+
 class FakeConversations:
     def __init__(self) -> None:
         self.conversations: dict[str, FakeConversation] = {}
         self.calls: Counter[str] = Counter()
         self.fail: dict[str, Exception] = {}  # method name -> error to raise (UpstreamErrors, or a bug)
+        self.created_with_webhooks: list[bool] = []  # create_message's webhook_enabled, per call
 
     def _call(self, name: str) -> None:
         self.calls[name] += 1
@@ -174,10 +179,19 @@ class FakeConversations:
         return _page(items, page_size, page_token, order)
 
     async def create_message(
-        self, conversation_sid, *, service_sid=None, author=None, body=None, media_sid=None, attributes=None
+        self,
+        conversation_sid,
+        *,
+        service_sid=None,
+        author=None,
+        body=None,
+        media_sid=None,
+        attributes=None,
+        webhook_enabled=False,
     ):
         """A new message with no receipts yet (the channel has not reported on it), as Twilio answers a POST."""
         self._call("create_message")
+        self.created_with_webhooks.append(webhook_enabled)
         conv = self._conv(conversation_sid)
         msg = MessageRecord(
             sid=sids.new_sid(sids.MESSAGE),
@@ -204,6 +218,10 @@ class FakeConversations:
 
     async def fetch_receipt(self, conversation_sid, message_sid, sid, *, service_sid=None):
         raise NotImplementedError
+
+    async def fetch_configuration(self):
+        self._call("fetch_configuration")
+        return ConfigurationRecord(default_chat_service_sid=DEFAULT_SERVICE)
 
     async def fetch_webhook_config(self, *, service_sid=None):
         raise NotImplementedError

@@ -12,12 +12,14 @@ from delivery_gateway.graphql.context import GatewayServices, RequestContext
 from delivery_gateway.graphql.schema import build_schema
 from delivery_gateway.kernel.callers import Caller, CallerKind
 from delivery_gateway.kernel.records import DeliveryStatus as S
+from tests.graphql.fake_upstream import DEFAULT_SERVICE
 
 FULL = Caller(kind=CallerKind.INTERNAL, identity="ops")
 
 
-def participant_caller(identity: str) -> Caller:
-    return Caller(kind=CallerKind.PARTICIPANT, identity=identity)
+def participant_caller(identity: str, service_sid: str | None = DEFAULT_SERVICE) -> Caller:
+    """A caller holding an Access Token for `service_sid` (None: a token without one, the default service)."""
+    return Caller(kind=CallerKind.PARTICIPANT, identity=identity, service_sid=service_sid)
 
 
 class Runner:

@@ -14,7 +14,7 @@ from tests.graphql.gql_support import CHAT_SCREEN, build_chat
 @pytest.mark.parametrize(
     ("query", "variables", "argument"),
     [
-        ('{ conversation(sid: "CH123") { sid } }', None, "conversationSid"),
+        ('{ conversation(sid: "CH123") { sid } }', None, "sid"),  # the argument's name as the caller wrote it
         ('{ conversation(sid: "CH' + "0" * 32 + '", serviceSid: "nope") { sid } }', None, "serviceSid"),
         ('{ message(conversationSid: "CH' + "0" * 32 + '", sid: "XX1") { sid } }', None, "sid"),
         ('{ message(conversationSid: "bad", sid: "IM' + "0" * 32 + '") { sid } }', None, "conversationSid"),

@@ -206,11 +206,12 @@ async def test_participant_scope(emulator, upstream):
     store.create_participant(other.sid, identity="zed")
     gql = runner(upstream)
     query = "query($s: String!) { conversation(sid: $s) { sid messages(last: 3) { edges { node { ticks } } } } }"
-    ok = await gql(query, {"s": conv.sid}, caller=participant_caller("alice"))
+    alice = participant_caller("alice", store.default_service.sid)
+    ok = await gql(query, {"s": conv.sid}, caller=alice)
     assert ok.errors is None and len(ok.data["conversation"]["messages"]["edges"]) == 3
     with upstream.calls.capture() as calls:
-        denied = await gql(query, {"s": other.sid}, caller=participant_caller("alice"))
+        denied = await gql(query, {"s": other.sid}, caller=alice)
     assert denied.data["conversation"] is None and denied.errors[0].extensions["code"] == "FORBIDDEN"
     assert calls.count() == 1  # the participants list, nothing else
-    listed = await gql("{ conversations { edges { node { sid } } } }", caller=participant_caller("alice"))
+    listed = await gql("{ conversations { edges { node { sid } } } }", caller=alice)
     assert [e["node"]["sid"] for e in listed.data["conversations"]["edges"]] == [conv.sid]

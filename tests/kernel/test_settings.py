@@ -20,7 +20,9 @@ def test_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWILIO_API_KEY", "SK" + "d" * 32)
     monkeypatch.setenv("TWILIO_API_SECRET", "primary-secret")
     settings = Settings(_env_file=None)
-    assert settings.signing_keys() == {KEY_A: "first-secret", KEY_B: "with:colons", "SK" + "d" * 32: "primary-secret"}
+    # One meaning per setting: the API key pair is the REST credential, never an Access Token signer.
+    assert settings.signing_keys() == {KEY_A: "first-secret", KEY_B: "with:colons"}
+    assert settings.rest_credentials() == ("SK" + "d" * 32, "primary-secret")
     assert settings.chat_service_sids == ["IS" + "c" * 32]
     assert settings.allowed_origins == ["https://app.example", "http://localhost:3000"]
     assert "first-secret" not in repr(settings) and "primary-secret" not in repr(settings)

@@ -150,7 +150,7 @@ async def _subscribe(ledger, after: str, count: int) -> tuple[list[str], list]:
     settings = Settings(_env_file=None)
     broker = create_pubsub("memory://", queue_size=16)
     await broker.start()
-    services = GatewayServices(settings=settings, upstream=None, ledger=ledger, pubsub=broker)
+    services = GatewayServices(settings=settings, upstream=NO_UPSTREAM, ledger=ledger, pubsub=broker)
     context = RequestContext(services, Caller(kind=CallerKind.INTERNAL, identity="t"))
     stream = await build_schema(settings).subscribe(
         "subscription($c: String!, $a: String) { readHorizonUpdates(conversationSid: $c, after: $a) { cursor } }",

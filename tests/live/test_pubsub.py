@@ -17,6 +17,7 @@ from delivery_gateway.kernel.sids import new_sid
 from delivery_gateway.ledger import create_ledger
 from delivery_gateway.ledger.events import ChangeKind, LedgerChange
 from delivery_gateway.pubsub import SlowConsumer, conversation_channel, create_pubsub
+from tests.app_support import NO_UPSTREAM
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -66,7 +67,7 @@ async def test_slow_subscription_gets_a_slow_consumer_graphql_error():
     ledger = create_ledger("memory://")
     await ledger.start()
     broker = create_pubsub("memory://", queue_size=2)
-    services = GatewayServices(settings=settings, upstream=None, ledger=ledger, pubsub=broker)
+    services = GatewayServices(settings=settings, upstream=NO_UPSTREAM, ledger=ledger, pubsub=broker)
     context = RequestContext(services, Caller(kind=CallerKind.INTERNAL, identity="t"))
     conv = new_sid("CH")
     schema = build_schema(settings)
@@ -109,7 +110,7 @@ async def test_redis_reconnect_makes_subscribers_catch_up_from_the_ledger(redis_
     broker = create_pubsub(redis_url, queue_size=16)
     await ledger.start()
     await broker.start()
-    services = GatewayServices(settings=settings, upstream=None, ledger=ledger, pubsub=broker)
+    services = GatewayServices(settings=settings, upstream=NO_UPSTREAM, ledger=ledger, pubsub=broker)
     conv, msg, receipt = new_sid("CH"), new_sid("IM"), new_sid("DY")
     try:
         stream = conversation_changes(services.ledger, services.pubsub, conv, None, [ChangeKind.DELIVERY])

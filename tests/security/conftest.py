@@ -37,9 +37,7 @@ CONV_MALLORY = "CH" + "22" * 16  # mallory only
 def make_settings(**overrides: Any) -> Settings:
     values = {
         "TWILIO_ACCOUNT_SID": ACCOUNT,
-        "TWILIO_API_KEY": KEY,
-        "TWILIO_API_SECRET": SECRET,
-        "DELIVERY_GATEWAY_TWILIO_SIGNING_KEYS": f"{OLD_KEY}:{OLD_SECRET}",
+        "DELIVERY_GATEWAY_TWILIO_SIGNING_KEYS": f"{KEY}:{SECRET},{OLD_KEY}:{OLD_SECRET}",
         "DELIVERY_GATEWAY_API_KEYS": API_KEY,
         "DELIVERY_GATEWAY_WS_INIT_TIMEOUT": 2,
         "DELIVERY_GATEWAY_STORE_URL": "memory://",

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 from delivery_gateway.delivery.ticks import Ticks, ticks_for
 from delivery_gateway.delivery.unread import ParticipantUnread, unread_counts
-from delivery_gateway.graphql.access import authorize_conversation, may_see_conversation
+from delivery_gateway.graphql.access import authorize, effective_service, may_see_conversation
 from delivery_gateway.graphql.conversation.dataloaders import ConversationPageKey
 from delivery_gateway.graphql.delivery.resolvers import recipient_states_of
 from delivery_gateway.graphql.errors import BadUserInput
-from delivery_gateway.graphql.message.paging import MessageEdge, message_window
+from delivery_gateway.graphql.message.paging import MessageEdge, MessageWindow, message_window
 from delivery_gateway.graphql.paging import UPSTREAM_PAGE_SIZE, decode_cursor, encode_cursor, upstream_pages
 from delivery_gateway.graphql.participant.resolvers import participants_of
 from delivery_gateway.kernel import sids
@@ -32,9 +32,33 @@ MAX_ROLLUP_WINDOW = 200
 _PREFIX = "conv1"
 
 
-async def conversation(context: RequestContext, service_scope: str | None, conversation_sid: str) -> ConversationRecord:
-    await authorize_conversation(context, service_scope, conversation_sid)
-    return await context.loaders.conversation.load((service_scope, conversation_sid))
+async def conversation(
+    context: RequestContext,
+    service_sid: str | None,
+    conversation_sid: str,
+    *,
+    arguments: tuple[str, str] = ("serviceSid", "conversationSid"),
+) -> tuple[str | None, ConversationRecord]:
+    """(the service scope it was read through, the conversation), behind the access rule."""
+    scope = await authorize(context, service_sid, conversation_sid, arguments=arguments)
+    return scope, await context.loaders.conversation.load((scope, conversation_sid))
+
+
+async def messages(
+    context: RequestContext,
+    service_scope: str | None,
+    conversation_sid: str,
+    *,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> MessageWindow:
+    """A window of the conversation's messages (message/paging.py), behind the access rule."""
+    scope = await authorize(context, service_scope, conversation_sid)
+    return await message_window(
+        context.loaders, context.page_sizes, scope, conversation_sid, first=first, after=after, last=last, before=before
+    )
 
 
 # Listing ----------------------------------------------------------------------------------------
@@ -79,20 +103,30 @@ async def _visible(
 
 async def conversation_window(
     context: RequestContext,
-    service_scope: str | None,
+    service_sid: str | None,
     *,
     first: int | None = None,
     after: str | None = None,
     state: str | None = None,
-) -> ConversationWindow:
-    """A forward page of the service's conversations (Twilio's order).
+) -> tuple[str | None, ConversationWindow]:
+    """(the service scope read, a forward page of that service's conversations in Twilio's order).
 
-    Participant callers see only conversations they are in: each scanned conversation costs one Participants
-    list (batched, cached), and at most `scan_pages` upstream pages are scanned per request, so a window may
-    come back short with hasNextPage true.
+    Participant callers list their own service only and see only conversations they are in: each scanned
+    conversation costs one Participants list (batched, cached), and at most `scan_pages` upstream pages are
+    scanned per request, so a window may come back short with hasNextPage true.
     """
-    if service_scope is not None:
-        sids.require_sid("serviceSid", service_scope, sids.SERVICE)
+    service_scope = await effective_service(context, service_sid)
+    return service_scope, await _conversation_window(context, service_scope, first=first, after=after, state=state)
+
+
+async def _conversation_window(
+    context: RequestContext,
+    service_scope: str | None,
+    *,
+    first: int | None,
+    after: str | None,
+    state: str | None,
+) -> ConversationWindow:
     context.page_sizes.check("first", first)
     want = context.page_sizes.default if first is None else first
     start = ConversationCursor.decode(after) if after else None
@@ -143,7 +177,7 @@ async def rollup(context: RequestContext, service_scope: str | None, conversatio
     """
     if not 1 <= window <= MAX_ROLLUP_WINDOW:
         raise BadUserInput(f"window must be between 1 and {MAX_ROLLUP_WINDOW}")
-    await authorize_conversation(context, service_scope, conversation_sid)
+    service_scope = await authorize(context, service_scope, conversation_sid)
     page_sizes = context.page_sizes
     edges: list[MessageEdge] = []
     before = None

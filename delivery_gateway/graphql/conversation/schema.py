@@ -1,7 +1,7 @@
 """Root fields of the conversation domain: `Query.conversation` and `Query.conversations`.
 
-Declarative; every root field delegates to conversation/resolvers.py (which validates SIDs and authorizes
-before any upstream call).
+Declarative; every root field delegates to conversation/resolvers.py (which validates SIDs and authorizes through
+graphql/access.py before any upstream call).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from delivery_gateway.graphql.access import service_scope
 from delivery_gateway.graphql.conversation import resolvers
 from delivery_gateway.graphql.conversation.types import Conversation, ConversationConnection, ConversationState
 from delivery_gateway.graphql.paging import page_info
@@ -20,8 +19,8 @@ from delivery_gateway.graphql.paging import page_info
 class ConversationQuery:
     @strawberry.field(description="One conversation; null (with a NOT_FOUND or FORBIDDEN error) when unavailable.")
     async def conversation(self, info: Info, sid: str, service_sid: str | None = None) -> Conversation | None:
-        scope = service_scope(info.context, service_sid)
-        return Conversation.from_record(await resolvers.conversation(info.context, scope, sid), scope)
+        scope, record = await resolvers.conversation(info.context, service_sid, sid, arguments=("serviceSid", "sid"))
+        return Conversation.from_record(record, scope)
 
     @strawberry.field(
         description="Conversations of a service in Twilio's order (forward only). Participant callers see "
@@ -37,9 +36,8 @@ class ConversationQuery:
         service_sid: str | None = None,
         state: ConversationState | None = None,
     ) -> ConversationConnection | None:
-        scope = service_scope(info.context, service_sid)
-        window = await resolvers.conversation_window(
-            info.context, scope, first=first, after=after, state=state.value if state else None
+        scope, window = await resolvers.conversation_window(
+            info.context, service_sid, first=first, after=after, state=state.value if state else None
         )
         edges = [
             relay.Edge(cursor=cursor.encode(), node=Conversation.from_record(record, scope))

@@ -17,7 +17,6 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from delivery_gateway.graphql.conversation import resolvers
-from delivery_gateway.graphql.message.paging import message_window
 from delivery_gateway.graphql.message.types import Message, MessageConnection
 from delivery_gateway.graphql.nodes import json_value, node_id, parse_node_id
 from delivery_gateway.graphql.paging import page_info
@@ -101,8 +100,9 @@ class Conversation(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Conversation]:
         async def one(value: str) -> Conversation:
-            service_scope, (sid,) = parse_node_id(value, 1)
-            return cls.from_record(await resolvers.conversation(info.context, service_scope, sid), service_scope)
+            requested, (sid,) = parse_node_id(value, 1)
+            scope, record = await resolvers.conversation(info.context, requested, sid, arguments=("id", "id"))
+            return cls.from_record(record, scope)
 
         return list(await asyncio.gather(*(one(n) for n in node_ids)))
 
@@ -136,16 +136,8 @@ class Conversation(relay.Node):
         last: int | None = None,
         before: str | None = None,
     ) -> MessageConnection | None:
-        context = info.context
-        window = await message_window(
-            context.loaders,
-            context.page_sizes,
-            self.service_scope,
-            self.sid,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
+        window = await resolvers.messages(
+            info.context, self.service_scope, self.sid, first=first, after=after, last=last, before=before
         )
         edges = [
             relay.Edge(cursor=e.cursor.encode(), node=Message.from_record(e.message, self.service_scope))

@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 from delivery_gateway.changes import conversation_changes
-from delivery_gateway.graphql.access import authorize_conversation, service_scope
+from delivery_gateway.graphql.access import authorize
 from delivery_gateway.graphql.errors import BadUserInput
 from delivery_gateway.kernel.records import MessageRecord
 from delivery_gateway.ledger import ChangeKind, LedgerChange
@@ -37,12 +37,13 @@ async def follow(
 ) -> AsyncGenerator[tuple[LedgerChange, str | None], None]:
     """The conversation's changes of one kind after `after`, each with the request's service scope.
 
-    Authorizes once, before anything is read; counts the subscription while it is open; gives every event fresh
-    loaders (a WebSocket's context outlives events, and a loader kept across them would serve stale data).
+    Authorizes once, before anything is read (a conversation that does not exist is NOT_FOUND for full-access
+    callers and FORBIDDEN for participant callers, rather than a stream that never says anything); counts the
+    subscription while it is open; gives every event fresh loaders (a WebSocket's context outlives events, and a
+    loader kept across them would serve stale data).
     """
     cursor = parse_cursor(after)
-    scope = service_scope(context, service_sid)
-    await authorize_conversation(context, scope, conversation_sid)
+    scope = await authorize(context, service_sid, conversation_sid, must_exist=True)
     services = context.services
     services.metrics.subscriptions_active.inc()
     try:

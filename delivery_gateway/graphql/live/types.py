@@ -14,6 +14,7 @@ from strawberry.types import Info
 
 from delivery_gateway.graphql.delivery.types import DeliveryReceipt
 from delivery_gateway.graphql.live.resolvers import message_from_webhook
+from delivery_gateway.graphql.message import resolvers as messages
 from delivery_gateway.graphql.message.types import Message
 from delivery_gateway.graphql.participant.resolvers import participant_by_sid
 from delivery_gateway.graphql.participant.types import Participant
@@ -31,8 +32,10 @@ class DeliveryUpdate:
 
     @strawberry.field(description="The message, with its recomputed delivery summary and ticks.")
     async def message(self, info: Info) -> Message | None:
-        record = await info.context.loaders.message.load((self.service_scope, self.conversation_sid, self.message_sid))
-        return Message.from_record(record, self.service_scope)
+        scope, record = await messages.message(
+            info.context, self.service_scope, self.conversation_sid, self.message_sid
+        )
+        return Message.from_record(record, scope)
 
 
 @strawberry.type(description="A participant's read horizon moved forward.")

@@ -1,6 +1,7 @@
 """Root fields of the message domain: `Query.message`.
 
-Declarative; the field delegates to message/resolvers.py (which validates SIDs and authorizes first).
+Declarative; the field delegates to message/resolvers.py (which validates SIDs and authorizes through
+graphql/access.py first).
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from delivery_gateway.graphql.access import service_scope
 from delivery_gateway.graphql.message import resolvers
 from delivery_gateway.graphql.message.types import Message
 
@@ -19,5 +19,5 @@ class MessageQuery:
     async def message(
         self, info: Info, conversation_sid: str, sid: str, service_sid: str | None = None
     ) -> Message | None:
-        scope = service_scope(info.context, service_sid)
-        return Message.from_record(await resolvers.message(info.context, scope, conversation_sid, sid), scope)
+        scope, record = await resolvers.message(info.context, service_sid, conversation_sid, sid)
+        return Message.from_record(record, scope)

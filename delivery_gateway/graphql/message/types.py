@@ -63,9 +63,11 @@ class Message(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Message]:
         async def one(value: str) -> Message:
-            service_scope, (conversation_sid, sid) = parse_node_id(value, 2)
-            record = await resolvers.message(info.context, service_scope, conversation_sid, sid)
-            return cls.from_record(record, service_scope)
+            requested, (conversation_sid, sid) = parse_node_id(value, 2)
+            scope, record = await resolvers.message(
+                info.context, requested, conversation_sid, sid, arguments=("id", "id", "id")
+            )
+            return cls.from_record(record, scope)
 
         return list(await asyncio.gather(*(one(n) for n in node_ids)))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from delivery_gateway.delivery import recipients as rules
-from delivery_gateway.graphql.access import authorize_conversation
+from delivery_gateway.graphql.access import authorize
 from delivery_gateway.kernel import sids
 from delivery_gateway.kernel.records import MessageRecord, ParticipantRecord
 
@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 async def participants_of(
     context: RequestContext, service_scope: str | None, conversation_sid: str
 ) -> list[ParticipantRecord]:
-    """Every participant of the conversation."""
+    """Every participant of the conversation, behind the access rule (every participant lookup and every
+    recipient, receipt and author link comes through here)."""
+    service_scope = await authorize(context, service_scope, conversation_sid)
     return await context.loaders.participants.load((service_scope, conversation_sid))
 
 
@@ -43,9 +45,9 @@ async def author_of(
 
 
 async def participant_node(
-    context: RequestContext, service_scope: str | None, conversation_sid: str, sid: str
-) -> ParticipantRecord | None:
-    """`node(id)` of a Participant: authorized like its conversation."""
+    context: RequestContext, service_sid: str | None, conversation_sid: str, sid: str
+) -> tuple[str | None, ParticipantRecord | None]:
+    """`node(id)` of a Participant: (the service scope read, the participant), authorized like its conversation."""
     sids.require_sid("id", sid, sids.PARTICIPANT)
-    await authorize_conversation(context, service_scope, conversation_sid)
-    return await participant_by_sid(context, service_scope, conversation_sid, sid)
+    scope = await authorize(context, service_sid, conversation_sid, arguments=("id", "id"))
+    return scope, await participant_by_sid(context, scope, conversation_sid, sid)

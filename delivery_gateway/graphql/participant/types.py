@@ -49,9 +49,9 @@ class Participant(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Participant | None]:
         async def one(value: str) -> Participant | None:
-            service_scope, (conversation_sid, sid) = parse_node_id(value, 2)
-            record = await resolvers.participant_node(info.context, service_scope, conversation_sid, sid)
-            return cls.from_record(record, service_scope) if record else None
+            requested, (conversation_sid, sid) = parse_node_id(value, 2)
+            scope, record = await resolvers.participant_node(info.context, requested, conversation_sid, sid)
+            return cls.from_record(record, scope) if record else None
 
         return list(await asyncio.gather(*(one(n) for n in node_ids)))
 

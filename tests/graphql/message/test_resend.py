@@ -47,14 +47,16 @@ def chat_with_sms(fake, status: S, code: int | None = None):
 
 
 async def test_a_failed_message_is_resent_once_and_linked_both_ways(gql, fake):
-    conv, old = chat_with_sms(fake, S.UNDELIVERED, 30005)
+    conv, old = chat_with_sms(fake, S.UNDELIVERED, 30003)  # unreachable handset: a resend may reach it
     first = await gql(RESEND, {"c": conv, "m": old})
     assert first.errors is None, first.errors
     new = first.data["resendMessage"]
     assert new["body"] == "hello" and new["attributes"] == {"resendOf": old}
     assert new["resendOf"] == {"sid": old}
-    # The original read fresh (a resend is never decided on a cached summary), once more for `resendOf`; one POST.
+    # The original read fresh (a resend is never decided on a cached summary), once more for `resendOf`; its
+    # receipts read fresh for their error codes (the ledger has none); one POST, asking for its webhooks.
     assert fake.calls["fetch_message"] == 2 and fake.calls["create_message"] == 1
+    assert fake.calls["list_receipts"] == 1 and fake.created_with_webhooks == [True]
 
     again = await gql(RESEND, {"c": conv, "m": old})
     assert again.errors[0].extensions["code"] == "FAILED_PRECONDITION" and new["sid"] in again.errors[0].message
