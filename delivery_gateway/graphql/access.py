@@ -72,9 +72,9 @@ async def authorize(
     Validates the SIDs (BAD_USER_INPUT naming `arguments`, the names the caller used), resolves the effective
     service, then: full-access callers pass (with `must_exist`, a conversation Twilio says it does not have is
     NOT_FOUND; when Twilio cannot answer, the caller passes: a subscription fed by webhooks outlives an outage of
-    the REST API); participant callers pass only for a conversation listing their identity in that service, and anything else, a missing
-    conversation included, is FORBIDDEN. Costs participant callers one Participants list per conversation, shared
-    with every participant lookup of the request through the participants loader.
+    the REST API); participant callers pass only for a conversation listing their identity in that service, and
+    anything else, a missing conversation included, is FORBIDDEN. Costs participant callers one Participants list
+    per conversation, shared with every participant lookup of the request through the participants loader.
     """
     service_argument, conversation_argument = arguments
     sids.require_sid(conversation_argument, conversation_sid, sids.CONVERSATION)
