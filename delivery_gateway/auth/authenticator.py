@@ -17,14 +17,18 @@ from delivery_gateway.kernel.settings import Settings
 log = logging.getLogger("delivery_gateway.auth")
 
 MAX_CREDENTIAL_LENGTH = 8192
+UNAUTHENTICATED = "UNAUTHENTICATED"
+TOKEN_EXPIRED = "TOKEN_EXPIRED"  # the Access Token was valid and has expired: fetch a fresh one and retry
 
 
 class AuthenticationFailed(Exception):
-    """No usable credentials. `reason` is safe to log and to show: it never contains the credential."""
+    """No usable credentials. `reason` is safe to log and to show: it never contains the credential. `code` is
+    what clients are told (`extensions.code` on HTTP, the close reason on WebSocket)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, code: str = UNAUTHENTICATED) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
 
 
 def key_label(key: str) -> str:
@@ -55,6 +59,7 @@ class Authenticator:
         account_sid: str | None = None,
         signing_keys: Mapping[str, str] | None = None,
         allowed_services: Iterable[str] = (),
+        audiences: Iterable[str] = (),
         leeway: float = 10.0,
         demo_mode: bool = False,
     ) -> None:
@@ -63,6 +68,7 @@ class Authenticator:
             account_sid=account_sid,
             signing_keys=signing_keys or {},
             allowed_services=allowed_services,
+            audiences=audiences,
             leeway=leeway,
         )
         self.demo_mode = demo_mode
@@ -74,6 +80,7 @@ class Authenticator:
             account_sid=settings.twilio_account_sid,
             signing_keys=settings.signing_keys(),
             allowed_services=settings.chat_service_sids,
+            audiences=settings.token_audiences,
             leeway=settings.token_leeway,
             demo_mode=settings.demo_mode,
         )
@@ -96,6 +103,8 @@ class Authenticator:
             token = self._tokens.verify(credential)
         except TokenRejected as exc:
             log.info("access token rejected: %s", exc.reason)
+            if exc.expired:
+                raise AuthenticationFailed("access token expired", code=TOKEN_EXPIRED) from None
             raise AuthenticationFailed("invalid credentials") from None
         return Caller(kind=CallerKind.PARTICIPANT, identity=token.identity, service_sid=token.service_sid)
 

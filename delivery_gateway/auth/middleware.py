@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from delivery_gateway.auth.authenticator import AuthenticationFailed, Authenticator
+from delivery_gateway.auth.authenticator import UNAUTHENTICATED, AuthenticationFailed, Authenticator
 from delivery_gateway.kernel.settings import Settings
 
 CALLER_SCOPE_KEY = "caller"
@@ -33,8 +33,8 @@ def _is_ide_page_request(scope: Scope) -> bool:
     return "text/html" in accept or "*/*" in accept
 
 
-def unauthorized_body(reason: str) -> bytes:
-    error = {"message": f"Unauthorized: {reason}", "extensions": {"code": "UNAUTHENTICATED"}}
+def unauthorized_body(reason: str, code: str = UNAUTHENTICATED) -> bytes:
+    error = {"message": f"Unauthorized: {reason}", "extensions": {"code": code}}
     return json.dumps({"data": None, "errors": [error]}).encode()
 
 
@@ -85,15 +85,18 @@ class AuthMiddleware:
             if not values and self.allow_ide_page and _is_ide_page_request(scope):
                 await self.app(scope, receive, send)
                 return
-            await self._reject_http(send, exc.reason, presented=bool(values))
+            await self._reject_http(send, exc, presented=bool(values))
             return
         scope[CALLER_SCOPE_KEY] = caller
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _reject_http(send: Send, reason: str, *, presented: bool) -> None:
+    async def _reject_http(send: Send, failure: AuthenticationFailed, *, presented: bool) -> None:
+        # RFC 6750 §3: error="invalid_token" when a token was presented (expired ones say so in the description).
         challenge = _REALM + (', error="invalid_token"' if presented else "")
-        body = unauthorized_body(reason)
+        if presented:
+            challenge += f', error_description="{failure.reason}"'
+        body = unauthorized_body(failure.reason, failure.code)
         await send(
             {
                 "type": "http.response.start",

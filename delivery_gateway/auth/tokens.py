@@ -5,6 +5,7 @@ Pure and synchronous; never performs I/O, never logs or returns the token or any
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -14,25 +15,31 @@ from delivery_gateway.kernel.sids import is_sid
 
 TWILIO_TOKEN_CONTENT_TYPE = "twilio-fpa;v=1"
 MAX_TOKEN_LENGTH = 8192  # real Access Tokens are well under 2 KiB; anything longer is refused unparsed
+# Twilio's Access Tokens live "up to 24 hours" (https://www.twilio.com/docs/iam/access-tokens); Twilio itself
+# refuses one whose expiry is further out (error 20157, "Expiration Time Exceeds Maximum Time Allowed",
+# https://www.twilio.com/docs/api/errors/20157). A longer-lived token was not minted for Twilio's SDKs.
+MAX_TOKEN_LIFETIME = 86400
 
 
 class TokenRejected(Exception):
-    """The token is not one this gateway accepts. `reason` is safe to log: it never quotes the token."""
+    """The token is not one this gateway accepts. `reason` is safe to log: it never quotes the token; `expired`
+    tells a client to fetch a fresh token rather than give up."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, expired: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.expired = expired
 
 
 @dataclass(frozen=True)
 class VerifiedToken:
     identity: str
-    service_sid: str
+    service_sid: str | None  # None: the grant names no service, which means the account's default service
     key_sid: str  # the API key that signed it (`iss`)
 
 
 class TwilioTokenVerifier:
-    """Checks signature (secret chosen by `iss`), expiry, issuer, account and chat grant of a token."""
+    """Checks signature (secret chosen by `iss`), expiry and lifetime, audience, issuer, account and chat grant."""
 
     def __init__(
         self,
@@ -40,11 +47,13 @@ class TwilioTokenVerifier:
         account_sid: str | None,
         signing_keys: Mapping[str, str],
         allowed_services: Iterable[str] = (),
+        audiences: Iterable[str] = (),
         leeway: float = 10.0,
     ) -> None:
         self._account_sid = account_sid
         self._keys = dict(signing_keys)
         self._services = frozenset(allowed_services)
+        self._audiences = list(audiences)
         self._leeway = leeway
 
     @property
@@ -76,18 +85,23 @@ class TwilioTokenVerifier:
                 algorithms=["HS256"],
                 issuer=issuer,
                 leeway=self._leeway,
-                options={"require": ["exp", "iss", "sub"], "verify_aud": False},
+                # `aud` is optional (Twilio's SDKs mint none); when present it must name this gateway.
+                audience=self._audiences or None,
+                options={"require": ["exp", "iss", "sub"], "verify_aud": "aud" in unverified},
             )
         except jwt.ExpiredSignatureError:
-            raise TokenRejected("token expired") from None
+            raise TokenRejected("token expired", expired=True) from None
         except jwt.ImmatureSignatureError:
             raise TokenRejected("token not yet valid") from None
         except jwt.InvalidSignatureError:
             raise TokenRejected("bad signature") from None
+        except jwt.InvalidAudienceError:
+            raise TokenRejected("token meant for another audience (aud)") from None
         except jwt.InvalidTokenError as exc:
             raise TokenRejected(f"invalid token ({type(exc).__name__})") from None
         if claims.get("sub") != self._account_sid:
             raise TokenRejected("token is for another account")
+        self._check_lifetime(claims)
         grants = claims.get("grants")
         if not isinstance(grants, dict):
             raise TokenRejected("no grants")
@@ -95,9 +109,24 @@ class TwilioTokenVerifier:
         if not isinstance(identity, str) or not identity or len(identity) > 256:
             raise TokenRejected("no identity")
         chat = grants.get("chat")
-        service_sid = chat.get("service_sid") if isinstance(chat, dict) else None
+        if not isinstance(chat, dict):
+            raise TokenRejected("no chat grant")
+        service_sid = chat.get("service_sid")
+        if service_sid is None:  # the account's default Conversations service (resolved by graphql/access.py)
+            return VerifiedToken(identity=identity, service_sid=None, key_sid=issuer)
         if not isinstance(service_sid, str) or not is_sid(service_sid, "IS"):
-            raise TokenRejected("no chat grant with a service")
+            raise TokenRejected("chat grant names no valid service")
         if self._services and service_sid not in self._services:
             raise TokenRejected("chat service not allowed")
         return VerifiedToken(identity=identity, service_sid=service_sid, key_sid=issuer)
+
+    def _check_lifetime(self, claims: Mapping[str, object]) -> None:
+        """Refuse a token meant to live longer than Twilio allows: from `nbf` (or `iat`) when it says when it
+        starts, else from now, to `exp`."""
+        expires = claims.get("exp")
+        starts = next((claims[name] for name in ("nbf", "iat") if isinstance(claims.get(name), int | float)), None)
+        if not isinstance(expires, int | float):
+            raise TokenRejected("invalid token (exp)")
+        start = starts if isinstance(starts, int | float) else time.time()
+        if expires - start > MAX_TOKEN_LIFETIME + self._leeway:
+            raise TokenRejected("token lives longer than Twilio's 24-hour maximum")

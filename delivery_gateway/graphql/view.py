@@ -23,6 +23,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage as LegacyConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 from strawberry.types.unset import UNSET, UnsetType
 
 from delivery_gateway.auth import AuthenticationFailed, Authenticator
@@ -41,12 +42,17 @@ WS_INIT_TIMEOUT = 4408  # no connection_init in time (graphql-transport-ws's own
 
 
 class WebSocketRefused(Exception):
-    """`on_ws_connect` refused the connection's credentials.
+    """`on_ws_connect` refused the connection's credentials; `code` is the close reason (UNAUTHENTICATED, or
+    TOKEN_EXPIRED so that an app knows to fetch a fresh Access Token).
 
     Deliberately not Strawberry's ConnectionRejectionError: Strawberry closes a socket it rejects with 4403
     (graphql-transport-ws) or 1011 (graphql-ws), while the gateway documents 4401 for bad credentials, so the
     handlers below close with 4401 themselves.
     """
+
+    def __init__(self, reason: str, code: str) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 def caller_for(scope: Mapping[str, Any], services: GatewayServices) -> Caller | None:
@@ -63,7 +69,14 @@ def caller_for(scope: Mapping[str, Any], services: GatewayServices) -> Caller | 
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
-    """graphql-transport-ws, closing a socket whose credentials `on_ws_connect` refused with 4401."""
+    """graphql-transport-ws, closing a socket whose credentials `on_ws_connect` refused with 4401, and one that
+    sends JSON that is not an object (`5`, `[]`) with 4400 (Strawberry would fail on it with a traceback)."""
+
+    async def handle_message(self, message: Message) -> None:
+        if not isinstance(message, dict):  # the wire is JSON, whatever the annotation says
+            await self.handle_invalid_message("WebSocket message must be a JSON object")
+            return
+        await super().handle_message(message)
 
     async def handle_message(self, message: Message) -> None:
         if not isinstance(message, dict):  # valid JSON but no object (`0`, `[]`): Strawberry would crash on it
@@ -74,8 +87,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         try:
             await super().handle_connection_init(message)
-        except WebSocketRefused:
-            await self.websocket.close(code=WS_UNAUTHORIZED, reason="Unauthorized")
+        except WebSocketRefused as refused:
+            await self.websocket.close(code=WS_UNAUTHORIZED, reason=refused.code)
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler[RequestContext, None]):
@@ -83,6 +96,12 @@ class LegacyWSHandler(BaseGraphQLWSHandler[RequestContext, None]):
     time (the protocol has no timeout of its own)."""
 
     _init_seen = False
+
+    async def handle_message(self, message: OperationMessage) -> None:
+        if not isinstance(message, dict):  # the wire is JSON, whatever the annotation says
+            await self.websocket.close(code=4400, reason="WebSocket message must be a JSON object")
+            return
+        await super().handle_message(message)
 
     async def handle(self) -> None:
         deadline = asyncio.create_task(self._close_unless_initialised())
@@ -102,8 +121,8 @@ class LegacyWSHandler(BaseGraphQLWSHandler[RequestContext, None]):
         self._init_seen = True
         try:
             await super().handle_connection_init(message)
-        except WebSocketRefused:
-            await self.websocket.close(code=WS_UNAUTHORIZED, reason="Unauthorized")
+        except WebSocketRefused as refused:
+            await self.websocket.close(code=WS_UNAUTHORIZED, reason=refused.code)
 
 
 class GatewayGraphQL(GraphQL[RequestContext, None]):
@@ -136,7 +155,7 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
             caller = self.authenticator.authenticate_connection_params(context.connection_params)
         except AuthenticationFailed as exc:
             log.info("websocket refused: %s", exc.reason)
-            raise WebSocketRefused(exc.reason) from None
+            raise WebSocketRefused(exc.reason, exc.code) from None
         context.authenticate(caller)
         return UNSET
 

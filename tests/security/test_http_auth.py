@@ -81,3 +81,12 @@ async def test_unprotected_routes_stay_open(world: World) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
         assert (await c.get("/healthz")).status_code == 200
         assert (await c.get("/metrics")).status_code == 200
+
+
+async def test_an_expired_access_token_says_token_expired(world: World) -> None:
+    response = await post(world.build(), conversation(CONV_ALICE), mint("alice", ttl=-60))
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["extensions"]["code"] == "TOKEN_EXPIRED"
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    forged = await post(world.build(), conversation(CONV_ALICE), mint("alice", secret="q" * 40))
+    assert forged.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

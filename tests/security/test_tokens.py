@@ -130,3 +130,54 @@ def test_rejection_reason_never_quotes_the_token() -> None:
         verifier().verify(token)
     assert token not in str(info.value)
     assert token.split(".")[2] not in str(info.value)
+
+
+def test_a_grant_without_a_service_means_the_default_service() -> None:
+    verified = verifier().verify(_forge({"cty": "twilio-fpa;v=1"}, _claims(grants={"identity": "al", "chat": {}})))
+    assert (verified.identity, verified.service_sid) == ("al", None)  # graphql/access.py resolves the default
+    with pytest.raises(TokenRejected, match="no valid service"):
+        verifier().verify(
+            _forge({"cty": "twilio-fpa;v=1"}, _claims(grants={"identity": "al", "chat": {"service_sid": 5}}))
+        )
+
+
+def test_audience_is_checked_when_present() -> None:
+    header = {"cty": "twilio-fpa;v=1"}
+    assert verifier().verify(_forge(header, _claims())).identity == "alice"  # no `aud`, as Twilio's SDKs mint them
+    with pytest.raises(TokenRejected, match="audience"):
+        verifier().verify(_forge(header, _claims(aud="https://another-app.example")))
+    ours = verifier(audiences=["https://gateway.example"])
+    assert ours.verify(_forge(header, _claims(aud=["x", "https://gateway.example"]))).identity == "alice"
+    with pytest.raises(TokenRejected, match="audience"):
+        ours.verify(_forge(header, _claims(aud="https://another-app.example")))
+
+
+@pytest.mark.parametrize(
+    ("claims", "accepted"),
+    [
+        ({"nbf": 1_000, "exp": 1_000 + 86400}, True),  # Twilio's maximum (the helper libraries set nbf = now)
+        ({"nbf": 1_000, "exp": 1_000 + 86400 + 3600}, False),
+        ({"iat": 1_000, "exp": 1_000 + 2 * 86400}, False),
+        ({"exp": 90 * 86400}, False),  # no start claim: measured from now
+        ({"exp": 3600}, True),
+    ],
+)
+def test_lifetime_is_capped_at_twilios_24_hours(claims: dict, accepted: bool) -> None:
+    now = int(time.time())
+    shifted = {name: now - 1_000 + value for name, value in claims.items()}  # nbf/iat = now
+    token = _forge({"cty": "twilio-fpa;v=1"}, _claims(**shifted))
+    if accepted:
+        assert verifier().verify(token).identity == "alice"
+    else:
+        with pytest.raises(TokenRejected, match="24-hour"):
+            verifier().verify(token)
+    assert accepted == (claims.get("exp", 0) - claims.get("nbf", claims.get("iat", 0)) <= 86400)
+
+
+def test_expired_tokens_say_so() -> None:
+    with pytest.raises(TokenRejected) as info:
+        verifier().verify(mint(ttl=-60))
+    assert info.value.expired
+    with pytest.raises(TokenRejected) as info:
+        verifier().verify(mint(secret="x" * 40))
+    assert not info.value.expired

@@ -98,6 +98,35 @@ async def test_missing_or_bad_init_credentials_close_4401(world: World, serve, p
     assert world.fake.calls.total() == 0
 
 
+@pytest.mark.parametrize("frame", ["5", "[]", '"connection_init"', "null"])
+async def test_json_that_is_not_an_object_closes_4400(world: World, serve, frame: str) -> None:
+    _, socket = await open_socket(world, serve)
+    async with socket as ws:
+        await ws.send(frame)
+        assert await closed_with(ws) == 4400
+
+
+async def test_expired_token_closes_4401_saying_token_expired(world: World, serve) -> None:
+    for token, reason in ((mint("alice", ttl=-60), "TOKEN_EXPIRED"), ("forged", "UNAUTHENTICATED")):
+        _, socket = await open_socket(world, serve)
+        async with socket as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+            assert await closed_with(ws) == 4401
+            assert ws.close_reason == reason  # an app refreshes its Access Token on TOKEN_EXPIRED
+
+
+async def test_subscribing_to_a_conversation_that_does_not_exist(world: World, serve) -> None:
+    """NOT_FOUND at once for full-access callers (not a stream that pings forever); FORBIDDEN for participants."""
+    missing = "CH" + "9" * 32
+    for credential, code in ((API_KEY, "NOT_FOUND"), (mint("alice"), "FORBIDDEN")):
+        _, socket = await open_socket(world, serve)
+        async with socket as ws:
+            assert (await init(ws, {"Authorization": f"Bearer {credential}"}))["type"] == "connection_ack"
+            await subscribe(ws, "1", missing)
+            answer = await next_for(ws, "1")
+            assert [e["extensions"]["code"] for e in errors_of(answer)] == [code], answer
+
+
 async def test_subscribe_before_init_closes_4401(world: World, serve) -> None:
     _, socket = await open_socket(world, serve)
     async with socket as ws:
