@@ -25,8 +25,8 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     get_named_type,
-    value_from_ast_untyped,
 )
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.type import GraphQLInterfaceType, GraphQLObjectType
 from graphql.validation import ASTValidationRule, ValidationContext
 from strawberry.extensions import AddValidationRules, DisableIntrospection, MaxTokensLimiter, SchemaExtension
@@ -71,6 +71,7 @@ DEFAULT_COST_TABLE: dict[str, FieldCost] = {
     "Message.ticks": FieldCost(),
     "Message.resentAs": FieldCost(),
     "Message.resendOf": FieldCost(),
+    "Mutation.resendMessage": FieldCost(calls=3),  # the original, its receipts, the new message
 }
 
 
@@ -128,8 +129,17 @@ def select_operation(document: DocumentNode, operation_name: str | None) -> Oper
     return operations[0] if len(operations) == 1 else None
 
 
+class UncoercibleVariables(Exception):
+    """The operation's variables do not coerce: execution refuses it with graphql-core's own errors."""
+
+
 class CostEstimator:
-    """Estimates the upstream calls an operation makes: per-field costs times the page sizes above them."""
+    """Estimates the upstream calls an operation makes: per-field costs times the page sizes above them.
+
+    Reads arguments exactly as execution will: graphql-core coerces the variables (`100.0` is the Int 100, a
+    left-out variable takes its default) and each field's arguments (schema defaults applied), so no spelling of
+    a value the resolvers will use escapes the estimate.
+    """
 
     def __init__(
         self,
@@ -145,21 +155,29 @@ class CostEstimator:
     def estimate(
         self, document: DocumentNode, operation: OperationDefinitionNode, variables: Mapping[str, Any] | None
     ) -> int:
-        """Raises BadUserInput for a `first`/`last` outside the page-size rule (PageSizes.check)."""
+        """Raises BadUserInput for a `first`/`last` outside the page-size rule (PageSizes.check), and
+        UncoercibleVariables when execution would refuse the variables anyway."""
         fragments = _fragments(document)
-        values = dict(variables or {})
+        coerced = get_variable_values(self.schema, operation.variable_definitions or (), dict(variables or {}))
+        if not isinstance(coerced, VariableValues):
+            raise UncoercibleVariables(coerced)
         memo: dict[tuple[str, str], int] = {}
         root = self.schema.get_root_type(operation.operation)
         if root is None:
             return 0
 
-        def page(field: FieldNode, field_def: GraphQLField) -> int:
+        def arguments(field: FieldNode, field_def: GraphQLField) -> dict[str, Any]:
+            try:
+                return get_argument_values(field_def, field, coerced)
+            except GraphQLError:  # an argument execution would refuse: it reports it, nothing runs
+                return {}
+
+        def page(args: Mapping[str, Any], field_def: GraphQLField) -> int:
             """The field's page size (the multiplier of everything below it); 1 for unpaged fields."""
-            args = {a.name.value: value_from_ast_untyped(a.value, values) for a in field.arguments or ()}
             sizes = []
             for name in ("first", "last"):
                 value = args.get(name)
-                if isinstance(value, int) and not isinstance(value, bool):  # not an Int: coercion rejects it
+                if isinstance(value, int) and not isinstance(value, bool):
                     self.page_sizes.check(name, value)
                     sizes.append(value)
             if sizes:
@@ -200,12 +218,13 @@ class CostEstimator:
             if field_def is None:
                 return 0
             entry = self.cost_table.get(f"{parent.name}.{name}")
-            multiplier = page(field, field_def)
+            args = arguments(field, field_def)
+            multiplier = page(args, field_def)
             own = 0
             if entry is not None:
                 own = entry.pages(multiplier) if entry.pages is not None else entry.calls
                 if entry.per_argument:
-                    own += _int_argument_value(field, field_def, entry.per_argument, values)
+                    own += _positive_int(args.get(entry.per_argument))
             named: GraphQLNamedType = get_named_type(field_def.type)
             children = unit(field.selection_set, named) if field.selection_set else 0
             return own + multiplier * children
@@ -213,19 +232,9 @@ class CostEstimator:
         return unit(operation.selection_set, root)
 
 
-def _int_argument_value(field: FieldNode, field_def: GraphQLField, name: str, variables: Mapping[str, Any]) -> int:
-    """An Int argument's value (given, or the schema default); 0 when absent or not an int."""
-    for argument in field.arguments or ():
-        if argument.name.value == name:
-            value = value_from_ast_untyped(argument.value, dict(variables))
-            return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-    definition = field_def.args.get(name)
-    default: Any = getattr(definition, "default_value", None)
-    wrapped = getattr(definition, "default", None)  # graphql-core 3.3 SDL-built schemas keep the literal
-    if not isinstance(default, int) and wrapped is not None:
-        literal = getattr(wrapped, "literal", None)
-        default = value_from_ast_untyped(literal) if literal is not None else getattr(wrapped, "value", None)
-    return default if isinstance(default, int) and not isinstance(default, bool) and default > 0 else 0
+def _positive_int(value: Any) -> int:
+    """A coerced Int argument as a count; 0 when absent (null) or not positive."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class _CodingContext:
@@ -305,6 +314,8 @@ class OperationLimits(SchemaExtension):
             cost = estimator.estimate(document, operation, variables)
         except BadUserInput as exc:
             return GraphQLError(str(exc), extensions=error_extensions(exc))
+        except UncoercibleVariables:
+            return None  # execution refuses the variables with graphql-core's errors (BAD_USER_INPUT)
         if cost > self.max_cost:
             message = f"Operation would make about {cost} upstream calls; the limit is {self.max_cost}."
             return GraphQLError(message, extensions={"code": QUERY_TOO_COMPLEX, "cost": cost})
