@@ -248,7 +248,7 @@ def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI |
             await gateway.close()
 
     routes = [
-        Route(GRAPHQL_PATH, gateway.graphql, methods=["GET", "POST"]),
+        Route(GRAPHQL_PATH, gateway.graphql),  # every method: the view refuses others GraphQL-shaped (405)
         WebSocketRoute(GRAPHQL_PATH, gateway.graphql),
         *gateway.ingest.routes(),
         Route("/healthz", healthz, methods=["GET"]),

@@ -9,7 +9,7 @@ from delivery_gateway.auth.authenticator import (
     bearer_credential,
     key_label,
 )
-from delivery_gateway.auth.middleware import CALLER_SCOPE_KEY, AuthMiddleware
+from delivery_gateway.auth.middleware import CALLER_SCOPE_KEY, AuthMiddleware, is_ide_page_request, send_unauthorized
 from delivery_gateway.auth.tokens import TokenRejected, TwilioTokenVerifier, VerifiedToken
 
 __all__ = [
@@ -21,5 +21,7 @@ __all__ = [
     "TwilioTokenVerifier",
     "VerifiedToken",
     "bearer_credential",
+    "is_ide_page_request",
     "key_label",
+    "send_unauthorized",
 ]

@@ -22,14 +22,16 @@ def _headers(scope: Scope, name: bytes) -> list[str]:
     return [value.decode("latin-1") for key, value in scope.get("headers") or () if key.lower() == name]
 
 
-def _is_ide_page_request(scope: Scope) -> bool:
-    """A bare GET that accepts HTML: Strawberry answers with the static IDE page and executes nothing.
+def is_ide_page_request(scope: Scope) -> bool:
+    """A bare GET that accepts HTML: the GraphQL view answers it with the static IDE page and executes nothing.
 
-    Any query string disqualifies it (even `?%71uery=…` decodes to `query` and would execute).
+    The one decision both this middleware and the view (graphql/view.py) make, so they cannot disagree. Any query
+    string disqualifies it (even `?%71uery=…` decodes to `query` and would execute); like the view, only the first
+    `Accept` header counts.
     """
     if scope.get("method") != "GET" or scope.get("query_string", b""):
         return False
-    accept = ",".join(_headers(scope, b"accept"))
+    accept = next(iter(_headers(scope, b"accept")), "")
     return "text/html" in accept or "*/*" in accept
 
 
@@ -82,7 +84,7 @@ class AuthMiddleware:
                 raise AuthenticationFailed("more than one Authorization header")
             caller = self.authenticator.authenticate(values[0] if values else None)
         except AuthenticationFailed as exc:
-            if not values and self.allow_ide_page and _is_ide_page_request(scope):
+            if not values and self.allow_ide_page and is_ide_page_request(scope):
                 await self.app(scope, receive, send)
                 return
             await self._reject_http(send, exc, presented=bool(values))
@@ -92,20 +94,25 @@ class AuthMiddleware:
 
     @staticmethod
     async def _reject_http(send: Send, failure: AuthenticationFailed, *, presented: bool) -> None:
-        # RFC 6750 §3: error="invalid_token" when a token was presented (expired ones say so in the description).
-        challenge = _REALM + (', error="invalid_token"' if presented else "")
-        if presented:
-            challenge += f', error_description="{failure.reason}"'
-        body = unauthorized_body(failure.reason, failure.code)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", challenge.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_unauthorized(send, failure, presented=presented)
+
+
+async def send_unauthorized(send: Send, failure: AuthenticationFailed, *, presented: bool) -> None:
+    """HTTP 401 with a Bearer challenge and a GraphQL-shaped body (`extensions.code`)."""
+    # RFC 6750 §3: error="invalid_token" when a token was presented (expired ones say so in the description).
+    challenge = _REALM + (', error="invalid_token"' if presented else "")
+    if presented:
+        challenge += f', error_description="{failure.reason}"'
+    body = unauthorized_body(failure.reason, failure.code)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", challenge.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

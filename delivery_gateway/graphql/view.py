@@ -2,7 +2,8 @@
 
 HTTP requests arrive authenticated (the auth middleware puts the Caller on the ASGI scope); WebSockets
 authenticate here, in Strawberry's `on_ws_connect`, from their `connection_init` payload. Never runs an
-operation for a socket that has not been acknowledged, and never shares loaders between requests.
+operation for a socket that has not been acknowledged or a request without a caller, never shares loaders
+between requests, and answers every client error GraphQL-shaped (`errors[].extensions.code`), never as plain text.
 """
 
 from __future__ import annotations
@@ -14,19 +15,27 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import MissingQueryError
+from strawberry.http import GraphQLRequestData
+from strawberry.http.base import BaseRequestProtocol
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage as LegacyConnectionInitMessage
 from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
-from delivery_gateway.auth import AuthenticationFailed, Authenticator
+from delivery_gateway.auth import AuthenticationFailed, Authenticator, is_ide_page_request, send_unauthorized
 from delivery_gateway.graphql.context import GatewayServices, MissingCaller, RequestContext
 from delivery_gateway.graphql.schema import build_schema
 from delivery_gateway.http.guards import OriginPolicy
@@ -39,6 +48,29 @@ log = logging.getLogger("delivery_gateway.auth")
 
 WS_UNAUTHORIZED = 4401  # bad or missing credentials in connection_init (README, SECURITY.md)
 WS_INIT_TIMEOUT = 4408  # no connection_init in time (graphql-transport-ws's own code)
+
+# Refusals Strawberry raises before executing (malformed JSON, no query, wrong method...), by HTTP status.
+HTTP_ERROR_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+SUBSCRIPTION_NEEDS_A_STREAM = (
+    "Subscriptions need a stream: open a WebSocket (graphql-transport-ws) or ask for SSE "
+    "(POST with `Accept: text/event-stream`)."
+)
+
+
+def client_error(status: int, message: str, code: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """A request-level refusal in GraphQL's response shape, so every client error carries `extensions.code`."""
+    body = {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def _accepts_html(accept: str) -> bool:
+    return "text/html" in accept or "*/*" in accept
 
 
 class WebSocketRefused(Exception):
@@ -134,6 +166,66 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
         self.services = services
         self.authenticator = Authenticator.from_settings(services.settings)
         self.origin_policy = OriginPolicy.from_settings(services.settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        if caller_for(scope, self.services) is None and not (self.graphql_ide and is_ide_page_request(scope)):
+            # The auth middleware answers these first; without it (or past it by mistake) nothing runs either.
+            await send_unauthorized(send, AuthenticationFailed("missing credentials"), presented=False)
+            return
+        try:
+            response = await self.run(Request(scope, receive))
+        except HTTPException as exc:
+            response = self.refusal(exc)
+        await response(scope, receive, send)
+
+    @staticmethod
+    def refusal(exc: HTTPException) -> JSONResponse:
+        """Strawberry's plain-text refusals, GraphQL-shaped. A mutation over GET is 405 with `Allow: POST`
+        (GraphQL over HTTP: GET is for queries)."""
+        if exc.status_code == 400 and "not allowed when using GET" in exc.reason:
+            return client_error(405, f"{exc.reason}; use POST", "METHOD_NOT_ALLOWED", {"Allow": "POST"})
+        status = exc.status_code if 400 <= exc.status_code < 500 else 400
+        headers = {"Allow": "GET, POST"} if status == 405 else None
+        return client_error(status, exc.reason, HTTP_ERROR_CODES.get(status, "BAD_REQUEST"), headers)
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        """The same decision as the auth middleware's (`is_ide_page_request`): a bare GET accepting HTML."""
+        return request.method == "GET" and not request.query_params and _accepts_html(request.headers.get("accept", ""))
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: RequestContext,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """One operation answered with one response: subscriptions need a stream (WebSocket or SSE, which never
+        come here), so one sent as a plain POST is refused as the client's mistake instead of failing inside
+        execution."""
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type is OperationType.SUBSCRIPTION:
+                raise HTTPException(400, SUBSCRIPTION_NEEDS_A_STREAM) from None
+            raise HTTPException(400, exc.as_http_error_reason(request_adapter.method)) from None
+        except CannotGetOperationTypeError as exc:
+            raise HTTPException(400, exc.as_http_error_reason()) from None
+        except MissingQueryError:
+            raise HTTPException(400, "No GraphQL query found in the request") from None
 
     def is_websocket_origin_allowed(self, request: WebSocket, origin: str) -> bool:
         """Cross-origin WebSocket handshakes follow the same origin policy as CORS (http.guards.OriginPolicy);
