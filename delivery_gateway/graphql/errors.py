@@ -23,7 +23,7 @@ from strawberry.types import ExecutionContext
 from delivery_gateway.http.guards import CORRELATION_SCOPE_KEY, current_correlation_id
 from delivery_gateway.kernel.errors import CodedError
 from delivery_gateway.kernel.sids import InvalidSid
-from delivery_gateway.upstream.errors import UpstreamError, UpstreamRateLimited
+from delivery_gateway.upstream.errors import UpstreamBadRequest, UpstreamError, UpstreamNotFound, UpstreamRateLimited
 
 log = logging.getLogger("delivery_gateway.errors")
 
@@ -138,7 +138,9 @@ def _publish_upstream_error(error: GraphQLError, original: UpstreamError) -> Non
     """Callers read a generic message and the code; the log keeps what Twilio said, where, under the request's
     correlation id (which the caller also gets, to quote it)."""
     correlation_id = current_correlation_id() or uuid.uuid4().hex
-    log.warning(
+    caused_by_caller = isinstance(original, UpstreamNotFound | UpstreamBadRequest)
+    log.log(
+        logging.INFO if caused_by_caller else logging.WARNING,
         "upstream %s at %s [correlationId=%s]: %s",
         original.code,
         ".".join(str(p) for p in error.path or ()) or "-",
