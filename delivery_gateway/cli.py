@@ -127,7 +127,6 @@ async def _demo(host: str, port: int, seed: int, emulator_port: int, state_dir: 
         seed=seed,
         seed_data=True,
         simulate=True,
-        rest_webhooks_without_header=True,  # messages the gateway sends (resendMessage) show up live too
     )
     async with serve_emulator(emulator_config, host="127.0.0.1", port=emulator_port) as emulator:
         settings = load_settings(
