@@ -72,7 +72,8 @@ class Metrics:
         # Others' room: webhooks, subscriptions, pub/sub.
         self.webhooks_received = Counter(
             "delivery_gateway_webhooks_received_total",
-            "Twilio webhooks received, by event type and outcome (accepted, rejected, duplicate, ...).",
+            "Twilio webhooks received, by event type and outcome (accepted, rejected, malformed, ignored, "
+            "foreign_account, unavailable, duplicate, ...).",
             ("event_type", "outcome"),
             registry=r,
         )

@@ -44,6 +44,7 @@ class WebhookIngest:
         invalidator = CacheInvalidator(cache, ledger, settings) if cache is not None else None
         self.processor = WebhookProcessor(ledger, pubsub, invalidator, metrics=metrics)
         self.endpoint = TwilioWebhookEndpoint(
+            account_sid=settings.twilio_account_sid,
             auth_token=settings.auth_token,
             public_url=settings.public_url,
             ledger=ledger,

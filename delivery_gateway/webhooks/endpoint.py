@@ -1,7 +1,8 @@
 """`POST /webhooks/twilio`: verifies, validates and durably records one Twilio post-event, then answers 200.
 
-Never changes anything for a request whose signature does not verify (403) or that Twilio could not have sent
-(400), and never makes Twilio wait for processing: it answers once the raw event is in the ledger's inbox.
+Never changes anything for a request whose signature does not verify (403), that Twilio could not have sent
+(400, naming the field), or that is about another account (200, counted, ignored); and never makes Twilio wait
+for processing: it answers once the raw event is in the ledger's inbox.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ class TwilioWebhookEndpoint:
         ledger: DeliveryLedger,
         processor: WebhookProcessor,
         metrics: Metrics,
+        account_sid: str | None = None,
     ) -> None:
+        self.account_sid = account_sid
         self.auth_token = auth_token
         self.public_url = public_url
         self.ledger = ledger
@@ -78,6 +81,12 @@ class TwilioWebhookEndpoint:
         if event is None:
             self._count(event_type, "ignored")
             return JSONResponse({"status": "ignored", "reason": f"{event_type} is not tracked"})
+        if self.account_sid and event.account_sid and event.account_sid != self.account_sid:
+            # Signed with our auth token, yet about another account (a subaccount's, a copied configuration): a
+            # 200 so that nobody retries it, and nothing of it reaches the ledger.
+            self._count(event_type, "foreign_account")
+            log.warning("webhook %s for account %s ignored: not this gateway's account", event_type, event.account_sid)
+            return JSONResponse({"status": "ignored", "reason": "AccountSid is not this gateway's account"})
         try:
             entry_id = await self.ledger.inbox_add(json.dumps(params, separators=(",", ":")))
         except Exception:

@@ -51,14 +51,20 @@ def _sid(form: Mapping[str, str], name: str, prefix: str) -> str:
     return value
 
 
+MAX_INT = 2**53  # indices and error codes are far below it; it keeps every integer exact in JSON and in SQL
+
+
 def _int(form: Mapping[str, str], name: str) -> int | None:
     value = form.get(name)
     if value in (None, ""):
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
-        raise MalformedWebhook(f"{name}: {value!r} is not an integer") from None
+        raise MalformedWebhook(f"{name}: {value[:40]!r} is not an integer") from None
+    if not 0 <= number <= MAX_INT:
+        raise MalformedWebhook(f"{name}: {number} is out of range (0 to 2^53)")
+    return number
 
 
 def _date(form: Mapping[str, str], name: str) -> str | None:
@@ -70,10 +76,13 @@ def _date(form: Mapping[str, str], name: str) -> str | None:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise MalformedWebhook(f"{name}: {value!r} is not an ISO-8601 date") from None
+        raise MalformedWebhook(f"{name}: {value[:40]!r} is not an ISO-8601 date") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).isoformat()
+    try:
+        return parsed.astimezone(UTC).isoformat()
+    except (OverflowError, ValueError):  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise MalformedWebhook(f"{name}: {value[:40]!r} is out of range once in UTC") from None
 
 
 def _media(form: Mapping[str, str]) -> list[dict[str, Any]] | None:
