@@ -259,8 +259,12 @@ def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI |
     middleware = [
         Middleware(RequestLogMiddleware),
         Middleware(StreamDrainMiddleware, streams=gateway.streams),
-        *guard_middleware(settings, webhook_paths=[WEBHOOK_PATH], graphql_paths=[GRAPHQL_PATH]),
-        Middleware(AuthMiddleware.from_settings, settings=settings, paths=[GRAPHQL_PATH]),
+        *guard_middleware(
+            settings,
+            webhook_paths=[WEBHOOK_PATH],
+            graphql_paths=[GRAPHQL_PATH],
+            authentication=Middleware(AuthMiddleware.from_settings, settings=settings, paths=[GRAPHQL_PATH]),
+        ),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.gateway = gateway

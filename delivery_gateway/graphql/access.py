@@ -82,8 +82,8 @@ async def authorize(
     caller = context.caller
     if caller.full_access:
         if must_exist:
-            try:
-                await context.loaders.conversation.load((scope, conversation_sid))
+            try:  # its participants: what a subscription's events read anyway, so usually a cache hit
+                await context.loaders.participants.load((scope, conversation_sid))
             except UpstreamNotFound:
                 raise NotFound(f"{conversation_argument}: no conversation {conversation_sid}") from None
             except UpstreamError as exc:

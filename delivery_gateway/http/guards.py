@@ -1,6 +1,7 @@
 """ASGI guards in front of every route: correlation ids, body size limits (413), CORS, and the origin policy.
 
-Never reads a body it will not bound, never trusts a client's correlation id unless it is short and plain.
+Never reads a body it will not bound, never reads one before the request is authenticated (where it must be),
+never trusts a client's correlation id unless it is short and plain.
 """
 
 from __future__ import annotations
@@ -91,6 +92,35 @@ class CorrelationIdMiddleware:
             _correlation_id.reset(token)
 
 
+def _declared_length_refusal(scope: Scope, limit: int) -> tuple[int, str, str] | None:
+    """(status, code, message) when a request's Content-Length is malformed or above `limit`; None otherwise."""
+    declared = _header(scope, b"content-length")
+    if declared is None:
+        return None
+    if not declared.strip().isdigit():
+        return 400, "BAD_REQUEST", "Invalid Content-Length header."
+    if int(declared) > limit:
+        return 413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {limit} bytes."
+    return None
+
+
+class DeclaredLengthGuard:
+    """Refuses a body announced larger than its limit (413) or an invalid Content-Length (400) from the headers
+    alone, before authentication: nothing of the body is read, so it costs nothing to say so first."""
+
+    def __init__(self, app: ASGIApp, *, limits: BodySizeLimitMiddleware) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = _declared_length_refusal(scope, self.limits.limit_for(scope.get("path", "")))
+            if refusal is not None:
+                await _send_json(send, *refusal)
+                return
+        await self.app(scope, receive, send)
+
+
 class BodySizeLimitMiddleware:
     """Reads each HTTP body up to its limit before the app sees it: 413 beyond it, 408 when it trickles.
 
@@ -136,14 +166,10 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope.get("path", ""))
-        declared = _header(scope, b"content-length")
-        if declared is not None:
-            if not declared.strip().isdigit():
-                await _send_json(send, 400, "BAD_REQUEST", "Invalid Content-Length header.")
-                return
-            if int(declared) > limit:
-                await _too_large(send, limit)
-                return
+        refusal = _declared_length_refusal(scope, limit)
+        if refusal is not None:
+            await _send_json(send, *refusal)
+            return
         chunks: list[bytes] = []
         size = 0
         try:
@@ -215,18 +241,36 @@ class OriginPolicy:
 
 
 def guard_middleware(
-    settings: Settings, *, webhook_paths: Iterable[str] = (), graphql_paths: Iterable[str] = ("/graphql",)
+    settings: Settings,
+    *,
+    webhook_paths: Iterable[str] = (),
+    graphql_paths: Iterable[str] = ("/graphql",),
+    authentication: Middleware | None = None,
 ) -> list[Middleware]:
-    """The guard stack for `Starlette(middleware=...)`, outermost first; auth goes inside it."""
+    """The guard stack for `Starlette(middleware=...)`, outermost first: correlation ids, CORS (preflights are
+    answered, refusals readable by browsers), announced body sizes (headers only), `authentication` (headers
+    only), then the body limits — so an unauthenticated request is refused at once, before any of its body is
+    waited for."""
     policy = OriginPolicy.from_settings(settings)
+    json_paths = tuple(graphql_paths)
+    webhook_limits = {path: settings.max_webhook_bytes for path in webhook_paths}
+
+    def body_limits(app: ASGIApp) -> BodySizeLimitMiddleware:
+        return BodySizeLimitMiddleware(
+            app,
+            max_bytes=settings.max_body_bytes,
+            path_limits=webhook_limits,
+            read_timeout=settings.body_read_timeout,
+            json_object_paths=json_paths,
+        )
+
+    def declared_length_guard(app: ASGIApp) -> DeclaredLengthGuard:
+        return DeclaredLengthGuard(app, limits=body_limits(app))
+
     return [
         Middleware(CorrelationIdMiddleware),
-        Middleware(
-            BodySizeLimitMiddleware,
-            max_bytes=settings.max_body_bytes,
-            path_limits={path: settings.max_webhook_bytes for path in webhook_paths},
-            read_timeout=settings.body_read_timeout,
-            json_object_paths=graphql_paths,
-        ),
         policy.cors_middleware(),
+        Middleware(declared_length_guard),
+        *([authentication] if authentication is not None else []),
+        Middleware(body_limits),
     ]

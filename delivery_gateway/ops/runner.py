@@ -22,6 +22,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from delivery_gateway.app import BackendUnavailable, Gateway
+from delivery_gateway.http.server import DEFAULT_HEADER_TIMEOUT, http_protocol
 
 log = logging.getLogger("delivery_gateway.startup")
 
@@ -100,10 +101,17 @@ class GatewayServer(uvicorn.Server):
             signal.raise_signal(signal.SIGINT)
 
 
-def server_config(app: ASGIApp, *, shutdown_timeout: int, forwarded_allow_ips: str | None = None) -> uvicorn.Config:
+def server_config(
+    app: ASGIApp,
+    *,
+    shutdown_timeout: int,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    forwarded_allow_ips: str | None = None,
+) -> uvicorn.Config:
     """uvicorn's configuration for a gateway: no logging of its own (ops.logs configures the process), no access
     log (the request log has one line per request), forwarded headers from `forwarded_allow_ips` (None: uvicorn's
-    default, $FORWARDED_ALLOW_IPS or 127.0.0.1)."""
+    default, $FORWARDED_ALLOW_IPS or 127.0.0.1), and an HTTP protocol that bounds how long (`header_timeout`
+    seconds) and how large a request's headers may be (http/server.py)."""
     return uvicorn.Config(
         app,
         lifespan="on",  # the app's lifespan finds the gateway started, and closes it after the connections
@@ -113,6 +121,7 @@ def server_config(app: ASGIApp, *, shutdown_timeout: int, forwarded_allow_ips: s
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
         timeout_graceful_shutdown=shutdown_timeout,
+        http=http_protocol(header_timeout),
     )
 
 

@@ -1,7 +1,8 @@
-"""Property tests: random credentials, documents, variables and SIDs never produce a 500 or a hang.
+"""Property tests: random credentials, documents, variables (floats and defaults included), SIDs and slow or odd
+headers never produce a 500, a hang, or more upstream calls than the ceiling.
 
 Hypothesis with modest example counts and a per-example deadline, against the gateway as deployed
-(`create_app` over the fake upstream) in-process.
+(`create_app` over the fake upstream) in-process, and on a real socket for the headers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 
 import httpx
 import jwt
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -142,3 +144,92 @@ def test_random_sids_never_leak_other_conversations(sid: str) -> None:
         assert body["data"] == {"conversation": None}
         assert body["errors"][0]["extensions"]["code"] in ("FORBIDDEN", "BAD_USER_INPUT")
         assert "mallory" not in json.dumps(body)
+
+
+# Float and defaulted variables: graphql-core coerces 100.0 to the Int 100 and applies defaults, so the cost
+# ceiling must judge them as the integers execution will use (and never let more upstream calls through).
+_COSTED = make_world()
+_COST_APP = gateway_app(_COSTED, DELIVERY_GATEWAY_MAX_QUERY_COST=300)
+ROLLUPS = "conversations(first: $a) { edges { node { rollup(window: $w) { messages } } } }"
+
+
+def _spelled(value: int, spelling: str) -> tuple[str, object]:
+    """(the variable's default clause, the value sent) for one way of passing `value`."""
+    if spelling == "default":
+        return f" = {value}", None
+    return "", float(value) if spelling == "float" else value
+
+
+async def _post_to(app, body: dict, headers: dict) -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as client:
+        return await client.post("/graphql", json=body, headers=headers)
+
+
+@FUZZ
+@given(
+    first=st.integers(0, 150),
+    window=st.integers(1, 200),
+    spellings=st.tuples(st.sampled_from(["int", "float", "default"]), st.sampled_from(["int", "float", "default"])),
+)
+def test_float_and_defaulted_variables_are_judged_as_integers(first: int, window: int, spellings: tuple) -> None:
+    def run(first_spelling: str, window_spelling: str) -> tuple[int, object]:
+        a_default, a = _spelled(first, first_spelling)
+        w_default, w = _spelled(window, window_spelling)
+        query = f"query($a: Int{a_default}, $w: Int!{w_default}) {{ {ROLLUPS} }}"
+        variables = {name: value for name, value in (("a", a), ("w", w)) if value is not None}
+        before = _COSTED.calls.total()
+        response = asyncio.run(_post_to(_COST_APP, {"query": query, "variables": variables}, INTERNAL))
+        assert _COSTED.calls.total() - before <= 300, "more upstream calls than the ceiling allows"
+        body = response.json()
+        codes = sorted({e["extensions"]["code"] for e in body.get("errors") or []})
+        return response.status_code, codes
+
+    assert run(*spellings) == run("int", "int")
+
+
+# Slow and odd headers: whatever arrives, and however slowly, the server answers or closes within the deadline.
+HEADER_PIECES = [
+    b"GET /healthz HTTP/1.1\r\n",
+    b"POST /graphql HTTP/1.1\r\n",
+    b"Host: gateway\r\n",
+    b"X-Slow: 1\r\n",
+    b"Content-Length: 5\r\n",
+    b"\r\n",
+    b"G",
+    b"\x00\xff",
+    b": \r\n",
+]
+
+
+@pytest.fixture
+async def slow_header_server():
+    from tests.security.test_slow_clients import served
+
+    async with served() as port:
+        yield port
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    pieces=st.lists(st.sampled_from(HEADER_PIECES) | st.binary(max_size=30), min_size=1, max_size=6),
+    pauses=st.lists(st.floats(0, 0.5), min_size=6, max_size=6),
+)
+async def test_random_slow_headers_never_outlive_the_deadline(slow_header_server, pieces: list, pauses: list) -> None:
+    from tests.security.test_slow_clients import BOUND
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", slow_header_server)
+    opened = time.monotonic()
+    answered = asyncio.ensure_future(reader.read(1))
+    try:
+        for piece, pause in zip(pieces, pauses, strict=False):
+            if answered.done():
+                break
+            writer.write(piece)
+            await asyncio.sleep(pause)
+        await asyncio.wait_for(answered, BOUND + 2.5 - (time.monotonic() - opened))
+    except (ConnectionError, TimeoutError) as exc:
+        assert not isinstance(exc, TimeoutError), f"no answer and still open after {time.monotonic() - opened:.1f}s"
+    finally:
+        answered.cancel()
+        writer.close()
+    assert time.monotonic() - opened < BOUND + 2.5
