@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from delivery_gateway.auth import AuthMiddleware
+from delivery_gateway.auth import AuthMiddleware, bearer_matches
 from delivery_gateway.cache import ResourceCache
 from delivery_gateway.cache.rate_limits import RateLimiter
 from delivery_gateway.graphql.context import GatewayServices
@@ -236,6 +236,10 @@ def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI |
         )
 
     async def metrics(request: Request) -> Response:
+        key = settings.metrics_key.get_secret_value() if settings.metrics_key else None
+        if key is not None and not bearer_matches(request.headers.get("authorization"), key):
+            refusal = {"error": "Unauthorized: /metrics needs `Authorization: Bearer <DELIVERY_GATEWAY_METRICS_KEY>`"}
+            return JSONResponse(refusal, status_code=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
         body, content_type = gateway.services.metrics.render()
         return Response(body, media_type=content_type)
 

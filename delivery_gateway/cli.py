@@ -41,6 +41,11 @@ def load_settings(**overrides: Any) -> Settings:
 
 def _serve_settings() -> Settings:
     settings = load_settings()
+    if settings.demo_mode:
+        raise ConfigError(
+            "DELIVERY_GATEWAY_DEMO_MODE=true lets every caller in without credentials; serve refuses it "
+            f"(demo mode belongs to `{PROG} demo`)"
+        )
     missing = settings.missing_credentials()
     if missing:
         raise ConfigError(f"{missing[0]} is not set; it is needed to reach Twilio ({DEMO_HINT})")
@@ -82,17 +87,36 @@ def _emulator_credentials() -> tuple[str, str, bool]:
     return new_sid(ACCOUNT), secrets.token_hex(16), True
 
 
+def _emulator_api_keys() -> dict[str, str]:
+    """An API key pair from TWILIO_API_KEY/TWILIO_API_SECRET, accepted as REST credentials like Twilio does."""
+    from delivery_gateway.kernel.sids import is_sid
+
+    key, secret = os.environ.get("TWILIO_API_KEY"), os.environ.get("TWILIO_API_SECRET")
+    if not key and not secret:
+        return {}
+    if not (key and secret):
+        raise ConfigError("TWILIO_API_KEY and TWILIO_API_SECRET go together: set both or neither")
+    if not is_sid(key, "SK"):
+        raise ConfigError("TWILIO_API_KEY: must be an API key SID, 'SK' followed by 32 hex digits")
+    return {key: secret}
+
+
 def cmd_emulator(args: argparse.Namespace) -> None:
     from delivery_gateway.emulator import EmulatorConfig, create_emulator_app
 
     sid, token, made_up = _emulator_credentials()
-    config = EmulatorConfig(account_sid=sid, auth_token=token, seed=args.seed, seed_data=not args.empty)
+    api_keys = _emulator_api_keys()
+    config = EmulatorConfig(
+        account_sid=sid, auth_token=token, api_keys=api_keys, seed=args.seed, seed_data=not args.empty
+    )
     base = f"http://{args.host}:{args.port}"
     print(f"Twilio Conversations emulator on {base} (not Twilio: test data only)")
     if made_up:
         print("TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN were not set; the emulator made these up:")
         print(f"  TWILIO_ACCOUNT_SID={sid}")
         print(f"  TWILIO_AUTH_TOKEN={token}")
+    if api_keys:
+        print(f"It also accepts the API key {next(iter(api_keys))} (TWILIO_API_KEY/TWILIO_API_SECRET) for REST calls.")
     print(f"Point the gateway at it with DELIVERY_GATEWAY_TWILIO_BASE_URL={base}", flush=True)
     asyncio.run(_run_uvicorn(create_emulator_app(config), args.host, args.port))
 
@@ -209,12 +233,24 @@ def cmd_webhooks_install(args: argparse.Namespace) -> None:
 
     if args.service and not is_sid(args.service, SERVICE):
         raise ConfigError(f"--service: {args.service!r} is not a Conversation Service SID (IS + 32 hex digits)")
-    from delivery_gateway.upstream.errors import UpstreamError
+    from delivery_gateway.upstream.errors import (
+        UpstreamError,
+        UpstreamTimeout,
+        UpstreamUnauthorized,
+        UpstreamUnavailable,
+    )
 
     try:
         before, after = asyncio.run(_install_webhooks(args.url, args.service))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    except (UpstreamUnavailable, UpstreamTimeout) as exc:
+        where = load_settings().twilio_base_url
+        if exc.status is None:  # no HTTP answer at all: refused, reset, timed out, breaker open
+            raise ConfigError(f"could not reach Twilio at {where} ({exc}); nothing was changed") from None
+        raise ConfigError(f"Twilio at {where} is failing (HTTP {exc.status}); nothing was changed, retry") from None
+    except UpstreamUnauthorized:
+        raise ConfigError("Twilio refused the credentials (TWILIO_ACCOUNT_SID and the auth token or API key)") from None
     except UpstreamError as exc:
         raise ConfigError(f"Twilio refused the webhook configuration: {exc}") from None
     scope = f"service {args.service}" if args.service else "account default"

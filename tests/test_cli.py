@@ -91,3 +91,33 @@ def test_webhooks_install_rejects_a_url_twilio_cannot_call_in_one_line(url: str)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "--url" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_refuses_demo_mode_in_one_line():
+    env = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "t", "DELIVERY_GATEWAY_DEMO_MODE": "true"}
+    result = run_cli("serve", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "DELIVERY_GATEWAY_DEMO_MODE" in lines[0] and "delivery-gateway demo" in lines[0]
+
+
+def test_an_api_key_without_its_secret_is_named():
+    env = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "t", "TWILIO_API_KEY": "SK" + "2" * 32}
+    result = run_cli("serve", env=env)
+    assert result.returncode == 2 and "TWILIO_API_SECRET" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_webhooks_install_says_when_it_could_not_reach_twilio():
+    from tests.app_support import free_port
+
+    env = {
+        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+        "TWILIO_AUTH_TOKEN": "t",
+        "DELIVERY_GATEWAY_TWILIO_BASE_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        "DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES": "0",
+    }
+    result = run_cli("webhooks", "install", "--url", "https://gw.example/webhooks/twilio", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "could not reach Twilio" in lines[0] and "nothing was changed" in lines[0]

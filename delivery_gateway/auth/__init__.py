@@ -7,6 +7,7 @@ from delivery_gateway.auth.authenticator import (
     AuthenticationFailed,
     Authenticator,
     bearer_credential,
+    bearer_matches,
     key_label,
 )
 from delivery_gateway.auth.middleware import CALLER_SCOPE_KEY, AuthMiddleware, is_ide_page_request, send_unauthorized
@@ -21,6 +22,7 @@ __all__ = [
     "TwilioTokenVerifier",
     "VerifiedToken",
     "bearer_credential",
+    "bearer_matches",
     "is_ide_page_request",
     "key_label",
     "send_unauthorized",

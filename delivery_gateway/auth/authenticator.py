@@ -49,6 +49,15 @@ def bearer_credential(authorization: object) -> str:
     return credential
 
 
+def bearer_matches(authorization: object, key: str) -> bool:
+    """Whether an `Authorization` value is `Bearer <key>` (constant-time), for routes guarded by one static key."""
+    try:
+        credential = bearer_credential(authorization)
+    except AuthenticationFailed:
+        return False
+    return hmac.compare_digest(credential.encode(), key.encode())
+
+
 class Authenticator:
     """Static bearer keys (full access), then Twilio Access Tokens (participant), else demo or failure."""
 
