@@ -187,9 +187,7 @@ async def _demo(host: str, port: int, seed: int, emulator_port: int, state_dir: 
         configure_logging(settings.log_format, settings.log_level, request_lines=False)
         for warning in environment_warnings():
             logging.getLogger("delivery_gateway.startup").warning(warning)
-        config = server_config(
-            app, shutdown_timeout=settings.shutdown_timeout, header_timeout=settings.header_timeout
-        )
+        config = server_config(app, shutdown_timeout=settings.shutdown_timeout, header_timeout=settings.header_timeout)
         background = [
             asyncio.create_task(LiveTraffic(emulator.state, seed=seed).run(), name="demo-traffic"),
             asyncio.create_task(app.report_every(DEMO_SUMMARY_SECONDS, _demo_print), name="demo-access-summary"),

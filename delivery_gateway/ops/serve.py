@@ -33,9 +33,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     port = sock.getsockname()[1]  # the one the system chose, for --port 0
     try:
         app = create_app(settings)
-        config = server_config(
-            app, shutdown_timeout=settings.shutdown_timeout, header_timeout=settings.header_timeout
-        )
+        config = server_config(app, shutdown_timeout=settings.shutdown_timeout, header_timeout=settings.header_timeout)
         config.load()  # resolves the forwarded-header settings the banner shows
         report = build_report(settings, host=host, port=port, forwarded=forwarded_mode(config))
         report.warnings.extend(environment_warnings())

@@ -54,9 +54,13 @@ class LiveGateway:
 @pytest.fixture
 async def live_gateway() -> AsyncIterator[LiveGateway]:
     """Not in demo mode: callers need an Access Token signed with the configured API key."""
-    # The API key signs the Access Tokens and, like on Twilio, also authenticates the gateway's REST calls.
+    # One API key in both roles, each named explicitly: it signs the Access Tokens (the signing keys) and, like on
+    # Twilio, authenticates the gateway's REST calls (TWILIO_API_KEY/TWILIO_API_SECRET).
     emulator = {**KNOBS, "api_keys": {API_KEY_SID: API_KEY_SECRET}}
     async with gateway_on_emulator(
-        emulator=emulator, TWILIO_API_KEY=API_KEY_SID, TWILIO_API_SECRET=API_KEY_SECRET
+        emulator=emulator,
+        TWILIO_API_KEY=API_KEY_SID,
+        TWILIO_API_SECRET=API_KEY_SECRET,
+        DELIVERY_GATEWAY_TWILIO_SIGNING_KEYS=f"{API_KEY_SID}:{API_KEY_SECRET}",
     ) as env:
         yield LiveGateway(env)

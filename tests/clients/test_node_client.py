@@ -139,6 +139,6 @@ async def test_node_client_reports_a_refused_token(node, live_gateway, tmp_path)
     expired = live_gateway.access_token("agent.alice", ttl=-60)
     client = await start(node, live_gateway.base_url, sid, expired, tmp_path / "cursor.txt", max_events=1)
     message = await client.line()
-    assert message["type"] == "error" and "UNAUTHENTICATED" in message["message"]
+    assert message["type"] == "error" and "TOKEN_EXPIRED" in message["message"]  # time to fetch a fresh token
     assert expired not in json.dumps(message)
     assert await asyncio.wait_for(client.process.wait(), 15) == 1

@@ -72,6 +72,7 @@ def on_emulator(**settings):
         DELIVERY_GATEWAY_API_KEYS=API_KEY,
         TWILIO_API_KEY=KEY_SID,
         TWILIO_API_SECRET=KEY_SECRET,
+        DELIVERY_GATEWAY_TWILIO_SIGNING_KEYS=f"{KEY_SID}:{KEY_SECRET}",
         **settings,
     )
 

@@ -43,6 +43,7 @@ def test_the_banner_names_every_part_and_masks_every_credential(tmp_path) -> Non
     settings = make(
         TWILIO_API_KEY=KEY_SID,
         TWILIO_API_SECRET=KEY_SECRET,
+        DELIVERY_GATEWAY_TWILIO_SIGNING_KEYS=f"{KEY_SID}:{KEY_SECRET}",
         DELIVERY_GATEWAY_API_KEYS=f"{API_KEY},{API_KEY}-2",
         DELIVERY_GATEWAY_CHAT_SERVICE_SIDS=SERVICE,
         DELIVERY_GATEWAY_STORE_URL=f"sqlite:///{tmp_path}/ledger.sqlite3",
@@ -124,5 +125,5 @@ def test_ide_and_introspection_are_fine_against_an_emulator() -> None:
 
 
 def test_access_tokens_alone_are_a_way_in() -> None:
-    settings = production(DELIVERY_GATEWAY_API_KEYS="", TWILIO_API_KEY=KEY_SID, TWILIO_API_SECRET=KEY_SECRET)
+    settings = production(DELIVERY_GATEWAY_API_KEYS="", DELIVERY_GATEWAY_TWILIO_SIGNING_KEYS=f"{KEY_SID}:{KEY_SECRET}")
     assert unsafe_settings(settings, host="127.0.0.1") == []

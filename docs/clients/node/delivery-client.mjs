@@ -47,7 +47,8 @@ async function operation(name) {
   return readFile(join(OPERATIONS, `${name}.graphql`), "utf8");
 }
 
-// Queries and mutations: plain fetch. A 401 comes with {"errors": [{"extensions": {"code": "UNAUTHENTICATED"}}]}.
+// Queries and mutations: plain fetch. A 401 comes with {"errors": [{"extensions": {"code": "UNAUTHENTICATED"}}]},
+// or "TOKEN_EXPIRED" when the Access Token has expired (fetch a fresh one from your backend and retry).
 async function request(query, variables) {
   const response = await fetch(httpUrl, {
     method: "POST",
@@ -90,7 +91,7 @@ const client = createClient({
   keepAlive: 10_000,
   on: {
     closed: (event) => {
-      if (event?.code === 4401) emit("error", { message: "the gateway refused the token (4401)" });
+      if (event?.code === 4401) emit("error", { message: `the gateway refused the token (4401 ${event.reason})` });
     },
   },
 });
