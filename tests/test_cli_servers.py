@@ -99,6 +99,20 @@ def test_emulator_accepts_the_credentials_from_the_environment():
         assert seeded.json()["conversations"]  # seed data by default
 
 
+def test_emulator_accepts_an_api_key_pair_as_twilio_does():
+    port = free_port()
+    key, secret = "SK" + "cd" * 16, "env-api-key-secret"
+    env = {"TWILIO_ACCOUNT_SID": "AC" + "ab" * 16, "TWILIO_AUTH_TOKEN": "env-token"}
+    with command(
+        "emulator", "--port", str(port), "--empty", env={**env, "TWILIO_API_KEY": key, "TWILIO_API_SECRET": secret}
+    ) as p:
+        banner = read_until(p, r"DELIVERY_GATEWAY_TWILIO_BASE_URL")
+        assert key in banner and secret not in banner
+        base = f"http://127.0.0.1:{port}"
+        assert wait_for(f"{base}/v1/Configuration", auth=(key, secret)).json()["default_chat_service_sid"]
+        assert httpx.get(f"{base}/v1/Conversations", auth=(key, "not-the-secret")).status_code == 401
+
+
 def test_demo_runs_with_no_credentials_and_shows_live_deliveries():
     port, emulator_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
