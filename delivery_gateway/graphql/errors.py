@@ -64,6 +64,12 @@ class NotFound(GatewayError):
     code = "NOT_FOUND"
 
 
+class RateLimiterUnavailable(GatewayError):
+    """The store of the gateway's own rate limits cannot be reached: what they guard is refused until it can."""
+
+    code = "RATE_LIMITER_UNAVAILABLE"
+
+
 class RateLimited(GatewayError):
     """The caller has used up an allowance of the gateway's own (e.g. resends); `retry_after` seconds until the
     window it counts in starts over."""

@@ -136,3 +136,17 @@ async def test_the_resent_message_announces_itself() -> None:
             created = response.json()["data"]["resendMessage"]["sid"]
             event = json.loads(await asyncio.wait_for(ws.recv(), 5))
         assert event["payload"]["data"]["messageEvents"] == {"action": "ADDED", "messageSid": created}
+
+
+async def test_resends_stop_when_the_allowances_cannot_be_counted(world: World) -> None:
+    """The counters' store (here a Redis nobody listens on) is down: queries still work from Twilio, resends are
+    refused rather than let through uncounted."""
+    from tests.app_support import free_port
+
+    app = world.build(DELIVERY_GATEWAY_CACHE_URL=f"redis://127.0.0.1:{free_port()}/0?connect_timeout=0.2")
+    (message,) = failed_messages(world, "bob")
+    refused = await resend(app, API_KEY, message)
+    assert code(refused) == "RATE_LIMITER_UNAVAILABLE"
+    assert "create_message" not in world.fake.calls
+    read = await post(app, {"query": f'{{ conversation(sid: "{CONV_ALICE}") {{ sid }} }}'}, API_KEY)
+    assert read.json()["data"]["conversation"]["sid"] == CONV_ALICE

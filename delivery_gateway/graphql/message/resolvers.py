@@ -17,7 +17,7 @@ from delivery_gateway.delivery.error_codes import resend_may_help
 from delivery_gateway.delivery.statuses import is_terminal
 from delivery_gateway.delivery.summary import shows_failure, summarize_receipts
 from delivery_gateway.graphql.access import authorize
-from delivery_gateway.graphql.errors import FailedPrecondition, Forbidden, GatewayError, RateLimited
+from delivery_gateway.graphql.errors import FailedPrecondition, Forbidden, RateLimited, RateLimiterUnavailable
 from delivery_gateway.kernel import sids
 from delivery_gateway.kernel.callers import Caller
 from delivery_gateway.kernel.records import MessageRecord, ReceiptRecord
@@ -94,12 +94,6 @@ async def current_summary(context: RequestContext, record: MessageRecord) -> dic
         histories = await ledger.history_many([r.sid for r in receipts])
         summary = summarize_receipts(receipts, histories)
     return summary
-
-
-class RateLimiterUnavailable(GatewayError):
-    """The store of the resend allowances cannot be reached: resends are refused until it can."""
-
-    code = "RATE_LIMITER_UNAVAILABLE"
 
 
 async def failure_codes(context: RequestContext, record: MessageRecord, service_scope: str | None) -> list[int | None]:
