@@ -110,12 +110,6 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
             return
         await super().handle_message(message)
 
-    async def handle_message(self, message: Message) -> None:
-        if not isinstance(message, dict):  # valid JSON but no object (`0`, `[]`): Strawberry would crash on it
-            await self.handle_invalid_message("WebSocket message must be a JSON object")
-            return
-        await super().handle_message(message)
-
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         try:
             await super().handle_connection_init(message)
