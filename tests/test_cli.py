@@ -15,6 +15,10 @@ import pytest
 from delivery_gateway.cli import build_parser, main
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "DELIVERY_GATEWAY_"))}
+# The commands' working folder: no .env file, no test folder shadowing an installed package, and a default
+# ledger file (`delivery-gateway.sqlite3`) of this run only, never one another checkout or run left in /tmp.
+_CLI_HOME = tempfile.TemporaryDirectory(prefix="delivery-gateway-cli-")
+CLI_CWD = _CLI_HOME.name
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -24,7 +28,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=tempfile.gettempdir(),  # no .env file, and no test folder shadowing an installed package
+        cwd=CLI_CWD,
     )
 
 

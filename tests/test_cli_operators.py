@@ -12,7 +12,6 @@ import json
 import signal
 import socket
 import sys
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -27,7 +26,7 @@ from delivery_gateway.emulator.webhook_events import delivery_params
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import create_ledger
 from tests.live.harness import sign
-from tests.test_cli import CLEAN_ENV, run_cli
+from tests.test_cli import CLEAN_ENV, CLI_CWD, run_cli
 
 ACCOUNT = "AC" + "0" * 28 + "9f3e"
 AUTH_TOKEN = "operator-test-auth-token-0123"
@@ -69,7 +68,7 @@ async def serve_process(env: dict[str, str], *args: str) -> AsyncIterator[ServeP
         env={**CLEAN_ENV, "PYTHONUNBUFFERED": "1", **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        cwd=tempfile.gettempdir(),  # no .env file
+        cwd=CLI_CWD,
     )
     running = ServeProcess(process)
 

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from tests.app_support import free_port
-from tests.test_cli import CLEAN_ENV
+from tests.test_cli import CLEAN_ENV, CLI_CWD
 
 
 def _default_sigint() -> None:
@@ -37,7 +36,7 @@ def command(*args: str, env: dict[str, str] | None = None) -> Iterator[subproces
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        cwd=tempfile.gettempdir(),
+        cwd=CLI_CWD,
     )
     try:
         yield process

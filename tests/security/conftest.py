@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -102,6 +102,15 @@ async def post(
 class World:
     fake: FakeConversations
     build: Callable[..., Starlette]  # build(**settings overrides) -> create_app(...) over `fake`
+    started: list[Starlette] = field(default_factory=list)
+
+    async def start(self, **overrides: Any) -> Starlette:
+        """`build`, with the gateway started (ledger, pub/sub, ingest) as its lifespan would; the `world` fixture
+        closes it. Needed by operations that use the ledger (resendMessage); httpx's transport runs no lifespan."""
+        app = self.build(**overrides)
+        await app.state.gateway.start()
+        self.started.append(app)
+        return app
 
 
 @pytest.fixture
@@ -110,9 +119,14 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def world() -> World:
+async def world() -> AsyncIterator[World]:
     fake = make_world()
-    return World(fake, lambda **overrides: gateway_app(fake, **overrides))
+    built = World(fake, lambda **overrides: gateway_app(fake, **overrides))
+    try:
+        yield built
+    finally:
+        for app in built.started:
+            await app.state.gateway.close()
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def code(body: dict[str, Any]) -> str | None:
 
 
 async def test_a_participant_resends_only_what_it_authored_and_never_forces(world: World) -> None:
-    app = world.build()
+    app = await world.start()
     (alices,) = failed_messages(world, "alice")
     (bobs,) = failed_messages(world, "bob")
     refused = await resend(app, mint("alice"), bobs)
@@ -67,7 +67,7 @@ async def test_a_participant_resends_only_what_it_authored_and_never_forces(worl
 
 
 async def test_resends_are_limited_per_message(world: World) -> None:
-    app = world.build(DELIVERY_GATEWAY_RESEND_LIMIT_PER_MESSAGE=2, DELIVERY_GATEWAY_RESEND_WINDOW=600)
+    app = await world.start(DELIVERY_GATEWAY_RESEND_LIMIT_PER_MESSAGE=2, DELIVERY_GATEWAY_RESEND_WINDOW=600)
     (message,) = failed_messages(world, "bob")
     assert code(await resend(app, API_KEY, message)) is None
     assert code(await resend(app, API_KEY, message, force=True)) is None
@@ -78,7 +78,7 @@ async def test_resends_are_limited_per_message(world: World) -> None:
 
 
 async def test_resends_are_limited_per_caller(world: World) -> None:
-    app = world.build(DELIVERY_GATEWAY_RESEND_LIMIT_PER_CALLER=2)
+    app = await world.start(DELIVERY_GATEWAY_RESEND_LIMIT_PER_CALLER=2)
     messages = failed_messages(world, "alice", count=3)
     assert [code(await resend(app, mint("alice"), m)) for m in messages] == [None, None, "RATE_LIMITED"]
     (bobs,) = failed_messages(world, "bob")
@@ -86,7 +86,7 @@ async def test_resends_are_limited_per_caller(world: World) -> None:
 
 
 async def test_a_failure_a_resend_cannot_fix_is_not_resent_unless_forced(world: World) -> None:
-    app = world.build()
+    app = await world.start()
     (outside_window,) = failed_messages(world, "alice", code=63016)  # WhatsApp: outside the 24 h session window
     refused = await resend(app, mint("alice"), outside_window)
     assert code(refused) == "FAILED_PRECONDITION" and "63016" in refused["errors"][0]["message"]
@@ -97,14 +97,10 @@ async def test_a_failure_a_resend_cannot_fix_is_not_resent_unless_forced(world: 
 @pytest.mark.redis
 async def test_replicas_share_the_allowances(world: World, redis_url: str) -> None:  # noqa: F811
     settings = {"DELIVERY_GATEWAY_CACHE_URL": redis_url, "DELIVERY_GATEWAY_RESEND_LIMIT_PER_MESSAGE": 1}
-    first, second = world.build(**settings), world.build(**settings)
+    first, second = await world.start(**settings), await world.start(**settings)
     (message,) = failed_messages(world, "bob")
-    try:
-        assert code(await resend(first, API_KEY, message)) is None
-        assert code(await resend(second, API_KEY, message, force=True)) == "RATE_LIMITED"
-    finally:
-        for app in (first, second):
-            await app.state.gateway.close()
+    assert code(await resend(first, API_KEY, message)) is None
+    assert code(await resend(second, API_KEY, message, force=True)) == "RATE_LIMITED"
 
 
 async def test_the_resent_message_announces_itself() -> None:
@@ -143,7 +139,7 @@ async def test_resends_stop_when_the_allowances_cannot_be_counted(world: World) 
     refused rather than let through uncounted."""
     from tests.app_support import free_port
 
-    app = world.build(DELIVERY_GATEWAY_CACHE_URL=f"redis://127.0.0.1:{free_port()}/0?connect_timeout=0.2")
+    app = await world.start(DELIVERY_GATEWAY_CACHE_URL=f"redis://127.0.0.1:{free_port()}/0?connect_timeout=0.2")
     (message,) = failed_messages(world, "bob")
     refused = await resend(app, API_KEY, message)
     assert code(refused) == "RATE_LIMITER_UNAVAILABLE"
