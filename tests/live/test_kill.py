@@ -31,7 +31,7 @@ QUERY = "subscription($c: String!, $a: String) { deliveryUpdates(conversationSid
 
 
 @contextlib.asynccontextmanager
-async def gateway_process(store_url: str, pubsub_url: str = "memory://"):
+async def gateway_process(store_url: str, pubsub_url: str = "memory://", apply_delay: float = 0.0):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -40,6 +40,7 @@ async def gateway_process(store_url: str, pubsub_url: str = "memory://"):
         store_url,
         DEFAULT_AUTH_TOKEN,
         pubsub_url,
+        str(apply_delay),
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -76,7 +77,8 @@ async def test_sigkill_mid_storm_loses_no_acknowledged_event(store_url):
     conversation = next(iter(state.store.conversations))
 
     seen_before: list[int] = []
-    async with gateway_process(store_url) as (proc, base):
+    # Each batch is applied 50 ms late, so the kill surely finds acknowledged events still in the inbox.
+    async with gateway_process(store_url, apply_delay=0.05) as (proc, base):
         async with TransportWsClient.connect(base.replace("http", "ws") + "/graphql") as client:
             await client.subscribe(QUERY, {"c": conversation})
             await asyncio.sleep(0.2)
