@@ -1,4 +1,5 @@
-"""Follows one conversation's ledger changes: subscribe live first, replay from the ledger, then dedupe.
+"""Follows ledger changes (one conversation's, or a whole service's): subscribe live first, replay from the ledger,
+then dedupe.
 
 Never skips or repeats a change across a resume (the live subscription buffers while the ledger is replayed,
 and sequence numbers drop what the replay already delivered), and never holds more than SEEN_WINDOW sequences.
@@ -7,14 +8,18 @@ and sequence numbers drop what the replay already delivered), and never holds mo
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable
 
 from delivery_gateway.kernel.errors import CodedError
+from delivery_gateway.kernel.records import DeliveryStatus
 from delivery_gateway.ledger import ChangeKind, DeliveryLedger, LedgerChange
-from delivery_gateway.pubsub import GAP, PubSub, conversation_channel
+from delivery_gateway.pubsub import GAP, PubSub, conversation_channel, service_channel
 
 REPLAY_BATCH = 500
 SEEN_WINDOW = 4096  # live sequences remembered for dedupe (a change may be published again after a crash)
+
+# The ledger's changes of one stream after a sequence number, at most `limit` of them, in sequence order.
+Replay = Callable[[int, int], Awaitable[list[LedgerChange]]]
 
 
 class CursorExpired(CodedError):
@@ -45,28 +50,82 @@ async def _check_cursor(ledger: DeliveryLedger, after: int) -> None:
         raise CursorExpired(after, unknown=True)
 
 
-async def conversation_changes(
+def conversation_changes(
     ledger: DeliveryLedger,
     pubsub: PubSub,
     conversation_sid: str,
     after: int | None,
     kinds: Iterable[ChangeKind],
-) -> AsyncIterator[LedgerChange]:
+) -> AsyncGenerator[LedgerChange, None]:
     """Changes of the conversation of the given kinds after sequence `after` (from the ledger), then live ones.
 
     Raises CursorExpired for a pruned cursor, and pub/sub's SlowConsumer when this follower falls behind.
     """
     wanted = set(kinds)
-    async with pubsub.subscribe(conversation_channel(conversation_sid)) as live:
+
+    async def replay(cursor: int, limit: int) -> list[LedgerChange]:
+        return await ledger.changes_after(conversation_sid, cursor, limit=limit)
+
+    return _follow(ledger, pubsub, conversation_channel(conversation_sid), replay, lambda c: c.kind in wanted, after)
+
+
+def delivery_status_filter(statuses: Collection[DeliveryStatus] | None) -> Callable[[LedgerChange], bool]:
+    """Delivery changes whose receipt moved to one of `statuses` (None: every delivery change) — the rule
+    `DeliveryLedger.service_changes_after(statuses=...)` applies in SQL, for changes that arrive live."""
+    wanted = None if statuses is None else {DeliveryStatus(s).value for s in statuses}
+
+    def keep(change: LedgerChange) -> bool:
+        if change.kind is not ChangeKind.DELIVERY:
+            return False
+        return wanted is None or (change.payload.get("receipt") or {}).get("status") in wanted
+
+    return keep
+
+
+def service_delivery_changes(
+    ledger: DeliveryLedger,
+    pubsub: PubSub,
+    service_sid: str,
+    after: int | None,
+    statuses: Collection[DeliveryStatus] | None = None,
+) -> AsyncGenerator[LedgerChange, None]:
+    """Delivery changes of every conversation of the Conversation Service `service_sid` after sequence `after`
+    (from the ledger), then live ones from the service's channel; only those that moved a receipt to one of
+    `statuses` when given (non-empty). Cursors are the same sequence numbers as a conversation's.
+
+    Raises CursorExpired for a pruned cursor, and pub/sub's SlowConsumer when this follower falls behind (ValueError
+    at once for an empty `statuses`).
+    """
+    if statuses is not None and not statuses:
+        raise ValueError("statuses: give at least one status, or None for all")
+    only = sorted(statuses) if statuses is not None else None
+
+    async def replay(cursor: int, limit: int) -> list[LedgerChange]:
+        return await ledger.service_changes_after(service_sid, cursor, statuses=only, limit=limit)
+
+    return _follow(ledger, pubsub, service_channel(service_sid), replay, delivery_status_filter(only), after)
+
+
+async def _follow(
+    ledger: DeliveryLedger,
+    pubsub: PubSub,
+    channel: str,
+    replay: Replay,
+    wanted: Callable[[LedgerChange], bool],
+    after: int | None,
+) -> AsyncGenerator[LedgerChange, None]:
+    """The changes `replay` reads after `after`, then the live ones of `channel`, each once, in sequence order;
+    only those `wanted` (replay may return others: they still advance the cursor)."""
+    async with pubsub.subscribe(channel) as live:
         replayed_up_to = 0
         if after is not None:  # the live subscription is already buffering: nothing falls in between
             await _check_cursor(ledger, after)
             cursor = after
             while True:
-                batch = await ledger.changes_after(conversation_sid, cursor, limit=REPLAY_BATCH)
+                batch = await replay(cursor, REPLAY_BATCH)
                 for change in batch:
                     cursor = change.seq
-                    if change.kind in wanted:
+                    if wanted(change):
                         yield change
                 if len(batch) < REPLAY_BATCH:
                     break
@@ -87,13 +146,19 @@ async def conversation_changes(
             if len(order) > SEEN_WINDOW:
                 seen.discard(order.popleft())
             high = max(high, change.seq)
-            return change.kind in wanted
+            return wanted(change)
 
         async for text in live:
-            if text == GAP:  # the broker may have lost messages: catch up from the ledger
-                for change in await ledger.changes_after(conversation_sid, high, limit=SEEN_WINDOW):
-                    if fresh(change):
-                        yield change
+            if text == GAP:  # the broker may have lost messages: catch up from the ledger, all of it
+                cursor = high
+                while True:
+                    batch = await replay(cursor, REPLAY_BATCH)
+                    for change in batch:
+                        cursor = change.seq
+                        if fresh(change):
+                            yield change
+                    if len(batch) < REPLAY_BATCH:
+                        break
                 continue
             change = LedgerChange.from_json(text)
             if fresh(change):

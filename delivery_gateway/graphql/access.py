@@ -1,10 +1,12 @@
 """The one access rule of the API: which Conversation Service a request reads through, and whether its caller may
 see a conversation there. Every path that names a conversation — root fields, `node(id:)`, nested links,
-subscriptions, mutations — goes through `authorize`, which resolves the caller's effective service first.
+subscriptions, mutations — goes through `authorize`, which resolves the caller's effective service first; every
+read across a service's conversations (the service stream, reports) goes through `authorize_service_wide`.
 
 Never lets a participant caller learn anything about a conversation they are not in (existence included), and
 never reads a participant caller's data through a service other than their Access Token's: identities are per
-service in Twilio, so "alice" of one service is nobody in another.
+service in Twilio, so "alice" of one service is nobody in another. Participant callers never read across a
+service's conversations at all.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from delivery_gateway.graphql.errors import Forbidden, NotFound
+from delivery_gateway.graphql.errors import FailedPrecondition, Forbidden, NotFound
 from delivery_gateway.kernel import sids
 from delivery_gateway.kernel.callers import CallerKind
 from delivery_gateway.upstream.errors import UpstreamError, UpstreamNotFound
@@ -105,3 +107,22 @@ async def may_see_conversation(context: RequestContext, service_scope: str | Non
     except Forbidden:
         return False
     return True
+
+
+async def authorize_service_wide(context: RequestContext, service_sid: str | None) -> str:
+    """The Conversation Service SID a service-wide read covers (the ledger's service stream and reports).
+
+    Only full-access callers (API keys, demo): a participant caller sees conversations one at a time and is
+    FORBIDDEN here, whatever it asks for. `service_sid` None means the account's default service, as for every
+    other root field; the ledger records changes by service SID, so it is resolved (`default_service_sid`, one
+    cached Configuration read). Malformed SIDs are BAD_USER_INPUT, an account without a default service
+    FAILED_PRECONDITION.
+    """
+    if not context.caller.full_access:
+        raise Forbidden("Service-wide reads (the service stream and delivery reports) need an API key.")
+    if service_sid is not None:
+        return sids.require_sid(SERVICE_ARGUMENT, service_sid, sids.SERVICE)
+    default = await default_service_sid(context)
+    if default is None:
+        raise FailedPrecondition(f"{SERVICE_ARGUMENT}: the account names no default Conversation Service; pass one")
+    return default

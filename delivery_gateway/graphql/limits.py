@@ -1,5 +1,5 @@
-"""GraphQL hardening as Strawberry extensions: depth, alias, token, page-size and upstream-cost limits, and
-switching introspection off.
+"""GraphQL hardening as Strawberry extensions: depth, alias, token, page-size, upstream-cost and ledger-query
+limits, and switching introspection off.
 
 Never lets a rejected operation reach a resolver. Rejections carry `extensions.code` (QUERY_TOO_COMPLEX,
 BAD_USER_INPUT, GRAPHQL_VALIDATION_FAILED); errors.py gives every other error its code.
@@ -47,11 +47,14 @@ class FieldCost:
 
     `pages`: the calls grow with the field's page size (`first`/`last`, else the default): a function of it.
     `per_argument`: calls grow with that Int argument (a roll-up reads `window` messages' receipts).
+    `ledger`: queries across the ledger (a report, a page of failures, a service stream's replay): they cost no
+    Twilio call but database time, so they count against their own ceiling (DELIVERY_GATEWAY_MAX_LEDGER_QUERIES).
     """
 
     calls: int = 1
     pages: Callable[[int], int] | None = None
     per_argument: str | None = None
+    ledger: int = 0
 
 
 # Fields whose resolution costs upstream calls per parent object, keyed by `Type.field` of schema.graphql.
@@ -72,6 +75,15 @@ DEFAULT_COST_TABLE: dict[str, FieldCost] = {
     "Message.resentAs": FieldCost(),
     "Message.resendOf": FieldCost(),
     "Mutation.resendMessage": FieldCost(calls=3),  # the original, its receipts, the new message
+    # Service-wide ledger fields: one ledger query each, and one upstream call at most (the account's default
+    # service when `serviceSid` is left out, cached); what is read below a failed message costs as usual, times
+    # the page size.
+    "Query.deliveryReport": FieldCost(ledger=1),
+    "Query.failedMessages": FieldCost(ledger=1),
+    "Subscription.serviceDeliveryUpdates": FieldCost(ledger=1),
+    "FailedMessage.conversation": FieldCost(),
+    "FailedMessage.message": FieldCost(),
+    "FailedRecipient.participant": FieldCost(),  # the conversation's Participants list, once per request
 }
 
 
@@ -157,6 +169,23 @@ class CostEstimator:
     ) -> int:
         """Raises BadUserInput for a `first`/`last` outside the page-size rule (PageSizes.check), and
         UncoercibleVariables when execution would refuse the variables anyway."""
+        return self._total(document, operation, variables, upstream_calls)
+
+    def ledger_queries(
+        self, document: DocumentNode, operation: OperationDefinitionNode, variables: Mapping[str, Any] | None
+    ) -> int:
+        """The ledger queries the operation makes (FieldCost.ledger), times the page sizes above them."""
+        return self._total(document, operation, variables, lambda entry, _page_size, _args: entry.ledger)
+
+    def _total(
+        self,
+        document: DocumentNode,
+        operation: OperationDefinitionNode,
+        variables: Mapping[str, Any] | None,
+        measure: Measure,
+    ) -> int:
+        """The sum over the operation's fields of `measure(entry, page size, arguments)`, each times the product
+        of the page sizes above it."""
         fragments = _fragments(document)
         coerced = get_variable_values(self.schema, operation.variable_definitions or (), dict(variables or {}))
         if not isinstance(coerced, VariableValues):
@@ -222,14 +251,22 @@ class CostEstimator:
             multiplier = page(args, field_def)
             own = 0
             if entry is not None:
-                own = entry.pages(multiplier) if entry.pages is not None else entry.calls
-                if entry.per_argument:
-                    own += _positive_int(args.get(entry.per_argument))
+                own = measure(entry, multiplier, args)
             named: GraphQLNamedType = get_named_type(field_def.type)
             children = unit(field.selection_set, named) if field.selection_set else 0
             return own + multiplier * children
 
         return unit(operation.selection_set, root)
+
+
+# What one field costs in one dimension: (its cost-table entry, its page size, its coerced arguments) -> cost.
+Measure = Callable[[FieldCost, int, Mapping[str, Any]], int]
+
+
+def upstream_calls(entry: FieldCost, page_size: int, args: Mapping[str, Any]) -> int:
+    """Upstream calls of one resolution: its pages' calls (or its fixed calls), plus its per-argument calls."""
+    calls = entry.pages(page_size) if entry.pages is not None else entry.calls
+    return calls + (_positive_int(args.get(entry.per_argument)) if entry.per_argument else 0)
 
 
 def _positive_int(value: Any) -> int:
@@ -289,10 +326,12 @@ class OperationLimits(SchemaExtension):
         max_cost: int,
         page_sizes: PageSizes = PageSizes(),
         cost_table: Mapping[str, FieldCost] = DEFAULT_COST_TABLE,
+        max_ledger_queries: int | None = None,
     ) -> None:
         self.max_cost = max_cost
         self.page_sizes = page_sizes
         self.cost_table = cost_table
+        self.max_ledger_queries = max_ledger_queries
 
     def on_execute(self) -> Iterator[None]:
         error = self.check()
@@ -319,6 +358,14 @@ class OperationLimits(SchemaExtension):
         if cost > self.max_cost:
             message = f"Operation would make about {cost} upstream calls; the limit is {self.max_cost}."
             return GraphQLError(message, extensions={"code": QUERY_TOO_COMPLEX, "cost": cost})
+        if self.max_ledger_queries is not None:
+            queries = estimator.ledger_queries(document, operation, variables)
+            if queries > self.max_ledger_queries:
+                message = (
+                    f"Operation would run {queries} ledger queries (reports, failed messages); "
+                    f"the limit is {self.max_ledger_queries}."
+                )
+                return GraphQLError(message, extensions={"code": QUERY_TOO_COMPLEX, "ledgerQueries": queries})
         return None
 
 
@@ -345,6 +392,7 @@ def limit_extensions(
             max_cost=settings.max_query_cost,
             page_sizes=PageSizes.from_settings(settings),
             cost_table=cost_table,
+            max_ledger_queries=settings.max_ledger_queries,
         )
     )
     return extensions

@@ -11,7 +11,7 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from strawberry import relay
 
@@ -49,7 +49,14 @@ def upstream_pages(window: int, page_size: int = UPSTREAM_PAGE_SIZE) -> int:
     return -(-window // page_size) + 1
 
 
-def page_info(edges: Sequence[relay.Edge[Any]], *, has_next_page: bool, has_previous_page: bool) -> relay.PageInfo:
+class Edge(Protocol):
+    """What `page_info` reads of an edge (relay.Edge, or a connection's own edge type)."""
+
+    @property
+    def cursor(self) -> str: ...
+
+
+def page_info(edges: Sequence[Edge], *, has_next_page: bool, has_previous_page: bool) -> relay.PageInfo:
     """Relay's PageInfo of a window of edges (start/end cursors from its first and last edge)."""
     return relay.PageInfo(
         has_next_page=has_next_page,

@@ -19,13 +19,14 @@ from delivery_gateway.graphql.message.mutations import MessageMutation
 from delivery_gateway.graphql.message.schema import MessageQuery
 from delivery_gateway.graphql.nodes import NodeQuery
 from delivery_gateway.graphql.operation_log import OperationLogExtension
+from delivery_gateway.graphql.reports.schema import ReportsQuery
 from delivery_gateway.kernel.settings import Settings
 
 __all__ = ["Mutation", "Query", "Subscription", "build_schema", "schema_sdl"]
 
 
 @strawberry.type
-class Query(NodeQuery, ConversationQuery, MessageQuery):
+class Query(NodeQuery, ConversationQuery, MessageQuery, ReportsQuery):
     pass
 
 

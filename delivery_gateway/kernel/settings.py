@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=2000, ge=100, alias="DELIVERY_GATEWAY_MAX_TOKENS")
     max_page_size: int = Field(default=100, ge=1, le=1000, alias="DELIVERY_GATEWAY_MAX_PAGE_SIZE")
     max_query_cost: int = Field(default=1000, ge=1, alias="DELIVERY_GATEWAY_MAX_QUERY_COST")
+    # Ledger queries one operation may run (deliveryReport, failedMessages, serviceDeliveryUpdates' replay).
+    max_ledger_queries: int = Field(default=10, ge=1, alias="DELIVERY_GATEWAY_MAX_LEDGER_QUERIES")
     max_subscriptions_per_connection: int = Field(
         default=20, ge=1, alias="DELIVERY_GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION"
     )

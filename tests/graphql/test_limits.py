@@ -99,6 +99,31 @@ def test_page_size_rule_follows_the_setting_above_and_below_100() -> None:
     assert cost(query, {"n": 300}, PageSizes(maximum=300)) == 1 + 7
 
 
+WINDOW = 'since: "2026-01-01T00:00:00Z", until: "2026-01-02T00:00:00Z"'
+
+
+def ledger_queries(query: str) -> int:
+    document = parse(query)
+    return CostEstimator(SCHEMA).ledger_queries(document, select_operation(document, None), None)
+
+
+def test_ledger_fields_cost_ledger_queries_and_what_is_read_below_them() -> None:
+    """A report is one ledger query and at most one upstream call (the default service); below a page of failed
+    messages, each item's conversation, message and participants count like any other upstream read."""
+    report = f"{{ deliveryReport({WINDOW}, groupBy: [STATUS]) {{ total rows {{ count error {{ name }} }} }} }}"
+    assert cost(report) == 1 and ledger_queries(report) == 1
+    node = "conversation { sid } message { sid ticks } recipient { participant { sid } } error { name }"
+    failed = f"{{ failedMessages({WINDOW}, first: 20) {{ edges {{ node {{ {node} }} }} }} }}"
+    assert cost(failed) == 1 + 20 * (1 + 1 + 1 + 1) and ledger_queries(failed) == 1
+    plain = f"{{ failedMessages({WINDOW}) {{ edges {{ node {{ receiptSid errorCode }} }} }} }}"
+    assert cost(plain) == 1
+    both = f"{{ a: deliveryReport({WINDOW}) {{ total }} b: deliveryReport({WINDOW}) {{ total }} {plain[2:-2]} }}"
+    assert ledger_queries(both) == 3
+    stream = "subscription { serviceDeliveryUpdates { cursor message { ticks } } }"
+    assert ledger_queries(stream) == 1 and cost(stream) == 1 + 1
+    assert ledger_queries(f"{{ {CONV} {{ messages {{ edges {{ node {{ ticks }} }} }} }} }}") == 0
+
+
 async def test_introspection_switch(fake):
     off = Runner(GatewayServices(Settings(_env_file=None, DELIVERY_GATEWAY_INTROSPECTION=False), upstream=fake))
     result = await off("{ __schema { queryType { name } } }")

@@ -165,6 +165,15 @@ async def test_webhook_config_both_scopes(emulator, upstream):
         assert sorted(fetched.filters) == ["onDeliveryUpdated", "onMessageAdded"]
 
 
+async def test_configuration_names_the_default_service_in_one_call(emulator, upstream):
+    store = emulator.state.store
+    with upstream.calls.capture() as calls:
+        configuration = await upstream.fetch_configuration()
+    assert configuration.default_chat_service_sid == store.default_service.sid
+    assert configuration.account_sid == store.account_sid
+    assert calls.count() == 1 and calls.count(route="/v1/Configuration") == 1
+
+
 async def test_wrong_credentials_are_unauthorized(emulator):
     async with client_for(emulator, auth_token="wrong") as client:
         with pytest.raises(UpstreamUnauthorized) as caught:

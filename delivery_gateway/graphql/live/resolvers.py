@@ -1,18 +1,20 @@
-"""Subscription field logic: resume cursors, and following a conversation's change stream as one caller.
+"""Subscription field logic: resume cursors, and following a conversation's (or a service's) change stream as one
+caller.
 
 Never serves an event with an earlier event's loaders, and never reads anything before the caller is authorized
-for the conversation. The stream itself (replay, live, dedupe) is changes/'s, not GraphQL's.
+for the conversation (or the service). The stream itself (replay, live, dedupe) is changes/'s, not GraphQL's.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Collection
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
-from delivery_gateway.changes import conversation_changes
-from delivery_gateway.graphql.access import authorize
+from delivery_gateway.changes import conversation_changes, service_delivery_changes
+from delivery_gateway.graphql.access import authorize, authorize_service_wide
 from delivery_gateway.graphql.errors import BadUserInput
-from delivery_gateway.kernel.records import MessageRecord
+from delivery_gateway.kernel.records import DeliveryStatus, MessageRecord
 from delivery_gateway.ledger import ChangeKind, LedgerChange
 
 if TYPE_CHECKING:
@@ -45,11 +47,44 @@ async def follow(
     cursor = parse_cursor(after)
     scope = await authorize(context, service_sid, conversation_sid, must_exist=True)
     services = context.services
+    changes = conversation_changes(services.ledger, services.pubsub, conversation_sid, cursor, [kind])
+    async with aclosing(_each_event(context, changes)) as events:
+        async for change in events:
+            yield change, scope
+
+
+async def follow_service(
+    context: RequestContext, service_sid: str | None, statuses: Collection[DeliveryStatus] | None, after: str | None
+) -> AsyncGenerator[tuple[LedgerChange, str | None], None]:
+    """The delivery changes of every conversation of a service after `after`, each with the request's service
+    scope (None when the caller named no service: later reads go through the default scope, as for every root field).
+
+    Authorizes first (API-key callers only; the default service resolved to its SID), then the same per-event
+    rule as a conversation's stream.
+    """
+    cursor = parse_cursor(after)
+    if statuses is not None and not statuses:
+        raise BadUserInput("statuses: give at least one status, or leave the argument out for every status")
+    ledger_service = await authorize_service_wide(context, service_sid)
+    services = context.services
+    changes = service_delivery_changes(services.ledger, services.pubsub, ledger_service, cursor, statuses)
+    async with aclosing(_each_event(context, changes)) as events:
+        async for change in events:
+            yield change, service_sid
+
+
+async def _each_event(
+    context: RequestContext, changes: AsyncGenerator[LedgerChange, None]
+) -> AsyncGenerator[LedgerChange, None]:
+    """Counts the subscription while it is open, and gives every event fresh loaders before it is resolved; closes
+    the stream (its pub/sub subscription) as soon as the subscription ends."""
+    services = context.services
     services.metrics.subscriptions_active.inc()
     try:
-        async for change in conversation_changes(services.ledger, services.pubsub, conversation_sid, cursor, [kind]):
-            context.refresh_loaders()
-            yield change, scope
+        async with aclosing(changes):
+            async for change in changes:
+                context.refresh_loaders()
+                yield change
     finally:
         services.metrics.subscriptions_active.dec()
 

@@ -19,6 +19,7 @@ from delivery_gateway.graphql.message.types import Message
 from delivery_gateway.graphql.participant.resolvers import participant_by_sid
 from delivery_gateway.graphql.participant.types import Participant
 from delivery_gateway.kernel.records import DeliveryStatus
+from delivery_gateway.ledger import LedgerChange
 
 
 @strawberry.type(description="A receipt changed status. Duplicate and stale webhooks never produce one.")
@@ -27,8 +28,23 @@ class DeliveryUpdate:
     receipt: DeliveryReceipt
     previous_status: DeliveryStatus | None = strawberry.field(description="Null for a receipt's first status.")
     message_sid: str
+    conversation_sid: str
     service_scope: strawberry.Private[str | None]
-    conversation_sid: strawberry.Private[str]
+
+    @classmethod
+    def from_change(cls, change: LedgerChange, service_scope: str | None) -> DeliveryUpdate | None:
+        """The event of a delivery change (None for a change without a receipt)."""
+        receipt = change.receipt
+        if receipt is None:
+            return None
+        return cls(
+            cursor=change.cursor,
+            receipt=DeliveryReceipt.from_record(receipt, service_scope),
+            previous_status=change.previous_status,
+            message_sid=receipt.message_sid,
+            conversation_sid=change.conversation_sid,
+            service_scope=service_scope,
+        )
 
     @strawberry.field(description="The message, with its recomputed delivery summary and ticks.")
     async def message(self, info: Info) -> Message | None:
