@@ -123,7 +123,7 @@ class _Planner:
             entry = HistoryEntry(
                 status=event.status,
                 error_code=event.error_code,
-                at=event.date_updated,
+                at=event.date_updated or event.date_created,  # never updated: its status since creation
                 source=event.source,
                 recorded_seq=change.seq if change else 0,
             )

@@ -146,7 +146,7 @@ class HistoryEntry:
 
     status: DeliveryStatus
     error_code: int | None
-    at: str | None  # Twilio's DateUpdated of that status
+    at: str | None  # Twilio's DateUpdated of that status (its DateCreated before the receipt's first update)
     source: str
     recorded_seq: int  # ledger sequence when recorded (0 when the entry changed nothing)
 

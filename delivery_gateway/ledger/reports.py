@@ -62,7 +62,7 @@ class FailedDelivery:
     channel: str  # sms, whatsapp, other
     status: DeliveryStatus
     error_code: int | None
-    failed_at: datetime  # Twilio's DateUpdated of the failure (when it reached the gateway, if Twilio gave none)
+    failed_at: datetime  # Twilio's DateUpdated of the failure, else DateCreated, else when the gateway learnt it
 
 
 @dataclass(frozen=True)

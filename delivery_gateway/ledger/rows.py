@@ -47,7 +47,9 @@ def channel_of(record: ReceiptRecord) -> str:
 
 
 def receipt_row(record: ReceiptRecord, now: float) -> dict[str, Any]:
-    updated = epoch_of(record.date_updated, now)
+    # When Twilio says the receipt reached its status: DateUpdated, else DateCreated (Twilio leaves DateUpdated
+    # null until a receipt is updated, so one created failed has been failed since it was created).
+    updated = epoch_of(record.date_updated or record.date_created, now)
     status = record.status.value if record.status is not None else None
     return {
         "sid": record.sid,

@@ -64,7 +64,7 @@ receipts = Table(
     Column("channel", String(16), nullable=False),
     Column("status", String(16)),
     Column("error_code", Integer),
-    Column("updated_epoch", BigInteger, nullable=False),  # Twilio's DateUpdated, else when recorded
+    Column("updated_epoch", BigInteger, nullable=False),  # Twilio's DateUpdated, else DateCreated, else recorded
     Column("failed_at", BigInteger),  # = updated_epoch while the status is failed/undelivered, else NULL
     Column("record", Text, nullable=False),
     Index("ix_ledger_receipts_message_sid", "message_sid"),

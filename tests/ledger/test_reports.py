@@ -177,6 +177,27 @@ async def test_failed_deliveries_filters(ledger):
     assert empty.items == [] and empty.has_next_page
 
 
+async def test_a_receipt_never_updated_counts_at_its_creation(ledger_url):
+    """Twilio leaves DateUpdated null until a receipt is updated: a receipt created failed has been failed since
+    its DateCreated, which is when reports count it, whenever the gateway learns it (a late webhook, a
+    reconciliation hours later)."""
+    created = datetime(2026, 3, 2, 10, 15, 7, tzinfo=UTC)
+    ledger = create_ledger(ledger_url)
+    await ledger.start()
+    try:
+        event = scenario.receipt_event("CH" + "1" * 32, "IM" + "1" * 32, "DY" + "1" * 32, "failed", created)
+        event = DeliveryEvent(**{**event.__dict__, "date_updated": None, "error_code": 30008})
+        await ledger.apply(event)
+        (item,) = (await ledger.failed_deliveries(scenario.SERVICE_A, SINCE, UNTIL)).items
+        assert item.failed_at == created
+        (entry,) = await ledger.history(event.receipt_sid)
+        assert entry.at == scenario.iso(created)
+        hours = await ledger.delivery_report(scenario.SERVICE_A, SINCE, UNTIL, [D.HOUR])
+        assert hours == [ReportRow(count=1, hour=created.replace(minute=0, second=0))]
+    finally:
+        await ledger.close()
+
+
 @pytest.mark.parametrize("cursor", ["", "abc", "12", ":DY1", "-5:DY1"])
 async def test_failed_deliveries_refuse_foreign_cursors(ledger, cursor):
     with pytest.raises(InvalidCursor):
