@@ -16,6 +16,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
@@ -108,3 +109,67 @@ def fresh_postgres_url() -> str:
 def postgres_url() -> str:
     """`postgresql://postgres@127.0.0.1:5432/dgtest_<run>?schema=t_<unique>` (see fresh_postgres_url)."""
     return fresh_postgres_url()
+
+
+# --- the live suite on PostgreSQL -------------------------------------------------------------------------------
+
+STORE_ENV = "DELIVERY_GATEWAY_STORE_URL"
+
+
+class _OwnSchemas:
+    """Schemas this run created in a database it was given (DELIVERY_GATEWAY_STORE_URL): dropped when it exits."""
+
+    def __init__(self) -> None:
+        self.created: list[tuple[str, str]] = []  # (connection URL without query, schema)
+        self._lock = threading.Lock()
+
+    def fresh(self, url: str) -> str:
+        """`url` with a `schema` of its own (replacing any it named), remembered for dropping."""
+        parts = urlsplit(url)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "schema"]
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        with self._lock:
+            if not self.created:
+                atexit.register(self.drop)
+            self.created.append((urlunsplit(parts._replace(query="")), schema))
+        return urlunsplit(parts._replace(query=urlencode([*query, ("schema", schema)])))
+
+    def drop(self) -> None:
+        import asyncpg
+
+        async def drop_all() -> None:
+            for base, schema in self.created:
+                try:
+                    conn = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://", 1), timeout=2)
+                    try:
+                        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                    finally:
+                        await conn.close()
+                except Exception as exc:  # the server went away: nothing left to clean
+                    import sys
+
+                    print(f"could not drop test schema {schema}: {exc!r}", file=sys.stderr)
+
+        asyncio.run(drop_all())
+
+
+OWN_SCHEMAS = _OwnSchemas()
+_live_urls: dict[str, str] = {}
+
+
+def live_store_url(tmp_path: Any, default: str | None = None) -> str:
+    """The ledger of one live test (the same URL for every call with its `tmp_path`): `default` (a SQLite file
+    when None), unless the run asks for PostgreSQL with DELIVERY_GATEWAY_STORE_URL=postgresql://…: then that
+    database, in a schema of the test's own, dropped when the run ends.
+
+    `DELIVERY_GATEWAY_STORE_URL=postgresql://postgres@127.0.0.1:5432/db pytest tests/live` runs the whole live
+    suite on PostgreSQL wherever a test would otherwise use the embedded engine.
+    """
+    key = str(tmp_path)
+    if key not in _live_urls:
+        chosen = os.environ.get(STORE_ENV, "")
+        if urlsplit(chosen).scheme.startswith("postgresql"):
+            _live_urls[key] = OWN_SCHEMAS.fresh(chosen)
+        else:
+            _live_urls[key] = default or f"sqlite:///{tmp_path}/ledger.sqlite3"
+    return _live_urls[key]

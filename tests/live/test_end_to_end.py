@@ -19,6 +19,7 @@ from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.upstream.client import UpstreamClient
 from delivery_gateway.webhooks.install import WEBHOOK_FILTERS, install_webhooks
 from tests.live.harness import Gateway, TransportWsClient, serve_gateway
+from tests.postgres_support import live_store_url
 
 DELIVERY_UPDATES = """
 subscription($c: String!, $after: String) {
@@ -74,7 +75,7 @@ def gateway_settings(emulator: RunningEmulator, tmp_path, **overrides) -> Settin
         "TWILIO_ACCOUNT_SID": emulator.state.config.account_sid,
         "TWILIO_AUTH_TOKEN": emulator.state.config.auth_token,
         "DELIVERY_GATEWAY_TWILIO_BASE_URL": emulator.base_url,
-        "DELIVERY_GATEWAY_STORE_URL": f"sqlite:///{tmp_path}/ledger.sqlite3",
+        "DELIVERY_GATEWAY_STORE_URL": live_store_url(tmp_path),
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

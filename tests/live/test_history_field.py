@@ -16,6 +16,7 @@ from delivery_gateway.kernel.callers import Caller, CallerKind
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import create_ledger
 from tests.live.events_factory import delivery, sids
+from tests.postgres_support import live_store_url
 
 LazyStatusChange = Annotated["ReceiptStatusChange", strawberry.lazy("delivery_gateway.graphql.delivery.types")]  # noqa: F821
 
@@ -39,8 +40,8 @@ class Query:
         return [Receipt(sid=s) for s in sids]
 
 
-async def test_history_field_reads_the_ledger_batched():
-    ledger = create_ledger("memory://")
+async def test_history_field_reads_the_ledger_batched(tmp_path):
+    ledger = create_ledger(live_store_url(tmp_path, "memory://"))
     await ledger.start()
     try:
         await _history_field_reads_the_ledger_batched(ledger)

@@ -18,6 +18,7 @@ from delivery_gateway.ledger import create_ledger
 from delivery_gateway.ledger.events import ChangeKind, LedgerChange
 from delivery_gateway.pubsub import SlowConsumer, conversation_channel, create_pubsub
 from tests.app_support import NO_UPSTREAM
+from tests.postgres_support import live_store_url
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -62,9 +63,9 @@ async def test_slow_consumer_is_closed_not_buffered(pubsub_url):
         await broker.close()
 
 
-async def test_slow_subscription_gets_a_slow_consumer_graphql_error():
+async def test_slow_subscription_gets_a_slow_consumer_graphql_error(tmp_path):
     settings = Settings(_env_file=None, DELIVERY_GATEWAY_SUBSCRIBER_QUEUE_SIZE=2)
-    ledger = create_ledger("memory://")
+    ledger = create_ledger(live_store_url(tmp_path, "memory://"))
     await ledger.start()
     broker = create_pubsub("memory://", queue_size=2)
     services = GatewayServices(settings=settings, upstream=NO_UPSTREAM, ledger=ledger, pubsub=broker)
@@ -98,7 +99,7 @@ async def test_slow_subscription_gets_a_slow_consumer_graphql_error():
 
 
 @pytest.mark.redis
-async def test_redis_reconnect_makes_subscribers_catch_up_from_the_ledger(redis_url):
+async def test_redis_reconnect_makes_subscribers_catch_up_from_the_ledger(redis_url, tmp_path):
     """A message lost while the pub/sub connection was down is recovered from the ledger (GAP -> replay)."""
     import redis.asyncio as aioredis
 
@@ -106,7 +107,7 @@ async def test_redis_reconnect_makes_subscribers_catch_up_from_the_ledger(redis_
     from tests.live.events_factory import delivery
 
     settings = Settings(_env_file=None)
-    ledger = create_ledger("memory://")
+    ledger = create_ledger(live_store_url(tmp_path, "memory://"))
     broker = create_pubsub(redis_url, queue_size=16)
     await ledger.start()
     await broker.start()

@@ -19,6 +19,7 @@ from delivery_gateway.kernel.sids import new_sid
 from delivery_gateway.ledger import create_ledger
 from delivery_gateway.pubsub import conversation_channel
 from tests.live.harness import ingest_app, sign
+from tests.postgres_support import live_store_url
 
 TOKEN = "test-auth-token"
 URL = "http://testserver/webhooks/twilio"
@@ -43,7 +44,7 @@ def delivery_form(status: str = "delivered", receipt: str = RECEIPT, when: str =
 
 @contextlib.asynccontextmanager
 async def ingest_client(tmp_path, **overrides):
-    values = {"TWILIO_AUTH_TOKEN": TOKEN, "DELIVERY_GATEWAY_STORE_URL": f"sqlite:///{tmp_path}/l.sqlite3"}
+    values = {"TWILIO_AUTH_TOKEN": TOKEN, "DELIVERY_GATEWAY_STORE_URL": live_store_url(tmp_path)}
     values.update(overrides)
     settings = Settings(_env_file=None, **values)
     async with ingest_app(settings) as gateway:
@@ -147,8 +148,7 @@ async def test_public_url_is_what_twilio_signed(tmp_path):
 
 
 async def test_unprocessed_inbox_is_processed_on_start(tmp_path):
-    url = f"sqlite:///{tmp_path}/l.sqlite3"
-    ledger = create_ledger(url)
+    ledger = create_ledger(live_store_url(tmp_path))
     await ledger.start()
     await ledger.inbox_add(json.dumps(delivery_form("read", when="2026-01-01T00:00:09Z")))
     await ledger.close()  # "acknowledged, then the process died before processing"
