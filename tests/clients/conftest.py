@@ -18,6 +18,7 @@ from tests.app_support import GatewayOnEmulator, gateway_on_emulator
 
 API_KEY_SID = "SK" + "5e" * 16
 API_KEY_SECRET = secrets.token_hex(16)
+INTERNAL_KEY = secrets.token_hex(16)  # an internal service's bearer key (DELIVERY_GATEWAY_API_KEYS)
 KNOBS = {"simulate": False, "failure_rate": 0.0, "whatsapp_read_rate": 1.0, "chat_read_rate": 0.0}
 
 
@@ -34,6 +35,11 @@ class LiveGateway:
     @property
     def base_url(self) -> str:
         return self.env.base_url
+
+    @property
+    def api_key(self) -> str:
+        """The bearer key of an internal service (reports, the service-wide stream)."""
+        return INTERNAL_KEY
 
     @property
     def store(self):
@@ -53,7 +59,7 @@ class LiveGateway:
 
 @pytest.fixture
 async def live_gateway() -> AsyncIterator[LiveGateway]:
-    """Not in demo mode: callers need an Access Token signed with the configured API key."""
+    """Not in demo mode: callers need an Access Token signed with the configured API key, or the internal key."""
     # One API key in both roles, each named explicitly: it signs the Access Tokens (the signing keys) and, like on
     # Twilio, authenticates the gateway's REST calls (TWILIO_API_KEY/TWILIO_API_SECRET).
     emulator = {**KNOBS, "api_keys": {API_KEY_SID: API_KEY_SECRET}}
@@ -62,5 +68,6 @@ async def live_gateway() -> AsyncIterator[LiveGateway]:
         TWILIO_API_KEY=API_KEY_SID,
         TWILIO_API_SECRET=API_KEY_SECRET,
         DELIVERY_GATEWAY_TWILIO_SIGNING_KEYS=f"{API_KEY_SID}:{API_KEY_SECRET}",
+        DELIVERY_GATEWAY_API_KEYS=INTERNAL_KEY,
     ) as env:
         yield LiveGateway(env)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -25,14 +26,18 @@ def document(name: str) -> str:
     return (OPERATIONS / f"{name}.graphql").read_text()
 
 
-async def query(live_gateway, text: str, variables: dict, token: str) -> dict:
+async def answer(live_gateway, text: str, variables: dict, token: str) -> dict:
     async with httpx.AsyncClient(timeout=30) as client:
-        answer = await client.post(
+        response = await client.post(
             f"{live_gateway.base_url}/graphql",
             json={"query": text, "variables": variables},
             headers={"Authorization": f"Bearer {token}"},
         )
-    body = answer.json()
+    return response.json()
+
+
+async def query(live_gateway, text: str, variables: dict, token: str) -> dict:
+    body = await answer(live_gateway, text, variables, token)
     assert "errors" not in body, body
     return body["data"]
 
@@ -140,6 +145,84 @@ async def run_message_events(gw, token):
     await check_subscription(gw, "message-events", "sid", trigger, token)
 
 
+async def deliveries_with_failures(gw) -> list:
+    """One message of alice to order-1042's SMS and WhatsApp recipients, every receipt failing or undelivered, its
+    whole life reported to the gateway and applied; the emulator's receipts of it."""
+    state = gw.env.emulator.state
+    state.config.failure_rate = 1.0
+    try:
+        _, receipts = gw.store.create_message(gw.conversation("order-1042"), author="agent.alice", body="will fail")
+        await state.simulator.advance_all()
+    finally:
+        state.config.failure_rate = 0.0
+    await gw.env.gateway.ingest.drain()
+    return receipts
+
+
+def today() -> dict[str, str]:
+    now = datetime.now(UTC)
+    return {"since": (now - timedelta(hours=1)).isoformat(), "until": (now + timedelta(hours=1)).isoformat()}
+
+
+async def refused_to_participants(gw, name: str, variables: dict, token: str) -> None:
+    body = await answer(gw, document(name), variables, token)
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"], body
+
+
+async def run_delivery_report(gw, token):
+    receipts = await deliveries_with_failures(gw)
+    report = (await query(gw, document("delivery-report"), today(), gw.api_key))["deliveryReport"]
+    assert report["serviceSid"] == gw.env.emulator.state.default_service_sid
+    assert report["total"] == sum(len(r.reached) for r in receipts)  # every status each receipt took
+    failures = [row for row in report["rows"] if row["status"] in ("FAILED", "UNDELIVERED")]
+    assert failures and all(row["errorCode"] and row["error"]["description"] for row in failures)
+    await refused_to_participants(gw, "delivery-report", today(), token)
+
+
+async def run_failed_messages_report(gw, token):
+    receipts = await deliveries_with_failures(gw)
+    data = await query(gw, document("failed-messages-report"), {**today(), "first": 1}, gw.api_key)
+    first = data["failedMessages"]
+    assert len(first["edges"]) == 1 and first["pageInfo"]["hasNextPage"]
+    rest = await query(
+        gw, document("failed-messages-report"), {**today(), "after": first["pageInfo"]["endCursor"]}, gw.api_key
+    )
+    nodes = [edge["node"] for edge in first["edges"] + rest["failedMessages"]["edges"]]
+    assert len(nodes) == len(receipts) > 2 and {n["recipient"]["channel"] for n in nodes} == {"SMS", "WHATSAPP"}
+    for node in nodes:
+        assert node["conversation"]["uniqueName"] == "order-1042" and node["message"]["body"] == "will fail"
+        assert node["error"]["description"] and node["recipient"]["participant"]["address"]
+    await refused_to_participants(gw, "failed-messages-report", today(), token)
+
+
+async def run_service_delivery_updates(gw, token, text: str | None = None):
+    """Live from now, then a resume by cursor replays exactly what followed, across the service's conversations."""
+    text = text or document("service-delivery-updates")
+    url = gw.base_url.replace("http", "ws", 1) + "/graphql"
+
+    async def failures() -> int:  # every receipt of a new message fails: one event each
+        return len(await deliveries_with_failures(gw))
+
+    trigger = failures if "statuses: [" in text else _new_message_trigger(gw)  # a filtered example follows failures
+    async with TransportWsClient.connect(url, {"Authorization": f"Bearer {gw.api_key}"}) as ws:
+        await ws.subscribe(text, {"after": None})
+        await asyncio.sleep(0.3)  # without `after` a subscription starts from now: let it start before the trigger
+        await trigger()
+        message = await ws.next(10)
+        assert message["type"] == "next" and "errors" not in message["payload"], message
+        first = message["payload"]["data"]["serviceDeliveryUpdates"]
+        assert first["conversationSid"] == gw.conversation("order-1042") and first["message"]["ticks"]
+    produced = await trigger()
+    replayed = await events_after(gw, text, {"after": first["cursor"]}, gw.api_key, produced)
+    cursors = [int(event["cursor"]) for event in replayed]
+    assert cursors == sorted(set(cursors)) and cursors[0] > int(first["cursor"])
+    async with TransportWsClient.connect(url, {"Authorization": f"Bearer {token}"}) as ws:
+        await ws.subscribe(text, {"after": None})
+        refused = await ws.next(10)
+        errors = refused["payload"] if refused["type"] == "error" else refused["payload"]["errors"]
+        assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"], refused
+
+
 RUNNERS = {
     "chat-screen": run_chat_screen,
     "inbox-rollup": run_inbox_rollup,
@@ -148,6 +231,9 @@ RUNNERS = {
     "delivery-updates": run_delivery_updates,
     "read-horizon-updates": run_read_horizon_updates,
     "message-events": run_message_events,
+    "delivery-report": run_delivery_report,
+    "failed-messages-report": run_failed_messages_report,
+    "service-delivery-updates": run_service_delivery_updates,
 }
 
 
@@ -165,7 +251,15 @@ async def test_readme_graphql_examples_run_against_a_live_gateway(live_gateway):
     examples = readme_examples()
     assert len(examples) >= 2
     for example in examples:
-        if example.lstrip().startswith("subscription"):
+        if "serviceDeliveryUpdates" in example:  # for internal services: the service-wide stream
+            await run_service_delivery_updates(live_gateway, token, example)
+        elif "deliveryReport" in example:  # for internal services: the reports
+            receipts = await deliveries_with_failures(live_gateway)
+            data = await query(live_gateway, example, today(), live_gateway.api_key)
+            failed = [edge["node"] for edge in data["failedMessages"]["edges"]]
+            assert data["deliveryReport"]["total"] >= sum(len(r.reached) for r in receipts)
+            assert failed and all(node["message"]["body"] for node in failed)
+        elif example.lstrip().startswith("subscription"):
             variable = re.search(r"\(\$(\w+): String!", example).group(1)
             await check_subscription(live_gateway, example, variable, _new_message_trigger(live_gateway), token)
         else:
