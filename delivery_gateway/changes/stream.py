@@ -120,16 +120,11 @@ async def _follow(
         replayed_up_to = 0
         if after is not None:  # the live subscription is already buffering: nothing falls in between
             await _check_cursor(ledger, after)
-            cursor = after
-            while True:
-                batch = await replay(cursor, REPLAY_BATCH)
-                for change in batch:
-                    cursor = change.seq
-                    if wanted(change):
-                        yield change
-                if len(batch) < REPLAY_BATCH:
-                    break
-            replayed_up_to = cursor
+            replayed_up_to = after
+            async for change in _everything_after(replay, after):
+                replayed_up_to = change.seq
+                if wanted(change):
+                    yield change
             await _check_cursor(ledger, after)  # pruned while replaying: the replay may have gaps
         seen: set[int] = set()
         order: deque[int] = deque()
@@ -150,16 +145,21 @@ async def _follow(
 
         async for text in live:
             if text == GAP:  # the broker may have lost messages: catch up from the ledger, all of it
-                cursor = high
-                while True:
-                    batch = await replay(cursor, REPLAY_BATCH)
-                    for change in batch:
-                        cursor = change.seq
-                        if fresh(change):
-                            yield change
-                    if len(batch) < REPLAY_BATCH:
-                        break
+                async for change in _everything_after(replay, high):
+                    if fresh(change):
+                        yield change
                 continue
             change = LedgerChange.from_json(text)
             if fresh(change):
                 yield change
+
+
+async def _everything_after(replay: Replay, cursor: int) -> AsyncGenerator[LedgerChange, None]:
+    """Every change `replay` reads after `cursor`, REPLAY_BATCH at a time, up to the last one committed."""
+    while True:
+        batch = await replay(cursor, REPLAY_BATCH)
+        for change in batch:
+            cursor = change.seq
+            yield change
+        if len(batch) < REPLAY_BATCH:
+            return

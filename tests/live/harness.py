@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,3 +116,12 @@ class TransportWsClient:
 
     async def complete(self, op_id: str) -> None:
         await self.ws.send(json.dumps({"id": op_id, "type": "complete"}))
+
+    async def collect(self, out: list[Any], stop: asyncio.Event, convert: Callable[[dict[str, Any]], Any]) -> None:
+        """`convert(message)` of each message into `out` until `stop` is set and nothing more arrives for a second."""
+        while True:
+            try:
+                out.append(convert(await self.next(wait=1.0)))
+            except TimeoutError:
+                if stop.is_set():
+                    return

@@ -28,15 +28,19 @@ def capture_webhooks(state: EmulatorState) -> list[dict[str, str]]:
     return captured
 
 
-async def storm_state(messages: int, *, seed: int = 5) -> tuple[EmulatorState, list[dict[str, str]]]:
-    """An emulator state after `messages` messages ran their whole delivery lives, and their webhooks."""
+async def storm_state(
+    messages: int, *, seed: int = 5, other_service: bool = False
+) -> tuple[EmulatorState, list[dict[str, str]]]:
+    """An emulator state after `messages` messages ran their whole delivery lives, and their webhooks: two
+    conversations of the default service (and, with `other_service`, a third in a service of its own)."""
     config = EmulatorConfig(seed=seed, simulate=False, failure_rate=0.2, chat_read_rate=0.7)
     state = EmulatorState(config)
     events = capture_webhooks(state)
     store = state.store
     conversations = []
-    for n in range(2):
-        conversation = store.create_conversation(friendly_name=f"storm {n}")
+    services = [None, None, store.create_service("Another service").sid] if other_service else [None, None]
+    for n, service in enumerate(services):
+        conversation = store.create_conversation(service_sid=service, friendly_name=f"storm {n}")
         store.create_participant(conversation.sid, identity="agent")
         store.create_participant(conversation.sid, identity="reader")
         store.create_participant(conversation.sid, address=f"+1555000{n}001")
@@ -44,7 +48,7 @@ async def storm_state(messages: int, *, seed: int = 5) -> tuple[EmulatorState, l
         store.create_participant(conversation.sid, address=f"whatsapp:+1555000{n}003")
         conversations.append(conversation)
     for i in range(messages):
-        store.create_message(conversations[i % 2].sid, author="agent", body=f"m{i}")
+        store.create_message(conversations[i % len(conversations)].sid, author="agent", body=f"m{i}")
     await state.simulator.advance_all(flush_webhooks=False)
     return state, events
 

@@ -15,13 +15,11 @@ import itertools
 
 import pytest
 
-from delivery_gateway.emulator import EmulatorConfig
-from delivery_gateway.emulator.app import EmulatorState
 from delivery_gateway.emulator.config import DEFAULT_AUTH_TOKEN
 from delivery_gateway.kernel.records import DeliveryStatus
 from delivery_gateway.kernel.settings import Settings
 from tests.live.harness import TransportWsClient, serve_gateway
-from tests.live.storm import capture_webhooks, duplicated_and_shuffled, post_all
+from tests.live.storm import duplicated_and_shuffled, post_all, storm_state
 
 STREAM = """
 subscription($s: String, $st: [DeliveryStatus!], $a: String) {
@@ -29,26 +27,6 @@ subscription($s: String, $st: [DeliveryStatus!], $a: String) {
 }
 """
 FAILURES = ["FAILED", "UNDELIVERED"]
-
-
-async def service_storm(messages: int, *, seed: int) -> tuple[EmulatorState, list[dict[str, str]], str, str]:
-    """An emulator state after `messages` messages lived their whole delivery lives in three conversations, two of
-    the default service and one of another, and every webhook that produced (the default service's SID, the other's)."""
-    state = EmulatorState(EmulatorConfig(seed=seed, simulate=False, failure_rate=0.25, chat_read_rate=0.7))
-    events = capture_webhooks(state)
-    store = state.store
-    other = store.create_service("Another service").sid
-    conversations = []
-    for n, service in enumerate((None, None, other)):
-        conversation = store.create_conversation(service_sid=service, friendly_name=f"service storm {n}")
-        store.create_participant(conversation.sid, identity="agent")
-        store.create_participant(conversation.sid, address=f"+1555200{n}001")
-        store.create_participant(conversation.sid, address=f"whatsapp:+1555200{n}002")
-        conversations.append(conversation)
-    for i in range(messages):
-        store.create_message(conversations[i % 3].sid, author="agent", body=f"m{i}")
-    await state.simulator.advance_all(flush_webhooks=False)
-    return state, events, state.default_service_sid, other
 
 
 def settings_for(postgres_url: str, redis_url: str) -> Settings:
@@ -65,16 +43,6 @@ def settings_for(postgres_url: str, redis_url: str) -> Settings:
 def event_of(message: dict) -> dict:
     assert message["type"] == "next" and "errors" not in message["payload"], message
     return message["payload"]["data"]["serviceDeliveryUpdates"]
-
-
-async def follow(client: TransportWsClient, out: list[dict], stop: asyncio.Event) -> None:
-    """Events into `out` until `stop` is set and nothing more arrives for a second."""
-    while True:
-        try:
-            out.append(event_of(await client.next(wait=1.0)))
-        except TimeoutError:
-            if stop.is_set():
-                return
 
 
 async def resuming_follower(urls: list[str], service: str, out: list[int], stop: asyncio.Event) -> int:
@@ -101,7 +69,9 @@ def strictly_increasing(values: list[int]) -> bool:
 @pytest.mark.postgres
 @pytest.mark.redis
 async def test_two_replicas_deliver_the_service_stream_in_cursor_order(postgres_url, redis_url):
-    state, events, service, other = await service_storm(180, seed=21)
+    state, events = await storm_state(180, seed=21, other_service=True)
+    service = state.default_service_sid
+    (other,) = {c.service_sid for c in state.store.conversations.values()} - {service}
     storm = duplicated_and_shuffled(events, seed=8)
     assert len(storm) > 1000
     settings = settings_for(postgres_url, redis_url)
@@ -121,7 +91,7 @@ async def test_two_replicas_deliver_the_service_stream_in_cursor_order(postgres_
         await asyncio.sleep(0.3)  # every subscription is live
 
         seen: dict[str, list[dict]] = {name: [] for name in clients}
-        followers = [asyncio.create_task(follow(clients[name], seen[name], stop)) for name in clients]
+        followers = [asyncio.create_task(clients[name].collect(seen[name], stop, event_of)) for name in clients]
         resumed: list[int] = []
         resumer = asyncio.create_task(resuming_follower([a.ws_url, b.ws_url], service, resumed, stop))
         statuses = await post_all([a.webhook_url, b.webhook_url], DEFAULT_AUTH_TOKEN, storm, concurrency=48)

@@ -111,12 +111,7 @@ def cursor_of(message: dict) -> int:
 
 async def delivery_cursors(client: TransportWsClient, out: list[int], stop: asyncio.Event) -> None:
     """Cursors of deliveryUpdates into `out` until `stop` is set and nothing more arrives for a second."""
-    while True:
-        try:
-            out.append(cursor_of(await client.next(wait=1.0)))
-        except TimeoutError:
-            if stop.is_set():
-                return
+    await client.collect(out, stop, cursor_of)
 
 
 async def resuming_subscriber(ws_url: str, conversation: str, out: list[int], stop: asyncio.Event) -> int:
