@@ -11,6 +11,7 @@ import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -43,6 +44,10 @@ def global_id(type_name: str, *parts: str) -> str:
     return base64.b64encode(f"{type_name}:{'/'.join(parts)}".encode()).decode()
 
 
+_NOW = datetime.now(UTC)
+WINDOW = f'since: "{(_NOW - timedelta(days=1)).isoformat()}", until: "{(_NOW + timedelta(days=1)).isoformat()}"'
+FAILED = "conversation {{ friendlyName }} message {{ body }} recipient {{ participant {{ identity }} }}"
+
 # How to name the victim's conversation through each root field. A field missing here fails the test.
 OPERATIONS: dict[tuple[str, str], str] = {
     ("query", "conversation"): "conversation(sid: $c{svc}) {{ sid friendlyName participants {{ identity }} }}",
@@ -54,6 +59,12 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("subscription", "deliveryUpdates"): "deliveryUpdates(conversationSid: $c{svc}) {{ cursor }}",
     ("subscription", "readHorizonUpdates"): "readHorizonUpdates(conversationSid: $c{svc}) {{ cursor }}",
     ("subscription", "messageEvents"): "messageEvents(conversationSid: $c{svc}) {{ cursor message {{ body }} }}",
+    # Service-wide reads: the victim's service as a whole (API keys only, whatever service is named).
+    ("query", "deliveryReport"): f"deliveryReport({WINDOW}{{svc}}) {{{{ total rows {{{{ count }}}} }}}}",
+    ("query", "failedMessages"): f"failedMessages({WINDOW}{{svc}}) {{{{ edges {{{{ node {{{{ {FAILED} }}}} }}}} }}}}",
+    ("subscription", "serviceDeliveryUpdates"): (
+        'serviceDeliveryUpdates(after: "0"{svc}) {{ cursor conversationSid message {{ body }} }}'
+    ),
 }
 VARIABLES = "($c: String!, $m: String!, $id: ID!, $s: String)"
 

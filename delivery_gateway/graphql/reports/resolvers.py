@@ -124,9 +124,10 @@ async def failed_conversation(
 ) -> ConversationRecord | None:
     """The conversation of a failed message as Twilio has it now; None once Twilio no longer has it."""
     try:
-        return await conversations.conversation(context, service_scope, conversation_sid)
+        _, record = await conversations.conversation(context, service_scope, conversation_sid)
     except UpstreamNotFound:
         return None
+    return record
 
 
 async def failed_message(
@@ -134,9 +135,10 @@ async def failed_message(
 ) -> MessageRecord | None:
     """The failed message as Twilio has it now; None once Twilio no longer has it."""
     try:
-        return await messages.message(context, service_scope, conversation_sid, message_sid)
+        _, message = await messages.message(context, service_scope, conversation_sid, message_sid)
     except UpstreamNotFound:
         return None
+    return message
 
 
 async def failed_recipient(
