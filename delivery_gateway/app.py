@@ -23,6 +23,7 @@ from delivery_gateway.cache.rate_limits import RateLimiter
 from delivery_gateway.graphql.context import GatewayServices
 from delivery_gateway.graphql.view import create_graphql_app
 from delivery_gateway.http.drain import OpenStreams, StreamDrainMiddleware
+from delivery_gateway.http.forwarded import ForwardedHeadersMiddleware
 from delivery_gateway.http.guards import guard_middleware
 from delivery_gateway.http.request_log import RequestLogMiddleware
 from delivery_gateway.kernel.metrics import Metrics
@@ -260,7 +261,10 @@ def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI |
         Route("/metrics", metrics, methods=["GET"]),
         *page_routes(settings, graphql_path=GRAPHQL_PATH),
     ]
+    # Outermost: every later layer (webhook signatures, origin checks, logs) sees the request the proxy received.
+    forwarded = [Middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips)]
     middleware = [
+        *(forwarded if settings.forwarded_allow_ips else []),
         Middleware(RequestLogMiddleware),
         Middleware(StreamDrainMiddleware, streams=gateway.streams),
         *guard_middleware(

@@ -118,6 +118,7 @@ async def test_serve_prints_one_banner_and_one_warning_per_unsafe_setting_withou
     assert "account AC…9f3e" in output and ACCOUNT not in output
     warnings = [line for line in gateway.lines if line.startswith("WARNING:")]
     expected = [
+        "behind a proxy set DELIVERY_GATEWAY_PUBLIC_URL",
         "DELIVERY_GATEWAY_INTROSPECTION is on against Twilio",
         "DELIVERY_GATEWAY_GRAPHIQL is on against Twilio",
         "/metrics answers anyone who reaches 0.0.0.0",

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     store_url: str = Field(default="sqlite:///delivery-gateway.sqlite3", alias="DELIVERY_GATEWAY_STORE_URL")
     ledger_retention_days: int = Field(default=30, ge=1, alias="DELIVERY_GATEWAY_LEDGER_RETENTION_DAYS")
     public_url: str | None = Field(default=None, alias="DELIVERY_GATEWAY_PUBLIC_URL")
+    # Proxies (addresses, CIDR networks, or *) whose X-Forwarded-Proto/-Host/-For the gateway honours
+    # (http/forwarded.py); empty: forwarded headers are ignored.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="DELIVERY_GATEWAY_FORWARDED_ALLOW_IPS"
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list, alias="DELIVERY_GATEWAY_API_KEYS")
 
     # Upstream behaviour.
@@ -125,7 +130,9 @@ class Settings(BaseSettings):
     # On SIGTERM: seconds in-flight requests get to finish after subscriptions were closed.
     shutdown_timeout: int = Field(default=20, ge=1, le=600, alias="DELIVERY_GATEWAY_SHUTDOWN_TIMEOUT")
 
-    @field_validator("api_keys", "chat_service_sids", "allowed_origins", "token_audiences", mode="before")
+    @field_validator(
+        "api_keys", "chat_service_sids", "allowed_origins", "token_audiences", "forwarded_allow_ips", mode="before"
+    )
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -170,6 +177,14 @@ class Settings(BaseSettings):
         bad = [sid for sid in value if not is_sid(sid, "SK")]
         if bad:
             raise ValueError(f"{bad!r}: each key must be 'SK' followed by 32 hex digits")
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        from delivery_gateway.kernel.networks import parse_networks
+
+        parse_networks(value)  # ValueError names the entry
         return value
 
     @field_validator("allowed_origins")

@@ -105,18 +105,25 @@ def _reconciliation(settings: Settings) -> str:
     return f"every {seconds:g} s" if isinstance(seconds, int | float) and seconds else "off"
 
 
-def _public_url(settings: Settings, forwarded: str) -> str:
+def _forwarded(settings: Settings) -> str:
+    if not settings.forwarded_allow_ips:
+        return "forwarded headers ignored"
+    return f"X-Forwarded-Proto/-Host/-For honoured from {', '.join(settings.forwarded_allow_ips)}"
+
+
+def _public_url(settings: Settings) -> str:
+    """Which URL webhook signatures are checked against, and whose forwarded headers count."""
     if settings.public_url:
         where = f"{settings.public_url} (webhook signatures are checked against it)"
+    elif settings.forwarded_allow_ips:
+        where = "from the proxy: webhook signatures are checked against the URL its forwarded headers name"
     else:
         where = "not set: webhook signatures are checked against each request's own URL"
-    return f"{where}; {forwarded}"
+    return f"{where}; {_forwarded(settings)}"
 
 
-def build_report(
-    settings: Settings, *, host: str, port: int, forwarded: str = "forwarded headers ignored"
-) -> StartupReport:
-    """The banner of a gateway about to listen on `host:port`; `forwarded` describes the forwarded-header mode."""
+def build_report(settings: Settings, *, host: str, port: int) -> StartupReport:
+    """The banner of a gateway about to listen on `host:port`."""
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     upstream = f"{settings.twilio_base_url}, account {mask_sid(settings.twilio_account_sid)}"
     if settings.twilio_api_key and settings.twilio_api_secret:
@@ -140,7 +147,7 @@ def build_report(
             ("reconciliation", _reconciliation(settings)),
             ("GraphQL", graphql),
             ("demo page", f"{base}/demo" if settings.demo_page_enabled else "off"),
-            ("public URL", _public_url(settings, forwarded)),
+            ("public URL", _public_url(settings)),
             ("readiness", f"{base}/readyz checks {readiness}"),
             ("logs", f"{settings.log_format}, level {settings.log_level}, one line per request"),
         ],
@@ -160,6 +167,14 @@ def unsafe_settings(settings: Settings, *, host: str) -> list[str]:
         warnings.append(
             "no caller can authenticate: set DELIVERY_GATEWAY_API_KEYS (internal services) or an Access Token "
             "signing key, DELIVERY_GATEWAY_TWILIO_SIGNING_KEYS (apps); until then every GraphQL request gets 401"
+        )
+    if production and not settings.public_url and not settings.forwarded_allow_ips:
+        # Twilio calls https and signs the URL it called; behind the TLS-terminating proxy that needs, the gateway
+        # receives http://<its own address>, and would refuse every webhook (403) until one of these is set.
+        warnings.append(
+            "webhook signatures are checked against the URL each request arrived on: behind a proxy set "
+            "DELIVERY_GATEWAY_PUBLIC_URL (the URL Twilio calls) or DELIVERY_GATEWAY_FORWARDED_ALLOW_IPS (the "
+            "proxy's addresses, whose X-Forwarded-Proto/-Host are honoured)"
         )
     if production and settings.introspection:
         warnings.append(

@@ -106,32 +106,22 @@ def server_config(
     *,
     shutdown_timeout: int,
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
-    forwarded_allow_ips: str | None = None,
 ) -> uvicorn.Config:
     """uvicorn's configuration for a gateway: no logging of its own (ops.logs configures the process), no access
-    log (the request log has one line per request), forwarded headers from `forwarded_allow_ips` (None: uvicorn's
-    default, $FORWARDED_ALLOW_IPS or 127.0.0.1), and an HTTP protocol that bounds how long (`header_timeout`
-    seconds) and how large a request's headers may be (http/server.py)."""
+    log (the request log has one line per request), no forwarded headers (the app honours them itself, from
+    DELIVERY_GATEWAY_FORWARDED_ALLOW_IPS only: http/forwarded.py; uvicorn's FORWARDED_ALLOW_IPS has no effect),
+    and an HTTP protocol that bounds how long (`header_timeout` seconds) and how large a request's headers may be
+    (http/server.py)."""
     return uvicorn.Config(
         app,
         lifespan="on",  # the app's lifespan finds the gateway started, and closes it after the connections
         log_config=None,
         log_level=None,
         access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips,
+        proxy_headers=False,
         timeout_graceful_shutdown=shutdown_timeout,
         http=http_protocol(header_timeout),
     )
-
-
-def forwarded_mode(config: uvicorn.Config) -> str:
-    """How the server treats X-Forwarded-For/-Proto, for the banner."""
-    if not config.proxy_headers:
-        return "forwarded headers ignored"
-    trusted = config.forwarded_allow_ips
-    allowed = ",".join(trusted) if isinstance(trusted, list) else str(trusted)
-    return f"X-Forwarded-For/-Proto trusted from {allowed}"
 
 
 async def run_gateway(

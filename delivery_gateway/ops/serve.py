@@ -14,7 +14,7 @@ from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ops.banner import StartupReport, build_report
 from delivery_gateway.ops.environment import environment_warnings
 from delivery_gateway.ops.logs import configure_logging
-from delivery_gateway.ops.runner import bind_socket, forwarded_mode, run_gateway, server_config
+from delivery_gateway.ops.runner import bind_socket, run_gateway, server_config
 
 log = logging.getLogger("delivery_gateway.startup")
 
@@ -34,8 +34,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     try:
         app = create_app(settings)
         config = server_config(app, shutdown_timeout=settings.shutdown_timeout, header_timeout=settings.header_timeout)
-        config.load()  # resolves the forwarded-header settings the banner shows
-        report = build_report(settings, host=host, port=port, forwarded=forwarded_mode(config))
+        report = build_report(settings, host=host, port=port)
         report.warnings.extend(environment_warnings())
         emit_report(report)
     except BaseException:

@@ -39,7 +39,6 @@ SERVICES = COMPOSE["services"]
 SLOW_ENV = "DELIVERY_GATEWAY_RUN_SLOW"
 # Dockerfile RUN commands that need a container (users, ownership) and are not run here.
 CONTAINER_ONLY = ("useradd ", "mkdir ", "chown ")
-UVICORN_VARIABLES = {"FORWARDED_ALLOW_IPS"}
 
 
 def dockerfile() -> list[tuple[str, str]]:
@@ -59,7 +58,7 @@ def exec_form(arguments: str) -> list[str]:
 
 
 def known_variables() -> set[str]:
-    return {field.alias or name for name, field in Settings.model_fields.items()} | UVICORN_VARIABLES
+    return {field.alias or name for name, field in Settings.model_fields.items()}
 
 
 # ---- fast checks: always run -------------------------------------------------------------------------------------

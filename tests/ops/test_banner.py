@@ -52,10 +52,9 @@ def test_the_banner_names_every_part_and_masks_every_credential(tmp_path) -> Non
         DELIVERY_GATEWAY_PUBLIC_URL="https://gateway.example.com",
         DELIVERY_GATEWAY_READY_CHECKS_UPSTREAM=True,
         DELIVERY_GATEWAY_LOG_FORMAT="json",
+        DELIVERY_GATEWAY_FORWARDED_ALLOW_IPS="10.0.0.1",
     )
-    report = build_report(
-        settings, host="127.0.0.1", port=8000, forwarded="X-Forwarded-For/-Proto trusted from 10.0.0.1"
-    )
+    report = build_report(settings, host="127.0.0.1", port=8000)
     lines = dict(report.lines)
     assert lines["upstream"].startswith("https://conversations.twilio.com, account AC…9f3e")
     assert "API key SK…c3c3" in lines["upstream"]
@@ -67,7 +66,7 @@ def test_the_banner_names_every_part_and_masks_every_credential(tmp_path) -> Non
     assert lines["demo page"] == "off"
     assert lines["public URL"] == (
         "https://gateway.example.com (webhook signatures are checked against it); "
-        "X-Forwarded-For/-Proto trusted from 10.0.0.1"
+        "X-Forwarded-Proto/-Host/-For honoured from 10.0.0.1"
     )
     assert "Twilio credentials (one call a minute at most)" in lines["readiness"]
     assert lines["logs"].startswith("json, level info")
@@ -94,6 +93,33 @@ def test_demo_mode_says_so_in_callers_and_warns() -> None:
 
 def test_a_safe_production_configuration_has_no_warning() -> None:
     assert unsafe_settings(production(), host="127.0.0.1") == []
+    behind_proxy = production(DELIVERY_GATEWAY_PUBLIC_URL=None, DELIVERY_GATEWAY_FORWARDED_ALLOW_IPS="10.0.0.0/8")
+    assert unsafe_settings(behind_proxy, host="127.0.0.1") == []
+
+
+@pytest.mark.parametrize(
+    ("values", "shown"),
+    [
+        ({}, "not set: webhook signatures are checked against each request's own URL; forwarded headers ignored"),
+        (
+            {"DELIVERY_GATEWAY_FORWARDED_ALLOW_IPS": "10.0.0.0/8, 192.168.1.5"},
+            "from the proxy: webhook signatures are checked against the URL its forwarded headers name; "
+            "X-Forwarded-Proto/-Host/-For honoured from 10.0.0.0/8, 192.168.1.5",
+        ),
+        (
+            {"DELIVERY_GATEWAY_PUBLIC_URL": "https://gw.example.com/"},
+            "https://gw.example.com (webhook signatures are checked against it); forwarded headers ignored",
+        ),
+    ],
+)
+def test_the_banner_says_which_url_webhook_signatures_are_checked_against(values: dict, shown: str) -> None:
+    report = build_report(make(DELIVERY_GATEWAY_TWILIO_BASE_URL=EMULATOR, **values), host="127.0.0.1", port=8000)
+    assert dict(report.lines)["public URL"] == shown
+
+
+def test_a_proxy_address_that_is_no_address_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match="'gateway-proxy' is not an IP address or network"):
+        make(DELIVERY_GATEWAY_FORWARDED_ALLOW_IPS="10.0.0.1,gateway-proxy")
 
 
 @pytest.mark.parametrize(
@@ -109,6 +135,7 @@ def test_a_safe_production_configuration_has_no_warning() -> None:
         (production(DELIVERY_GATEWAY_STORE_URL="memory://"), "127.0.0.1", "DELIVERY_GATEWAY_STORE_URL"),
         (production(DELIVERY_GATEWAY_TWILIO_BASE_URL="http://twilio-mock.internal"), "::1", "TWILIO_BASE_URL"),
         (production(DELIVERY_GATEWAY_PUBLIC_URL="http://gateway.example.com"), "127.0.0.1", "PUBLIC_URL"),
+        (production(DELIVERY_GATEWAY_PUBLIC_URL=None), "127.0.0.1", "DELIVERY_GATEWAY_FORWARDED_ALLOW_IPS"),
     ],
 )
 def test_each_unsafe_setting_gives_one_warning_naming_it(settings: Settings, host: str, names: str) -> None:
