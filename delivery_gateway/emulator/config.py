@@ -32,6 +32,10 @@ class EmulatorConfig:
     # Retry-After on a 429, in seconds; None sends none. Twilio's 20429 page says to back off exponentially and
     # retry (https://www.twilio.com/docs/api/errors/20429) and documents no Retry-After for Conversations.
     retry_after: int | None = None
+    # The next N requests answer 429 (then this counts down to 0), for a burst of exactly N refusals: how an account
+    # over its per-second limit is answered until the second rolls over ("Actions Per Second" limits,
+    # https://www.twilio.com/en-us/changelog/increasing-actions-per-second-for-conversations-). Drawn before the rates.
+    rate_limit_next: int = 0
     server_error_rate: float = 0.0  # probability of a 5xx
     server_error_status: int = 503
     connection_reset_rate: float = 0.0  # probability the connection drops mid-response (truncated body)

@@ -64,7 +64,11 @@ class FaultInjector:
             await asyncio.sleep(seconds)
 
     def failure(self) -> TwilioError | None:
-        """The injected error for this request, or None. One draw per configured rate, in a fixed order."""
+        """The injected error for this request, or None. A pending `rate_limit_next` refusal first (no draw), then
+        one draw per configured rate, in a fixed order."""
+        if self.config.rate_limit_next > 0:
+            self.config.rate_limit_next -= 1
+            return rate_limited(self.config.retry_after)
         if self.config.rate_limit_rate > 0 and self._rng.random() < self.config.rate_limit_rate:
             return rate_limited(self.config.retry_after)
         if self.config.server_error_rate > 0 and self._rng.random() < self.config.server_error_rate:

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(default=3.0, gt=0, alias="DELIVERY_GATEWAY_UPSTREAM_CONNECT_TIMEOUT")
     upstream_read_timeout: float = Field(default=10.0, gt=0, alias="DELIVERY_GATEWAY_UPSTREAM_READ_TIMEOUT")
     upstream_max_retries: int = Field(default=3, ge=0, le=10, alias="DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES")
+    # Seconds a read answered 429 without Retry-After keeps retrying (growing, jittered waits) before
+    # UPSTREAM_RATE_LIMITED; Twilio's limits count per second, so this should span a few. 0: no such retries.
+    upstream_rate_limit_budget: float = Field(
+        default=3.0, ge=0, le=60, alias="DELIVERY_GATEWAY_UPSTREAM_RATE_LIMIT_BUDGET"
+    )
     # Circuit breaker: this many consecutive 5xx/timeouts/resets open it for `cooldown` seconds, then one probe.
     upstream_breaker_failures: int = Field(default=5, ge=1, alias="DELIVERY_GATEWAY_UPSTREAM_BREAKER_FAILURES")
     upstream_breaker_cooldown: float = Field(default=5.0, gt=0, alias="DELIVERY_GATEWAY_UPSTREAM_BREAKER_COOLDOWN")

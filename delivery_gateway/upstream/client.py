@@ -90,6 +90,7 @@ class UpstreamClient:
             calls=self.calls,
             breaker=breaker if breaker is not None else self._breaker_from(settings),
             retry_policy=retry_policy,
+            rate_limit_budget=settings.upstream_rate_limit_budget,
             coalesce_reads=coalesce_reads,
         )
         self._twilio: Client | None = None

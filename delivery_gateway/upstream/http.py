@@ -7,6 +7,7 @@ retries non-idempotent methods.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -114,7 +115,8 @@ class GatewayHttpClient(AsyncHttpClient):
 
     Per attempt: breaker check -> semaphore slot -> request with connect/read timeouts -> metrics + call log.
     GET/HEAD/OPTIONS are retried on 429, 5xx, connection errors and connect timeouts (not read timeouts: a
-    slow upstream is not helped by more load), with full-jitter backoff or the server's Retry-After.
+    slow upstream is not helped by more load), with full-jitter backoff or the server's Retry-After; a 429
+    without Retry-After is retried with growing waits for up to the rate-limit budget (backoff.RetryPolicy).
     Identical concurrent GETs (same URL and query) share one call.
     """
 
@@ -129,6 +131,7 @@ class GatewayHttpClient(AsyncHttpClient):
         calls: UpstreamCallLog | None = None,
         breaker: CircuitBreaker | None = None,
         retry_policy: RetryPolicy | None = None,
+        rate_limit_budget: float | None = None,
         coalesce_reads: bool = True,
         logger: logging.Logger = _logger,
     ) -> None:
@@ -139,6 +142,8 @@ class GatewayHttpClient(AsyncHttpClient):
         self.metrics = metrics if metrics is not None else Metrics()
         self.calls = calls if calls is not None else UpstreamCallLog()
         self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy(max_retries=max_retries)
+        if rate_limit_budget is not None:
+            self.retry_policy = dataclasses.replace(self.retry_policy, rate_limit_budget=rate_limit_budget)
         self.breaker = breaker if breaker is not None else CircuitBreaker()
         self.breaker.add_listener(self._breaker_changed)
         self.coalesce_reads = coalesce_reads
@@ -222,6 +227,8 @@ class GatewayHttpClient(AsyncHttpClient):
         if auth:
             headers = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(auth[0], auth[1])}
         attempt = 0
+        limited = 0  # retries spent on 429s without Retry-After (they count against the budget, not max_retries)
+        started = time.monotonic()
         while True:
             if not self.breaker.allow():
                 self.metrics.upstream_circuit_rejections.labels(method, route).inc()
@@ -264,7 +271,22 @@ class GatewayHttpClient(AsyncHttpClient):
                 retryable = idempotent and is_retryable_status(status)
                 reason = "429" if status == 429 else "5xx"
 
-            if retryable and attempt < self.retry_policy.max_retries and retries_allowed():
+            if reason == "429" and retry_after is None and retryable and retries_allowed():
+                delay = self.retry_policy.rate_limit_delay(limited, time.monotonic() - started)
+                if delay is not None:
+                    self.metrics.upstream_retries.labels(method, route, reason).inc()
+                    self.logger.info("retrying %s %s in %.3fs after 429 (no Retry-After)", method, route, delay)
+                    await asyncio.sleep(delay)
+                    limited += 1
+                    continue
+                error = UpstreamRateLimited(
+                    f"{error}; still rate limited after {time.monotonic() - started:.1f}s and {limited} retries "
+                    f"(DELIVERY_GATEWAY_UPSTREAM_RATE_LIMIT_BUDGET={self.retry_policy.rate_limit_budget:g})",
+                    status=error.status,
+                    twilio_code=error.twilio_code,
+                    route=route,
+                )
+            elif retryable and attempt < self.retry_policy.max_retries and retries_allowed():
                 delay = self.retry_policy.delay(attempt, retry_after)
                 if delay is not None:
                     self.metrics.upstream_retries.labels(method, route, reason).inc()

@@ -44,6 +44,7 @@ async def upstream(emulator):
         TWILIO_AUTH_TOKEN=TOKEN,
         DELIVERY_GATEWAY_TWILIO_BASE_URL=emulator.base_url,
         DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES=0,
+        DELIVERY_GATEWAY_UPSTREAM_RATE_LIMIT_BUDGET=0,
     )
     client = UpstreamClient(settings)
     await client.start()
