@@ -216,21 +216,23 @@ def cmd_demo(args: argparse.Namespace) -> None:
         raise ConfigError(str(exc)) from None
 
 
-async def _install_webhooks(url: str, service_sid: str | None) -> tuple[object, object]:
+async def _install_webhooks(url: str, service_sid: str | None, services: bool) -> Any:
     from delivery_gateway.kernel.metrics import Metrics
     from delivery_gateway.upstream.client import UpstreamClient
     from delivery_gateway.webhooks.install import install_webhooks
 
     settings = _serve_settings()
     async with UpstreamClient(settings, metrics=Metrics()) as upstream:
-        return await install_webhooks(upstream, url, service_sid=service_sid)
+        return await install_webhooks(upstream, url, service_sid=service_sid, services=services)
 
 
-def cmd_webhooks_install(args: argparse.Namespace) -> None:
+def cmd_webhooks_install(args: argparse.Namespace) -> int:
     from delivery_gateway.kernel.sids import SERVICE, is_sid
 
     if args.service and not is_sid(args.service, SERVICE):
         raise ConfigError(f"--service: {args.service!r} is not a Conversation Service SID (IS + 32 hex digits)")
+    if args.service and args.services:
+        raise ConfigError("--service and --services: give one service, or let --services find every one")
     from delivery_gateway.upstream.errors import (
         UpstreamError,
         UpstreamTimeout,
@@ -239,7 +241,7 @@ def cmd_webhooks_install(args: argparse.Namespace) -> None:
     )
 
     try:
-        before, after = asyncio.run(_install_webhooks(args.url, args.service))
+        report = asyncio.run(_install_webhooks(args.url, args.service, args.services))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     except (UpstreamUnavailable, UpstreamTimeout) as exc:
@@ -251,10 +253,31 @@ def cmd_webhooks_install(args: argparse.Namespace) -> None:
         raise ConfigError("Twilio refused the credentials (TWILIO_ACCOUNT_SID and the auth token or API key)") from None
     except UpstreamError as exc:
         raise ConfigError(f"Twilio refused the webhook configuration: {exc}") from None
-    scope = f"service {args.service}" if args.service else "account default"
-    print(f"Webhook configuration ({scope})")
-    print(f"  before: {_describe(before)}")
-    print(f"  after:  {_describe(after)}")
+    for change in report.changes:
+        scope = f"service {_service_name(change.service)}" if change.service else "account default"
+        print(f"Webhook configuration ({scope})")
+        print(f"  before: {_describe(change.before)}")
+        print(f"  after:  {_describe(change.after)}")
+    if not report.hidden:
+        return 0
+    # The account's configuration is set, but Twilio fires these services' own hooks instead of it.
+    count = len(report.hidden)
+    print(
+        f"{PROG}: {count} service{'s' if count != 1 else ''} ha{'ve' if count != 1 else 's'} webhooks of "
+        f"{'their' if count != 1 else 'its'} own, which Twilio fires instead of the account's: the gateway gets no "
+        f"webhooks for {'their' if count != 1 else 'its'} conversations",
+        file=sys.stderr,
+    )
+    for hidden in report.hidden:
+        print(f"  {_service_name(hidden.service)}: {hidden.why()}", file=sys.stderr)
+        print(f"    fix: {PROG} webhooks install --url {args.url} --service {hidden.service.sid}", file=sys.stderr)
+    print(f"  or all at once: {PROG} webhooks install --url {args.url} --services", file=sys.stderr)
+    return 1
+
+
+def _service_name(service: Any) -> str:
+    name = getattr(service, "friendly_name", None)
+    return f"{service.sid} ({name})" if name else service.sid
 
 
 def _describe(config: object) -> str:
@@ -325,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     install = webhook_commands.add_parser("install", help="point Twilio's post-event webhook at this gateway")
     install.add_argument("--url", required=True, help="the public URL of /webhooks/twilio")
     install.add_argument("--service", default=None, help="a Conversation Service SID (IS…); default: account")
+    install.add_argument(
+        "--services",
+        action="store_true",
+        help="also install on every service whose own webhooks hide the account's (replaces their post-event URL)",
+    )
     install.set_defaults(handler=cmd_webhooks_install)
     return parser
 
@@ -332,13 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.handler(args)
+        status = args.handler(args)
     except ConfigError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from delivery_gateway.emulator.delivery import delivery_summary
-from delivery_gateway.emulator.models import Conversation, Message, Participant, Receipt, WebhookSettings
+from delivery_gateway.emulator.models import Conversation, Message, Participant, Receipt, Service, WebhookSettings
 from delivery_gateway.emulator.spec import resource_fields
 from delivery_gateway.emulator.store import ConversationStore
 
@@ -28,6 +28,7 @@ SCHEMAS = {
     ("participant", False): "conversations.v1.conversation.conversation_participant",
     ("participant", True): "conversations.v1.service.service_conversation.service_conversation_participant",
     ("configuration", False): "conversations.v1.configuration",
+    ("service", False): "conversations.v1.service",
     ("webhooks", False): "conversations.v1.configuration.configuration_webhook",
     ("webhooks", True): "conversations.v1.service.service_configuration.service_webhook_configuration",
 }
@@ -178,6 +179,32 @@ def webhooks_json(store: ConversationStore, scope: ResourceScope, settings: Webh
             "post_webhook_url": settings.post_webhook_url,
             "target": settings.target,
             "url": f"{scope.root}/Configuration/Webhooks",
+        },
+    )
+
+
+def service_json(store: ConversationStore, scope: ResourceScope, service: Service) -> dict:
+    """A Conversation Service as the spec's ListService returns it; the emulator never updates a service, so
+    `date_updated` is its creation date."""
+    url = f"{scope.base_url.rstrip('/')}/v1/Services/{service.sid}"
+    return project(
+        "service",
+        scope,
+        {
+            "account_sid": store.account_sid,
+            "sid": service.sid,
+            "friendly_name": service.friendly_name,
+            "date_created": iso(service.date_created),
+            "date_updated": iso(service.date_created),
+            "url": url,
+            "links": {
+                "conversations": f"{url}/Conversations",
+                "users": f"{url}/Users",
+                "roles": f"{url}/Roles",
+                "bindings": f"{url}/Bindings",
+                "configuration": f"{url}/Configuration",
+                "participant_conversations": f"{url}/ParticipantConversations",
+            },
         },
     )
 

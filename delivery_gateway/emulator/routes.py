@@ -22,6 +22,7 @@ from delivery_gateway.emulator.representations import (
     message_json,
     participant_json,
     receipt_json,
+    service_json,
     webhooks_json,
 )
 from delivery_gateway.emulator.store import UNSET
@@ -302,6 +303,14 @@ async def fetch_configuration(call: Call):
     return configuration_json(call.store, call.scope), 200
 
 
+async def list_services(call: Call):
+    """The account's Conversation Services, oldest first (the spec's ListService: "Retrieve a list of all
+    conversation services on your account")."""
+    services = list(call.store.services.values())
+    order = {service.sid: position for position, service in enumerate(services)}
+    return call.page(services, lambda service: order[service.sid], service_json), 200
+
+
 # Webhook configuration (account-level and service-level).
 
 
@@ -357,4 +366,5 @@ def emulator_routes() -> list[Route]:
         routes.append(twilio_operation("GET", f"{prefix}/Configuration/Webhooks", fetch_webhooks))
         routes.append(twilio_operation("POST", f"{prefix}/Configuration/Webhooks", update_webhooks))
     routes.append(twilio_operation("GET", "/v1/Configuration", fetch_configuration))
+    routes.append(twilio_operation("GET", "/v1/Services", list_services))
     return routes

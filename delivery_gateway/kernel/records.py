@@ -166,6 +166,16 @@ class ConfigurationRecord(Record):
     default_messaging_service_sid: str | None = None
 
 
+@dataclass(frozen=True)
+class ServiceRecord(Record):
+    """A Conversation Service of the account (`GET /v1/Services`): a silo with its own webhook configuration."""
+
+    _datetime_fields: ClassVar[tuple[str, ...]] = ()
+
+    sid: str
+    friendly_name: str | None = None
+
+
 R = TypeVar("R", bound=Record)
 
 

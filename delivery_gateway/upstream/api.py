@@ -15,6 +15,7 @@ from delivery_gateway.kernel.records import (
     Page,
     ParticipantRecord,
     ReceiptRecord,
+    ServiceRecord,
     WebhookConfigRecord,
 )
 
@@ -89,6 +90,10 @@ class ConversationsAPI(Protocol):
 
     async def fetch_configuration(self) -> ConfigurationRecord:
         """The account's Conversations configuration (`GET /v1/Configuration`): its default service."""
+        ...
+
+    async def list_services(self) -> list[ServiceRecord]:
+        """Every Conversation Service of the account (`GET /v1/Services`, all pages)."""
         ...
 
     async def fetch_webhook_config(self, *, service_sid: str | None = None) -> WebhookConfigRecord: ...

@@ -24,6 +24,7 @@ from delivery_gateway.kernel.records import (
     ParticipantRecord,
     ReceiptRecord,
     Record,
+    ServiceRecord,
     WebhookConfigRecord,
 )
 from delivery_gateway.kernel.settings import Settings
@@ -306,6 +307,9 @@ class UpstreamClient:
     async def fetch_configuration(self) -> ConfigurationRecord:
         instance = await self._call(lambda: self._v1.configuration().fetch_async())
         return mapping.configuration(instance)
+
+    async def list_services(self) -> list[ServiceRecord]:
+        return await self._all(self._v1.services, mapping.service)
 
     async def fetch_webhook_config(self, *, service_sid: str | None = None) -> WebhookConfigRecord:
         instance = await self._call(lambda: self._webhooks(service_sid).fetch_async())

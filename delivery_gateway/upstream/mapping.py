@@ -15,6 +15,7 @@ from delivery_gateway.kernel.records import (
     ParticipantRecord,
     ReceiptRecord,
     Record,
+    ServiceRecord,
     WebhookConfigRecord,
 )
 
@@ -66,6 +67,10 @@ def webhook_config(instance: Any, service_sid: str | None) -> WebhookConfigRecor
 
 def configuration(instance: Any) -> ConfigurationRecord:
     return ConfigurationRecord.from_dict(_fields(instance, ConfigurationRecord))
+
+
+def service(instance: Any) -> ServiceRecord:
+    return ServiceRecord.from_dict(_fields(instance, ServiceRecord))
 
 
 def page_token(url: str | None) -> str | None:

@@ -175,8 +175,9 @@ def test_validation_is_not_vacuous(spec):
     assert_valid(relaxed(spec), schema, {**good, "error_code": None, "date_updated": None})
 
 
-# Account-level only: the account's Configuration (its default service); the per-service one is another resource.
-ACCOUNT_ONLY = {("GET", "/v1/Configuration")}
+# Account-level only: the account's Configuration (its default service; the per-service one is another resource),
+# and the list of the account's services.
+ACCOUNT_ONLY = {("GET", "/v1/Configuration"), ("GET", "/v1/Services")}
 
 
 async def test_every_operation_is_served_in_both_scopes():

@@ -238,13 +238,15 @@ async def test_resend_refuses_a_delivered_message(tmp_path):
 async def test_install_webhooks_sets_url_method_filters(tmp_path):
     async with live(tmp_path) as lv:
         lv.emulator.state.set_webhook(post_webhook_url="https://old.example.com/hook", filters=["onMessageAdded"])
-        before, after = await install_webhooks(lv.upstream, "https://gw.example.com/webhooks/twilio")
+        [change] = (await install_webhooks(lv.upstream, "https://gw.example.com/webhooks/twilio")).changes
+        before, after = change.before, change.after
         assert before.post_webhook_url == "https://old.example.com/hook"
         assert after.post_webhook_url == "https://gw.example.com/webhooks/twilio"
         assert after.method.upper() == "POST"
         assert set(after.filters) == set(WEBHOOK_FILTERS)
         service = lv.emulator.state.store.create_service("other")
-        before, after = await install_webhooks(lv.upstream, "https://gw.example.com/wh", service_sid=service.sid)
+        [change] = (await install_webhooks(lv.upstream, "https://gw.example.com/wh", service_sid=service.sid)).changes
+        after = change.after
         assert after.post_webhook_url == "https://gw.example.com/wh"
         assert json.dumps(sorted(after.filters)) == json.dumps(sorted(WEBHOOK_FILTERS))
 
