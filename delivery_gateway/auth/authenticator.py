@@ -114,6 +114,8 @@ class Authenticator:
             log.info("access token rejected: %s", exc.reason)
             if exc.expired:
                 raise AuthenticationFailed("access token expired", code=TOKEN_EXPIRED) from None
+            if exc.code is not None:
+                raise AuthenticationFailed(exc.reason, code=exc.code) from None
             raise AuthenticationFailed("invalid credentials") from None
         return Caller(kind=CallerKind.PARTICIPANT, identity=token.identity, service_sid=token.service_sid)
 

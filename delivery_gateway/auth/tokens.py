@@ -19,16 +19,21 @@ MAX_TOKEN_LENGTH = 8192  # real Access Tokens are well under 2 KiB; anything lon
 # refuses one whose expiry is further out (error 20157, "Expiration Time Exceeds Maximum Time Allowed",
 # https://www.twilio.com/docs/api/errors/20157). A longer-lived token was not minted for Twilio's SDKs.
 MAX_TOKEN_LIFETIME = 86400
+# What a client is told about a token minted to live longer (`extensions.code`, the WebSocket close reason): the
+# signature was valid, so the holder is the app's own backend, which needs to lower its `ttl`, not a new token.
+TOKEN_LIFETIME_EXCEEDED = "TOKEN_LIFETIME_EXCEEDED"
 
 
 class TokenRejected(Exception):
     """The token is not one this gateway accepts. `reason` is safe to log: it never quotes the token; `expired`
-    tells a client to fetch a fresh token rather than give up."""
+    tells a client to fetch a fresh token rather than give up; `code`, when set, is a verdict on a token whose
+    signature was valid, which the client may be told with its reason."""
 
-    def __init__(self, reason: str, *, expired: bool = False) -> None:
+    def __init__(self, reason: str, *, expired: bool = False, code: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.expired = expired
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,10 @@ class TwilioTokenVerifier:
         if not isinstance(chat, dict):
             raise TokenRejected("no chat grant")
         service_sid = chat.get("service_sid")
-        if service_sid is None:  # the account's default Conversations service (resolved by graphql/access.py)
+        # No service: "the default Chat Service instance underneath any Conversation", which Conversations tokens
+        # authenticate with (https://www.twilio.com/docs/conversations/create-tokens); graphql/access.py resolves
+        # it from the account's Configuration and scopes the caller to it.
+        if service_sid is None:
             return VerifiedToken(identity=identity, service_sid=None, key_sid=issuer)
         if not isinstance(service_sid, str) or not is_sid(service_sid, "IS"):
             raise TokenRejected("chat grant names no valid service")
@@ -129,4 +137,7 @@ class TwilioTokenVerifier:
             raise TokenRejected("invalid token (exp)")
         start = starts if isinstance(starts, int | float) else time.time()
         if expires - start > MAX_TOKEN_LIFETIME + self._leeway:
-            raise TokenRejected("token lives longer than Twilio's 24-hour maximum")
+            raise TokenRejected(
+                "access token lives longer than Twilio's 24-hour maximum: mint it with a ttl of at most 86400 s",
+                code=TOKEN_LIFETIME_EXCEEDED,
+            )

@@ -90,3 +90,16 @@ async def test_an_expired_access_token_says_token_expired(world: World) -> None:
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
     forged = await post(world.build(), conversation(CONV_ALICE), mint("alice", secret="q" * 40))
     assert forged.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_a_token_minted_to_live_beyond_twilios_24_hours_is_refused_naming_the_limit(world: World) -> None:
+    """Twilio refuses to honour such a token (error 20157, "Expiration Time Exceeds Maximum Time Allowed"): an app
+    holding one was minted wrong, and is told how to fix it rather than to refresh it."""
+    response = await post(world.build(), conversation(CONV_ALICE), mint("alice", ttl=25 * 3600))
+    assert response.status_code == 401
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "TOKEN_LIFETIME_EXCEEDED"
+    assert "24-hour maximum" in error["message"] and "86400" in error["message"]
+    assert world.fake.calls.total() == 0
+    within = await post(world.build(), conversation(CONV_ALICE), mint("alice", ttl=24 * 3600))
+    assert within.json()["data"]["conversation"]["sid"] == CONV_ALICE
