@@ -85,13 +85,23 @@ async def test_resends_are_limited_per_caller(world: World) -> None:
     assert code(await resend(app, mint("bob"), bobs)) is None  # another caller has an allowance of its own
 
 
-async def test_a_failure_a_resend_cannot_fix_is_not_resent_unless_forced(world: World) -> None:
+@pytest.mark.parametrize(
+    "twilio_code",
+    [
+        63016,  # WhatsApp: outside the 24 h session window
+        63014,  # the recipient blocked the sender on the channel
+        63049,  # Meta chose not to deliver a marketing template
+    ],
+)
+async def test_a_failure_a_resend_cannot_fix_is_not_resent_unless_forced(world: World, twilio_code: int) -> None:
     app = await world.start()
-    (outside_window,) = failed_messages(world, "alice", code=63016)  # WhatsApp: outside the 24 h session window
-    refused = await resend(app, mint("alice"), outside_window)
-    assert code(refused) == "FAILED_PRECONDITION" and "63016" in refused["errors"][0]["message"]
+    (hopeless,) = failed_messages(world, "alice", code=twilio_code)
+    refused = await resend(app, mint("alice"), hopeless)
+    assert code(refused) == "FAILED_PRECONDITION" and str(twilio_code) in refused["errors"][0]["message"]
     assert "create_message" not in world.fake.calls
-    assert code(await resend(app, API_KEY, outside_window, force=True)) is None
+    assert code(await resend(app, API_KEY, hopeless, force=True)) is None
+    (worth_trying,) = failed_messages(world, "alice", code=30003)  # unreachable handset: may work next time
+    assert code(await resend(app, mint("alice"), worth_trying)) is None
 
 
 @pytest.mark.redis
