@@ -10,6 +10,7 @@ process behind a small reverse proxy.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
@@ -89,6 +90,26 @@ async def test_forwarded_headers_from_anyone_else_count_for_nothing(tmp_path, pe
         response = await post_signed(client, PROXY_HEADERS)
         assert response.status_code == 403
         assert response.json() == {"error": "X-Twilio-Signature does not match"}
+
+
+@pytest.mark.parametrize(
+    ("allowed", "forwarded_for", "client"),
+    [
+        ("10.0.0.0/8", "198.51.100.4, 10.0.0.9", "198.51.100.4"),  # the nearest hop that is not a listed proxy
+        ("10.0.0.0/8", "198.51.100.4, 203.0.113.7", "203.0.113.7"),  # a hop it does not list may have lied before
+        ("10.0.0.0/8, fd00::/8", "198.51.100.4, fd00::2", "198.51.100.4"),
+        ("*", "198.51.100.4, 203.0.113.7", "198.51.100.4"),  # everyone trusted: the first address named
+    ],
+)
+async def test_the_request_log_names_the_client_the_proxy_saw(
+    tmp_path, caplog, allowed: str, forwarded_for: str, client: str
+):
+    caplog.set_level(logging.INFO, logger="delivery_gateway.requests")
+    async with webhook_poster(tmp_path, "10.0.0.7", DELIVERY_GATEWAY_FORWARDED_ALLOW_IPS=allowed) as client_:
+        response = await post_signed(client_, {**PROXY_HEADERS, "X-Forwarded-For": forwarded_for})
+    assert response.status_code == 200
+    [line] = [r for r in caplog.records if r.name == "delivery_gateway.requests"]
+    assert line.fields["client"] == client  # type: ignore[attr-defined]
 
 
 async def test_public_url_wins_over_forwarded_headers(tmp_path):
