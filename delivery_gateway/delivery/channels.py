@@ -27,11 +27,16 @@ def binding_channel(binding_type: str | None) -> Channel:
 
 
 def participant_channel(participant: ParticipantRecord) -> Channel:
-    """CHAT for SDK participants (identity, no binding); else the messaging binding's type."""
+    """CHAT for every SDK participant, else the messaging binding's type.
+
+    Twilio's spec: `identity` is "non-null if (and only if) the participant is using the Conversations SDK".
+    A Group MMS participant (spec example `createGmms`) has an identity *and* a binding with only a
+    `projected_address`: it reads through the SDK (a read horizon) and gets no delivery receipts.
+    """
+    if participant.identity:
+        return Channel.CHAT
     binding = participant.messaging_binding
-    if binding:
-        return binding_channel(binding.get("type"))
-    return Channel.CHAT if participant.identity else Channel.OTHER
+    return binding_channel(binding.get("type")) if binding else Channel.OTHER
 
 
 def receipt_channel(receipt: ReceiptRecord, participant: ParticipantRecord | None) -> Channel:
@@ -48,6 +53,14 @@ def receipt_channel(receipt: ReceiptRecord, participant: ParticipantRecord | Non
 
 def participant_address(participant: ParticipantRecord) -> str | None:
     """The binding's address (phone number, whatsapp:+...); None for chat participants."""
-    binding = participant.messaging_binding or {}
-    address = binding.get("address")
-    return address if isinstance(address, str) else None
+    return _binding_text(participant, "address")
+
+
+def projected_address(participant: ParticipantRecord) -> str | None:
+    """A Group MMS participant's projected address (the number others see); None for everyone else."""
+    return _binding_text(participant, "projected_address")
+
+
+def _binding_text(participant: ParticipantRecord, name: str) -> str | None:
+    value = (participant.messaging_binding or {}).get(name)
+    return value if isinstance(value, str) else None

@@ -61,6 +61,7 @@ def merge_receipt(previous: ReceiptRecord | None, reported: ReceiptRecord) -> Re
     merged = dataclasses.replace(
         reported,
         status=state.status,
+        reported_status=state.reported_status,
         error_code=state.error_code,
         date_updated=state.date_updated,
         **identity,

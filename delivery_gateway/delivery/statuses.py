@@ -1,7 +1,8 @@
 """The order of a receipt's statuses and which of them end its delivery (terminal) or all change (final).
 
-Pure functions over `DeliveryStatus`; never performs I/O. sent < delivered < read; failed and undelivered are
-terminal and outrank everything, so no later webhook can move a receipt back.
+Pure functions over `DeliveryStatus`; never performs I/O. queued < sent < delivered < read; failed and
+undelivered are terminal and outrank everything, so no later webhook can move a receipt back. A status Twilio
+has not documented is no `DeliveryStatus` (records.py parses it to None): it ranks with "no status".
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from collections.abc import Iterable
 from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord
 
 STATUS_RANK: dict[DeliveryStatus, int] = {
-    DeliveryStatus.SENT: 1,
-    DeliveryStatus.DELIVERED: 2,
-    DeliveryStatus.READ: 3,
-    DeliveryStatus.UNDELIVERED: 4,
-    DeliveryStatus.FAILED: 4,
+    DeliveryStatus.QUEUED: 1,
+    DeliveryStatus.SENT: 2,
+    DeliveryStatus.DELIVERED: 3,
+    DeliveryStatus.READ: 4,
+    DeliveryStatus.UNDELIVERED: 5,
+    DeliveryStatus.FAILED: 5,
 }
 
 

@@ -8,20 +8,46 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
+log = logging.getLogger(__name__)
+
 
 class DeliveryStatus(StrEnum):
-    """A receipt's status as Twilio names it. Which status outranks which is a delivery rule (delivery/statuses.py)."""
+    """A receipt's status as Twilio names it. Which status outranks which is a delivery rule (delivery/statuses.py).
 
+    Twilio documents five ("read, failed, delivered, undelivered, sent or null"); `queued` is Twilio Messaging's
+    status of a message not sent yet, seen on receipts too. Anything else is parsed to None by `parse`.
+    """
+
+    QUEUED = "queued"
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
     UNDELIVERED = "undelivered"
+
+    @classmethod
+    def parse(cls, value: str | None) -> DeliveryStatus | None:
+        """The status Twilio reported; None for null and for a status not (yet) known here, which is logged once
+        per process and value: a new status must degrade a receipt to "no status yet", never fail a request."""
+        if value is None or value == "":
+            return None
+        try:
+            return cls(value)
+        except ValueError:
+            text = str(value)[:40]
+            if text not in _UNKNOWN_LOGGED and len(_UNKNOWN_LOGGED) < 100:
+                _UNKNOWN_LOGGED.add(text)
+                log.warning("unknown receipt status %r from Twilio: treated as no status yet", text)
+            return None
+
+
+_UNKNOWN_LOGGED: set[str] = set()
 
 
 def _dt(value: Any) -> datetime | None:
@@ -127,16 +153,24 @@ class ReceiptRecord(Record):
     account_sid: str | None = None
     chat_service_sid: str | None = None
     channel_message_sid: str | None = None
-    status: DeliveryStatus | None = None
+    status: DeliveryStatus | None = None  # None: null, or a status this version does not know (see reported_status)
     error_code: int | None = None
     date_created: datetime | None = None
     date_updated: datetime | None = None
+    reported_status: str | None = None  # the status text exactly as Twilio sent it
+
+    def __post_init__(self) -> None:
+        if self.reported_status is None and self.status is not None:  # a record built in code: its own status
+            object.__setattr__(self, "reported_status", DeliveryStatus(self.status).value)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         data = dict(data)
-        if data.get("status") is not None:
-            data["status"] = DeliveryStatus(data["status"])
+        raw = data.get("status")
+        raw = raw.value if isinstance(raw, DeliveryStatus) else raw
+        if data.get("reported_status") is None:
+            data["reported_status"] = raw
+        data["status"] = DeliveryStatus.parse(raw)
         if data.get("error_code") == 0:
             data["error_code"] = None
         return super().from_dict(data)

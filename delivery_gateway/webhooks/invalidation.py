@@ -10,7 +10,7 @@ import logging
 
 from delivery_gateway.cache import ResourceCache, keys
 from delivery_gateway.cache.ttl import TtlPolicy
-from delivery_gateway.delivery.summary import summarize_receipts
+from delivery_gateway.delivery.summary import current_summary
 from delivery_gateway.kernel.records import MessageRecord, ParticipantRecord, ReceiptRecord
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import ApplyResult, DeliveryLedger, LedgerEvent
@@ -69,11 +69,10 @@ class CacheInvalidator:
             await self.cache.delete_many(list(cached_messages))
             return
         histories = await self.ledger.history_many([r.sid for r in receipts])
-        summary = summarize_receipts(receipts, histories)
         fresh = {}
         for key, value in cached_messages.items():
-            record = MessageRecord.from_dict(value)
-            fresh[key] = {**record.to_dict(), "delivery": summary}
+            record = MessageRecord.from_dict(value)  # the summary rule: what a fresh read of Twilio would show
+            fresh[key] = {**record.to_dict(), "delivery": current_summary(record.delivery, receipts, histories)}
         await self.cache.set_many(fresh, self.ttl.messages)
 
     # Read horizon: the participants list

@@ -6,7 +6,9 @@ Never touches GraphQL or upstream: these are the rules the schema descriptions p
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -144,7 +146,8 @@ def test_mixed_group_read_only_when_everyone_read():
 
 
 def test_status_order_terminal_and_final():
-    assert [rank(s) for s in (None, S.SENT, S.DELIVERED, S.READ, S.UNDELIVERED, S.FAILED)] == [0, 1, 2, 3, 4, 4]
+    ranks = [rank(s) for s in (None, S.QUEUED, S.SENT, S.DELIVERED, S.READ, S.UNDELIVERED, S.FAILED)]
+    assert ranks == [0, 1, 2, 3, 4, 5, 5]
     assert [s for s in S if is_terminal(s)] == [S.FAILED, S.UNDELIVERED]
     assert [s for s in S if is_final(s)] == [S.READ, S.FAILED, S.UNDELIVERED]
     assert not is_final(None) and not is_terminal(None)
@@ -201,3 +204,43 @@ def test_error_table_covers_required_codes():
     assert table[63016].retryable is False and table[30001].retryable is True
     assert describe_error_code(None) is None and describe_error_code(0) is None
     assert describe_error_code(12345).name == "Twilio error 12345"
+
+
+def test_group_mms_participants_are_chat_participants():
+    gmms = ParticipantRecord(
+        sid="MBg", conversation_sid=CONV, identity="g", messaging_binding={"type": "sms", "projected_address": "+1"}
+    )
+    assert participant_channel(gmms) is Channel.CHAT
+
+
+def test_recipients_are_who_was_present_plus_who_holds_a_receipt():
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    author, sms = chat("author"), bound("sms", "sms")
+    late = dataclasses.replace(bound("late", "sms"), date_created=at + timedelta(seconds=1))
+    early_chat = dataclasses.replace(chat("early"), date_created=at)
+    msg = dataclasses.replace(message(author), date_created=at)
+    gone = receipt(bound("gone", "whatsapp"), S.FAILED, 63016, sid="DY2")
+    gone = dataclasses.replace(gone, channel_message_sid="WAx")
+    states = recipient_states(msg, [author, sms, late, early_chat], [receipt(sms, S.SENT), gone])
+    assert [(s.participant.sid, s.status, s.removed) for s in states] == [
+        (sms.sid, RecipientStatus.SENT, False),
+        (early_chat.sid, RecipientStatus.DELIVERED, False),
+        ("MBgone", RecipientStatus.FAILED, True),
+    ]
+    assert states[-1].channel is Channel.WHATSAPP and states[-1].error_code == 63016
+    # A late joiner who does hold a receipt (Twilio sent it after all) is a recipient.
+    assert late.sid in {s.participant.sid for s in recipient_states(msg, [late], [receipt(late, S.SENT)])}
+
+
+@pytest.mark.parametrize("status", [None, S.QUEUED])
+def test_a_receipt_without_a_delivery_status_leaves_its_recipient_pending(status):
+    sms = bound("s", "sms")
+    [only] = recipient_states(message(chat("a")), [sms], [receipt(sms, status)])
+    assert (only.status, only.source) == (RecipientStatus.PENDING, RecipientSource.RECEIPT)
+
+
+def test_unknown_statuses_parse_to_none_and_are_kept_as_reported(caplog):
+    record = ReceiptRecord.from_dict({"sid": "DY1", "conversation_sid": CONV, "message_sid": "IM1", "status": "x-new"})
+    assert (record.status, record.reported_status) == (None, "x-new")
+    assert ReceiptRecord.from_dict(record.to_dict()) == record
+    assert S.parse("queued") is S.QUEUED and S.parse(None) is None and S.parse("") is None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from delivery_gateway.delivery.summary import reached, shows_failure, summarize_receipts
+from delivery_gateway.delivery.summary import current_summary, reached, shows_failure, summarize_receipts
 from delivery_gateway.kernel.records import DeliveryStatus as S
 from delivery_gateway.kernel.records import ReceiptRecord
 
@@ -77,3 +77,32 @@ def test_shows_failure_reads_failed_and_undelivered() -> None:
     assert shows_failure({"failed": "none", "undelivered": "all"})
     assert not shows_failure({"failed": "none", "undelivered": "none", "read": "all"})
     assert not shows_failure(None) and not shows_failure({})
+
+
+def test_queued_counts_toward_the_total_only() -> None:
+    assert reached(receipt(1, S.QUEUED)) == set()
+    assert summarize_receipts([receipt(1, S.QUEUED)])["sent"] == "none"
+
+
+TWILIO = {"total": 2, "sent": "all", "delivered": "none", "read": "none", "failed": "none", "undelivered": "none"}
+
+
+def test_current_summary_raises_twilios_summary_per_status_and_never_lowers_it() -> None:
+    # Twilio said both were sent; the gateway then saw one fail and one delivered, not their earlier `sent`.
+    receipts = [receipt(1, S.FAILED), receipt(2, S.DELIVERED)]
+    merged = current_summary(TWILIO, receipts)
+    assert merged == {**TWILIO, "delivered": "some", "failed": "some"}
+    assert current_summary(merged, receipts) == merged  # applying it again changes nothing
+
+
+def test_current_summary_without_receipts_or_with_a_partial_list_is_twilios() -> None:
+    assert current_summary(TWILIO, None) == TWILIO
+    assert current_summary(TWILIO, [receipt(1, S.READ)]) == TWILIO  # one of two receipts: says nothing of "all"
+    assert current_summary({**TWILIO, "sent": "ALL"}, None)["sent"] == "all"  # one spelling
+
+
+def test_current_summary_of_more_receipts_than_twilio_counted_is_the_recomputation() -> None:
+    three = [receipt(1, S.READ), receipt(2, S.READ), receipt(3, S.SENT)]
+    assert current_summary(TWILIO, three) == summarize_receipts(three)
+    assert current_summary(None, three) == summarize_receipts(three)
+    assert current_summary(None, []) is None

@@ -78,14 +78,38 @@ class DeliveryError:
         return cls(code=entry.code, name=entry.name, description=entry.description, retryable=entry.retryable)
 
 
-@strawberry.type(description="Twilio's aggregated delivery summary of a message (`Message.delivery`), as is.")
+def _share(status: str, passes: str) -> str:
+    return (
+        f"ALL, SOME or NONE of the message's receipts have been {status}: {passes} Twilio's summary or a receipt "
+        "the gateway saw says so (never goes back)."
+    )
+
+
+@strawberry.type(
+    description="A message's delivery summary: Twilio's `Message.delivery` (per status, whether all, some or none "
+    "of the message's receipts reached it), kept current by the gateway. A read straight from Twilio serves "
+    "Twilio's summary; after each delivery webhook the gateway raises it, per status, to what the receipts and "
+    "the statuses its ledger recorded show (a status a receipt reached is never un-reached), so a cached read "
+    "and a fresh read of Twilio agree. Chat participants have no receipts and are never counted."
+)
 class DeliverySummary:
-    total: int
-    sent: DeliveryAmount
-    delivered: DeliveryAmount
-    read: DeliveryAmount
-    failed: DeliveryAmount
-    undelivered: DeliveryAmount
+    total: int = strawberry.field(
+        description="How many receipts the message has: one per recipient reached through a binding (SMS, "
+        "WhatsApp...), including recipients whose status is still null or queued."
+    )
+    sent: DeliveryAmount = strawberry.field(
+        description=_share("sent", "a receipt delivered, read or undelivered was sent; a failed one only when")
+    )
+    delivered: DeliveryAmount = strawberry.field(
+        description=_share("delivered", "a read receipt was delivered; any other only when")
+    )
+    read: DeliveryAmount = strawberry.field(description=_share("read (WhatsApp and other OTT channels)", "when"))
+    failed: DeliveryAmount = strawberry.field(
+        description=_share("failed (Twilio could not send them; see the receipts' `errorCode`)", "when")
+    )
+    undelivered: DeliveryAmount = strawberry.field(
+        description=_share("undelivered (sent, then refused by the carrier or WhatsApp)", "when")
+    )
 
     @classmethod
     def from_twilio(cls, delivery: dict[str, Any] | None) -> DeliverySummary | None:
@@ -130,7 +154,13 @@ class DeliveryReceipt:
     message_sid: str
     conversation_sid: str
     participant_sid: str | None
-    status: DeliveryStatus | None
+    status: DeliveryStatus | None = strawberry.field(
+        description="Null while Twilio reports no status, or a status this gateway does not know yet "
+        "(`reportedStatus` has it); the recipient is then PENDING."
+    )
+    reported_status: str | None = strawberry.field(
+        description="The status exactly as Twilio reported it, including statuses not in DeliveryStatus."
+    )
     error_code: int | None = strawberry.field(description="Twilio's error code for failed/undelivered receipts.")
     channel_message_sid: str | None = strawberry.field(description="The SMS/WhatsApp message SID on the channel.")
     date_created: datetime | None
@@ -138,10 +168,16 @@ class DeliveryReceipt:
     record: strawberry.Private[ReceiptRecord]
     service_scope: strawberry.Private[str | None]
     bound_participant: strawberry.Private[ParticipantRecord | None] = None
+    participant_removed: strawberry.Private[bool] = False
 
     @classmethod
     def from_record(
-        cls, record: ReceiptRecord, service_scope: str | None, participant: ParticipantRecord | None = None
+        cls,
+        record: ReceiptRecord,
+        service_scope: str | None,
+        participant: ParticipantRecord | None = None,
+        *,
+        participant_removed: bool = False,
     ) -> DeliveryReceipt:
         return cls(
             sid=record.sid,
@@ -149,6 +185,7 @@ class DeliveryReceipt:
             conversation_sid=record.conversation_sid,
             participant_sid=record.participant_sid,
             status=record.status,
+            reported_status=record.reported_status,
             error_code=record.error_code,
             channel_message_sid=record.channel_message_sid,
             date_created=record.date_created,
@@ -156,12 +193,17 @@ class DeliveryReceipt:
             record=record,
             service_scope=service_scope,
             bound_participant=participant,
+            participant_removed=participant_removed,
         )
 
-    async def _participant(self, info: Info) -> ParticipantRecord | None:
+    async def _participant(self, info: Info) -> tuple[ParticipantRecord | None, bool]:
+        """(the participant, whether it was removed: Twilio lists it no more, the receipt still names it)."""
         if self.bound_participant is not None:
-            return self.bound_participant
-        return await participant_by_sid(info.context, self.service_scope, self.conversation_sid, self.participant_sid)
+            return self.bound_participant, self.participant_removed
+        found = await participant_by_sid(info.context, self.service_scope, self.conversation_sid, self.participant_sid)
+        if found is None and self.participant_sid:
+            return recipients.removed_participant(self.record, self.participant_sid), True
+        return found, False
 
     @strawberry.field(description="The error behind `errorCode`: name, description, whether a retry may help.")
     def error(self) -> DeliveryError | None:
@@ -169,12 +211,16 @@ class DeliveryReceipt:
 
     @strawberry.field(description="SMS, WHATSAPP... from the participant's binding, else the channel SID prefix.")
     async def channel(self, info: Info) -> Channel:
-        return channels.receipt_channel(self.record, await self._participant(info))
+        record, removed = await self._participant(info)
+        return channels.receipt_channel(self.record, None if removed else record)
 
-    @strawberry.field(description="The participant the receipt is for.")
+    @strawberry.field(description="The participant the receipt is for (`removed` when they have left since).")
     async def participant(self, info: Info) -> Participant | None:
-        record = await self._participant(info)
-        return Participant.from_record(record, self.service_scope) if record else None
+        record, removed = await self._participant(info)
+        if record is None:
+            return None
+        channel = channels.receipt_channel(self.record, None) if removed else None
+        return Participant.from_record(record, self.service_scope, removed=removed, channel=channel)
 
     @strawberry.field(
         description=(
@@ -187,7 +233,11 @@ class DeliveryReceipt:
         return [ReceiptStatusChange.from_entry(e) for e in await resolvers.receipt_history(info.context, self.sid)]
 
 
-@strawberry.type(description="One recipient of a message (every participant but the author), whatever the channel.")
+@strawberry.type(
+    description="One participant the message was sent to, whatever the channel: every participant but the author "
+    "who was in the conversation when the message was created, and anyone holding a receipt for it (a participant "
+    "removed since is still a recipient, with `participant.removed` true). Participants who joined later are not."
+)
 class Recipient:
     participant: Participant
     channel: Channel
@@ -203,13 +253,24 @@ class Recipient:
     def from_state(cls, state: recipients.RecipientState, service_scope: str | None) -> Recipient:
         receipt = state.receipt
         return cls(
-            participant=Participant.from_record(state.participant, service_scope),
+            participant=Participant.from_record(
+                state.participant,
+                service_scope,
+                removed=state.removed,
+                channel=state.channel if state.removed else None,
+            ),
             channel=state.channel,
             status=state.status,
             source=state.source,
             error_code=state.error_code,
             updated_at=state.updated_at,
-            receipt=DeliveryReceipt.from_record(receipt, service_scope, state.participant) if receipt else None,
+            receipt=(
+                DeliveryReceipt.from_record(
+                    receipt, service_scope, state.participant, participant_removed=state.removed
+                )
+                if receipt
+                else None
+            ),
         )
 
     @strawberry.field(description="The error behind `errorCode`.")

@@ -15,7 +15,8 @@ from delivery_gateway.cache import keys
 from delivery_gateway.cache.rate_limits import Limit, RateLimitUnavailable
 from delivery_gateway.delivery.error_codes import resend_may_help
 from delivery_gateway.delivery.statuses import is_terminal
-from delivery_gateway.delivery.summary import shows_failure, summarize_receipts
+from delivery_gateway.delivery.summary import current_summary as summary_rule
+from delivery_gateway.delivery.summary import shows_failure
 from delivery_gateway.graphql.access import authorize
 from delivery_gateway.graphql.errors import FailedPrecondition, Forbidden, RateLimited, RateLimiterUnavailable
 from delivery_gateway.kernel import sids
@@ -85,15 +86,13 @@ def resend_attributes(original: str | None, old_sid: str) -> str:
 
 
 async def current_summary(context: RequestContext, record: MessageRecord) -> dict[str, Any] | None:
-    """The delivery summary; recomputed from the ledger when it knows every receipt Twilio counted."""
+    """The delivery summary by the one summary rule, with the receipts the ledger holds."""
     ledger = context.services.ledger
-    summary = record.delivery
     receipts = await ledger.receipts_for_message(record.sid)
-    total = (summary or {}).get("total") or 0
-    if receipts and len(receipts) >= total:
-        histories = await ledger.history_many([r.sid for r in receipts])
-        summary = summarize_receipts(receipts, histories)
-    return summary
+    total = (record.delivery or {}).get("total") or 0
+    complete = bool(receipts) and len(receipts) >= total  # a partial list cannot change the summary
+    histories = await ledger.history_many([r.sid for r in receipts]) if complete else {}
+    return summary_rule(record.delivery, receipts, histories)
 
 
 async def failure_codes(context: RequestContext, record: MessageRecord, service_scope: str | None) -> list[int | None]:

@@ -91,7 +91,10 @@ class Message(relay.Node):
             service_scope=service_scope,
         )
 
-    @strawberry.field(description="Twilio's aggregated delivery summary; null for chat-only messages.")
+    @strawberry.field(
+        description="The delivery summary (Twilio's, kept current from delivery webhooks: see DeliverySummary); "
+        "null when the message has no receipts (chat-only)."
+    )
     def delivery(self) -> DeliverySummary | None:
         return DeliverySummary.from_twilio(self.record.delivery)
 
@@ -106,8 +109,9 @@ class Message(relay.Node):
         return [DeliveryReceipt.from_record(r, self.service_scope) for r in records]
 
     @strawberry.field(
-        description="One entry per participant other than the author: receipts for SMS/WhatsApp, the read "
-        "horizon (READ or DELIVERED) for chat participants."
+        description="One entry per participant the message was sent to (present when it was created, or holding "
+        "a receipt for it; never its author): receipts for SMS/WhatsApp, the read horizon (READ or DELIVERED) for "
+        "chat participants."
     )
     async def recipients(self, info: Info) -> list[Recipient] | None:
         states = await delivery.recipient_states_of(info.context, self.service_scope, self.record)

@@ -36,6 +36,14 @@ class Participant(relay.Node):
     channel: Channel
     address: str | None = strawberry.field(description="The binding's address (phone number, whatsapp:+...).")
     proxy_address: str | None = strawberry.field(description="The Twilio number the binding talks through.")
+    projected_address: str | None = strawberry.field(
+        description="A Group MMS participant's projected address (the number the other members see); such a "
+        "participant has an identity and counts as CHAT."
+    )
+    removed: bool = strawberry.field(
+        description="True for a participant who has left the conversation: Twilio no longer lists them, and the "
+        "gateway knows them only from the delivery receipts they left (SID and channel; no identity or address)."
+    )
     last_read_message_index: int | None = strawberry.field(description="Read horizon (chat participants).")
     last_read_at: datetime | None
     attributes: JSON | None
@@ -56,16 +64,26 @@ class Participant(relay.Node):
         return list(await asyncio.gather(*(one(n) for n in node_ids)))
 
     @classmethod
-    def from_record(cls, record: ParticipantRecord, service_scope: str | None) -> Participant:
+    def from_record(
+        cls,
+        record: ParticipantRecord,
+        service_scope: str | None,
+        *,
+        removed: bool = False,
+        channel: Channel | None = None,
+    ) -> Participant:
+        """`removed`: known only from a receipt (then `channel` is the receipt's, as no binding is known)."""
         binding: dict[str, Any] = record.messaging_binding or {}
         return cls(
             node_id=node_id(service_scope, record.conversation_sid, record.sid),
             sid=record.sid,
             conversation_sid=record.conversation_sid,
             identity=record.identity,
-            channel=channels.participant_channel(record),
+            channel=channel or channels.participant_channel(record),
             address=binding.get("address"),
             proxy_address=binding.get("proxy_address"),
+            projected_address=channels.projected_address(record),
+            removed=removed,
             last_read_message_index=record.last_read_message_index,
             last_read_at=record.last_read_timestamp,
             attributes=json_value(record.attributes),
