@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from delivery_gateway.delivery.receipts import merge_receipt
+from delivery_gateway.delivery.unread import horizon_replaces
 from delivery_gateway.kernel.records import ReceiptRecord
 from delivery_gateway.ledger.events import (
     ApplyResult,
@@ -25,6 +26,8 @@ from delivery_gateway.ledger.events import (
     event_to_dict,
 )
 
+Horizon = tuple[int, str | None]  # a participant's read horizon and the DateUpdated of the report that set it
+
 
 @dataclass
 class Snapshot:
@@ -35,7 +38,7 @@ class Snapshot:
     changes: dict[int, LedgerChange] = field(default_factory=dict)  # the changes `seen` points at, if kept
     receipts: dict[str, ReceiptRecord] = field(default_factory=dict)
     history: set[tuple[str, str]] = field(default_factory=set)  # (receipt sid, status) already recorded
-    horizons: dict[str, int] = field(default_factory=dict)
+    horizons: dict[str, Horizon] = field(default_factory=dict)
 
 
 @dataclass
@@ -48,15 +51,16 @@ class BatchPlan:
     receipts: dict[str, ReceiptRecord] = field(default_factory=dict)
     history: list[tuple[ReceiptRecord, HistoryEntry]] = field(default_factory=list)  # entry + receipt at that time
     seen: dict[str, int] = field(default_factory=dict)
-    horizons: dict[str, int] = field(default_factory=dict)
+    horizons: dict[str, Horizon] = field(default_factory=dict)
 
 
 def plan_batch(events: Iterable[LedgerEvent], snapshot: Snapshot) -> BatchPlan:
     """Apply `events` in order to `snapshot` (left untouched) and return what changed.
 
-    Idempotent and order-insensitive per event, as the ledger contract promises: an event whose dedupe key was
-    applied is a duplicate (its original change, when kept, is returned); a receipt merges each reported status
-    with `delivery.receipts.merge_receipt`; a read horizon only moves forward.
+        Idempotent and order-insensitive per event, as the ledger contract promises: an event whose dedupe key was
+        applied is a duplicate (its original change, when kept, is returned); a receipt merges each reported status
+        with `delivery.receipts.merge_receipt`; a read horizon takes the latest report, back as well as forward
+    (`delivery.unread.horizon_replaces`).
     """
     return _Planner(snapshot).run(events)
 
@@ -134,10 +138,13 @@ class _Planner:
         index = event.last_read_message_index
         if index is None:
             return ApplyResult(change=None)
-        previous = self.horizons.get(event.participant_sid)
-        if previous is not None and index <= previous:
+        stored = self.horizons.get(event.participant_sid)
+        if not horizon_replaces(stored, index, event.date_updated):
             return ApplyResult(change=None, recorded=False)
-        self.horizons[event.participant_sid] = self.plan.horizons[event.participant_sid] = index
+        self.horizons[event.participant_sid] = self.plan.horizons[event.participant_sid] = (index, event.date_updated)
+        previous = stored[0] if stored is not None else None
+        if previous == index:  # a later report of the same horizon: only its date is kept (no change to publish)
+            return ApplyResult(change=None, recorded=False)
         payload = event_to_dict(event)
         payload["previous_index"] = previous
         change = self._append(ChangeKind.READ_HORIZON, event.conversation_sid, payload)

@@ -77,7 +77,9 @@ class ReadHorizonEvent:
 
     @property
     def dedupe_key(self) -> str:
-        return f"rh:{self.participant_sid}:{self.last_read_message_index}"
+        # A horizon may come back to an index it had (read, marked unread, read again): its date tells them apart.
+        base = f"rh:{self.participant_sid}:{self.last_read_message_index}"
+        return f"{base}:{self.date_updated}" if self.date_updated else base
 
 
 @dataclass(frozen=True)

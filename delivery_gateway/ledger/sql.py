@@ -347,12 +347,12 @@ class SqlLedger:
         participants = list(dict.fromkeys(e.participant_sid for e in events if isinstance(e, ReadHorizonEvent)))
         for sid_chunk in _chunks(participants):
             marks = (
-                select(horizons.c.participant_sid, horizons.c.idx)
+                select(horizons.c.participant_sid, horizons.c.idx, horizons.c.at)
                 .where(horizons.c.participant_sid.in_(sid_chunk))
                 .with_for_update()
             )
             for mark in await conn.execute(marks):
-                snapshot.horizons[mark.participant_sid] = int(mark.idx)
+                snapshot.horizons[mark.participant_sid] = (int(mark.idx), mark.at)
         return snapshot, counters["published_through"]
 
     async def _write_plan(self, conn: AsyncConnection, plan: BatchPlan, snapshot: Snapshot) -> None:
@@ -385,8 +385,11 @@ class SqlLedger:
             await conn.execute(insert(seen), [{"key": k, "seq": s, "ts": now} for k, s in plan.seen.items()])
         if plan.horizons:
             stmt = self._insert(horizons)
-            stmt = stmt.on_conflict_do_update(index_elements=["participant_sid"], set_={"idx": stmt.excluded.idx})
-            await conn.execute(stmt, [{"participant_sid": p, "idx": i} for p, i in plan.horizons.items()])
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["participant_sid"], set_={"idx": stmt.excluded.idx, "at": stmt.excluded.at}
+            )
+            rows = [{"participant_sid": p, "idx": i, "at": at} for p, (i, at) in plan.horizons.items()]
+            await conn.execute(stmt, rows)
         if plan.last_seq != snapshot.last_seq:
             await self._set_meta(conn, "last_seq", plan.last_seq)
 

@@ -125,6 +125,7 @@ horizons = Table(
     metadata,
     Column("participant_sid", SID, primary_key=True),
     Column("idx", BigInteger, nullable=False),
+    Column("at", String),  # Twilio's DateUpdated of the report that set it: the later report wins
 )
 
 resends = Table(

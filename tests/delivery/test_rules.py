@@ -17,7 +17,7 @@ from delivery_gateway.delivery.error_codes import describe_error_code, error_cod
 from delivery_gateway.delivery.recipients import RecipientSource, RecipientState, RecipientStatus, recipient_states
 from delivery_gateway.delivery.statuses import is_final, is_terminal, rank, receipts_final
 from delivery_gateway.delivery.ticks import Ticks, ticks_for
-from delivery_gateway.delivery.unread import unread_counts
+from delivery_gateway.delivery.unread import horizon_replaces, unread_counts
 from delivery_gateway.kernel.records import DeliveryStatus as S
 from delivery_gateway.kernel.records import MessageRecord, ParticipantRecord, ReceiptRecord
 
@@ -160,11 +160,21 @@ def test_receipts_final():
     assert not receipts_final([])
 
 
-def test_unread_counts_have_no_cap():
-    alice, bob, sms = chat("alice", read=None), chat("bob", read=10), bound("s", "sms")
-    counts = {u.participant.sid: u.count for u in unread_counts([alice, bob, sms], 5000)}
-    assert counts == {alice.sid: 5001, bob.sid: 4990}
-    assert {u.count for u in unread_counts([alice], None)} == {0}
+def test_unread_counts_count_messages_after_the_horizon_not_index_differences():
+    alice, bob, carol, sms = chat("alice", read=None), chat("bob", read=10), chat("carol", read=2), bound("s", "sms")
+    indices = [3, 5, 9, 11, 14]  # indices skip numbers once messages are removed
+    got = {u.participant.sid: (u.count, u.at_least) for u in unread_counts([alice, bob, carol, sms], indices, True)}
+    assert got == {alice.sid: (None, False), bob.sid: (2, False), carol.sid: (5, True)}
+    assert [u.count for u in unread_counts([carol], indices, False)] == [5]  # the whole conversation: exact
+    assert [(u.count, u.at_least) for u in unread_counts([bob], [], False)] == [(0, False)]
+
+
+def test_the_latest_horizon_report_wins_back_or_forward():
+    t1, t2 = "2026-01-01T00:00:01+00:00", "2026-01-01T00:00:02+00:00"
+    assert horizon_replaces(None, 3, t1)
+    assert horizon_replaces((5, t1), 2, t2)  # marked unread
+    assert not horizon_replaces((2, t2), 5, t1)  # a late, older report
+    assert horizon_replaces((2, None), 5, None) and not horizon_replaces((5, None), 2, t2)
 
 
 REQUIRED_CODES = [

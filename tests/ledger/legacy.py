@@ -81,7 +81,7 @@ def write_legacy_ledger(
         )
     for key, seq in plan.seen.items():
         db.execute(f"INSERT INTO seen (key, seq{tcol}) VALUES (?, ?{tmark})", [key, seq, *ts])
-    for participant, index in plan.horizons.items():
+    for participant, (index, _at) in plan.horizons.items():  # the old backend kept no horizon dates
         db.execute("INSERT INTO horizons (participant_sid, idx) VALUES (?, ?)", (participant, index))
     for conversation, old, new in resends:
         db.execute(

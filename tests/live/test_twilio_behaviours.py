@@ -9,10 +9,16 @@ of the gateway receives. Never sleeps on a fixed schedule.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import timedelta
 
-from delivery_gateway.emulator.webhook_events import ON_DELIVERY_UPDATED, delivery_params
+from delivery_gateway.emulator.webhook_events import (
+    ON_DELIVERY_UPDATED,
+    ON_PARTICIPANT_UPDATED,
+    delivery_params,
+    participant_updated_params,
+)
 from tests.live.harness import TransportWsClient
 from tests.live.test_end_to_end import emulator_config, live, settle
 
@@ -187,3 +193,63 @@ async def test_delivery_summary_agrees_cold_and_warm(tmp_path):
             "undelivered": "NONE",
         }
         assert warm["delivery"] == cold["delivery"]
+
+
+ROLLUP = """
+query($c: String!) {
+  conversation(sid: $c) {
+    participants { sid lastReadMessageIndex }
+    rollup(window: 50) { unread { participant { sid } count atLeast lastReadMessageIndex } }
+  }
+}"""
+
+
+async def test_read_horizons_move_back_and_unread_counts_count_messages(tmp_path):
+    """Twilio's Participant update takes any LastReadMessageIndex (the SDK marks messages unread with it), and
+    message indices "may skip numbers": the gateway applies a horizon moved back and counts messages, and a
+    participant with no horizon has an unknown (null) unread count, as the SDK reports."""
+    async with live(tmp_path) as lv:
+        state = lv.emulator.state
+        store = state.store
+        state.set_webhook(post_webhook_url=lv.gateway.webhook_url, filters=["onParticipantUpdated"])
+        conversation = store.create_conversation(friendly_name="horizons")
+        store.create_participant(conversation.sid, identity="agent")
+        reader = store.create_participant(conversation.sid, identity="reader")
+        newcomer = store.create_participant(conversation.sid, identity="newcomer")
+        messages = [
+            store.create_message(conversation.sid, author="agent", body=f"m{i}", notify=False)[0] for i in range(5)
+        ]
+        store.delete_message(messages[3])  # indices now 0, 1, 2, 4
+
+        def report(index: int, seconds: int) -> None:
+            when = messages[0].date_created + timedelta(seconds=seconds)
+            store.update_participant(reader, last_read_message_index=index, when=when)
+            state.webhooks.emit(
+                conversation.service_sid, ON_PARTICIPANT_UPDATED, participant_updated_params(store, reader)
+            )
+
+        report(4, 10)
+        await settle(lv)
+        warm = (await lv.query(ROLLUP, c=conversation.sid))["conversation"]
+        report(1, 20)  # marked unread back to message 1
+        await settle(lv)
+        calls = state.requests.count()
+        data = (await lv.query(ROLLUP, c=conversation.sid))["conversation"]
+        assert state.requests.count() == calls  # the webhook updated the cached participants
+        assert {"sid": reader.sid, "lastReadMessageIndex": 1} in data["participants"]
+        unread = {u["participant"]["sid"]: (u["count"], u["atLeast"]) for u in data["rollup"]["unread"]}
+        assert unread[reader.sid] == (2, False)  # messages 2 and 4; not 4 - 1 = 3
+        assert unread[newcomer.sid] == (None, False)
+        assert {u["participant"]["sid"]: u["count"] for u in warm["rollup"]["unread"]}[reader.sid] == 0
+        recipients = await lv.query(RECIPIENTS, c=conversation.sid, m=messages[2].sid)
+        reader_state = [r for r in recipients["message"]["recipients"] if r["participant"]["sid"] == reader.sid]
+        assert reader_state[0]["status"] == "DELIVERED"  # no longer READ
+
+        # A late, older report (Twilio does not promise order) does not undo the newer one.
+        older = dataclasses.replace(
+            reader, last_read_message_index=4, date_updated=messages[0].date_created + timedelta(seconds=15)
+        )
+        state.webhooks.emit(conversation.service_sid, ON_PARTICIPANT_UPDATED, participant_updated_params(store, older))
+        await settle(lv)
+        data = (await lv.query(ROLLUP, c=conversation.sid))["conversation"]
+        assert {"sid": reader.sid, "lastReadMessageIndex": 1} in data["participants"]

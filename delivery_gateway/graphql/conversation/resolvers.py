@@ -182,6 +182,7 @@ async def rollup(context: RequestContext, service_scope: str | None, conversatio
     edges: list[MessageEdge] = []
     before = None
     remaining = window
+    older_exist = False
     while remaining > 0:  # one message window holds at most the largest page size
         chunk = await message_window(
             context.loaders,
@@ -193,6 +194,7 @@ async def rollup(context: RequestContext, service_scope: str | None, conversatio
         )
         edges = chunk.edges + edges
         remaining -= len(chunk.edges)
+        older_exist = chunk.has_previous_page
         if not chunk.has_previous_page or not chunk.edges:
             break
         before = chunk.edges[0].cursor.encode()
@@ -210,5 +212,5 @@ async def rollup(context: RequestContext, service_scope: str | None, conversatio
         last_message_index=last_index,
         ticks={state: counts.get(state, 0) for state in Ticks},
         failed=[m for m, t in zip(messages, ticks, strict=True) if t is Ticks.FAILED],
-        unread=unread_counts(participants, last_index),
+        unread=unread_counts(participants, [m.index for m in messages], older_exist),
     )

@@ -48,10 +48,20 @@ class TickCounts:
     failed: int
 
 
-@strawberry.type(description="A chat participant's unread messages, from their read horizon (no 1,000 cap).")
+@strawberry.type(
+    description="A chat participant's unread messages: the window's messages after their read horizon (counted, "
+    "not an index difference: indices may skip numbers)."
+)
 class UnreadCount:
     participant: Participant
-    count: int
+    count: int | None = strawberry.field(
+        description="Messages of the window after the read horizon; null when the participant has no read horizon "
+        "(never read anything, or marked everything unread), as Twilio's SDK reports."
+    )
+    at_least: bool = strawberry.field(
+        description="True when the horizon lies before the window and older messages exist: `count` is then a "
+        "lower bound (draw it as `count+`)."
+    )
     last_read_message_index: int | None
 
 
@@ -76,6 +86,7 @@ class ConversationRollup:
                 UnreadCount(
                     participant=Participant.from_record(u.participant, service_scope),
                     count=u.count,
+                    at_least=u.at_least,
                     last_read_message_index=u.last_read_message_index,
                 )
                 for u in result.unread

@@ -57,5 +57,5 @@ async def test_rollup(gql, fake):
     assert rollup["messages"] == 3 and rollup["lastMessageIndex"] == 2
     assert rollup["ticks"] == {"pending": 0, "sent": 0, "delivered": 2, "read": 0, "failed": 1}
     assert rollup["failed"] == [{"index": 1}]
-    assert {u["participant"]["identity"]: u["count"] for u in rollup["unread"]} == {"alice": 3, "bob": 0}
+    assert {u["participant"]["identity"]: u["count"] for u in rollup["unread"]} == {"alice": None, "bob": 0}
     assert fake.calls["list_receipts"] == 2 and fake.calls["list_messages"] == 1
