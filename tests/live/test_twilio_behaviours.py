@@ -253,3 +253,30 @@ async def test_read_horizons_move_back_and_unread_counts_count_messages(tmp_path
         await settle(lv)
         data = (await lv.query(ROLLUP, c=conversation.sid))["conversation"]
         assert {"sid": reader.sid, "lastReadMessageIndex": 1} in data["participants"]
+
+
+async def test_receipt_details_reach_clients_as_twilio_sends_them(tmp_path):
+    """Seed 002: `date_updated` is "null if the delivery receipt has not been updated"; the spec's `error_code`
+    `default: 0` means no error (knob); webhook dates carry milliseconds. A client sees no error, a null
+    dateUpdated until the receipt moves, and the recipient's updatedAt at the receipt's creation meanwhile."""
+    query = """query($c: String!, $m: String!) { message(conversationSid: $c, sid: $m) {
+      receipts { status errorCode error { code } dateCreated dateUpdated history { status at } }
+      recipients { channel updatedAt } } }"""
+    async with live(tmp_path, emulator_config(error_code_when_none=0)) as lv:
+        state = lv.emulator.state
+        conversation, _, _ = agent_sms_whatsapp(state.store)
+        message, _ = state.store.create_message(conversation.sid, author="agent", body="hi")
+        await settle(lv)
+        fresh = (await lv.query(query, c=conversation.sid, m=message.sid))["message"]
+        assert [(r["errorCode"], r["error"], r["dateUpdated"]) for r in fresh["receipts"]] == [(None, None, None)] * 2
+        assert {r["updatedAt"] for r in fresh["recipients"] if r["channel"] != "CHAT"} == {
+            r["dateCreated"] for r in fresh["receipts"]
+        }
+        await state.simulator.advance_all()
+        await settle(lv)
+        moved = (await lv.query(query, c=conversation.sid, m=message.sid))["message"]
+        assert all(r["dateUpdated"] and r["errorCode"] is None for r in moved["receipts"])
+        # The webhook's date (milliseconds) and the REST one (whole seconds) name the same moment.
+        for receipt in moved["receipts"]:
+            last = [h for h in receipt["history"] if h["status"] == receipt["status"]]
+            assert last and last[0]["at"][:19] == receipt["dateUpdated"][:19], receipt
