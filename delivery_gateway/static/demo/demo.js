@@ -28,7 +28,7 @@
     "query DemoChat($sid: String!) { conversation(sid: $sid) { sid uniqueName friendlyName " +
     "participants { " + PARTICIPANT_FIELDS + " } " +
     "rollup { messages lastMessageIndex ticks { pending sent delivered read failed } " +
-    "unread { count participant { sid } } } " +
+    "unread { count atLeast participant { sid } } } " +
     "messages(last: 50) { edges { node { " + MESSAGE_FIELDS + " } } } } }";
 
   // One entry per subscription: its document, its root field and how an event changes the page.
@@ -434,7 +434,8 @@
 
     var unread = new Map();
     ((state.rollup && state.rollup.unread) || []).forEach(function (item) {
-      unread.set(item.participant.sid, item.count);
+      // count is null without a read horizon (unknown); atLeast: more unread messages before the window
+      if (item.count !== null) unread.set(item.participant.sid, item.count + (item.atLeast ? "+" : ""));
     });
     var people = Array.from(state.participants.values()).map(function (p) {
       var horizon =
