@@ -80,7 +80,12 @@ class TwilioWebhookEndpoint:
             return JSONResponse({"error": str(exc)}, status_code=400)
         if event is None:
             self._count(event_type, "ignored")
-            return JSONResponse({"status": "ignored", "reason": f"{event_type} is not tracked"})
+            reason = (
+                "no delivery status yet (null, or one not known to this gateway)"
+                if event_type == "onDeliveryUpdated"
+                else f"{event_type} is not tracked"
+            )
+            return JSONResponse({"status": "ignored", "reason": reason})
         if self.account_sid and event.account_sid and event.account_sid != self.account_sid:
             # Signed with our auth token, yet about another account (a subaccount's, a copied configuration): a
             # 200 so that nobody retries it, and nothing of it reaches the ledger.

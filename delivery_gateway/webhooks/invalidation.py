@@ -46,7 +46,9 @@ class CacheInvalidator:
         conv, msg = event.conversation_sid, event.message_sid
         receipt_keys = {s: keys.receipts(s, conv, msg) for s in keys.scopes(event.service_sid)}
         message_keys = {s: keys.message(s, conv, msg) for s in keys.scopes(event.service_sid)}
-        found = await self.cache.get_many([*receipt_keys.values(), *message_keys.values()])
+        participant_keys = keys.invalidation_keys_participants(event.service_sid, conv)
+        found = await self.cache.get_many([*receipt_keys.values(), *message_keys.values(), *participant_keys])
+        await self._participants_named_by(receipt, participant_keys, found)
 
         updated_lists: dict[str, list[ReceiptRecord]] = {}
         for key in receipt_keys.values():
@@ -74,6 +76,23 @@ class CacheInvalidator:
             record = MessageRecord.from_dict(value)  # the summary rule: what a fresh read of Twilio would show
             fresh[key] = {**record.to_dict(), "delivery": current_summary(record.delivery, receipts, histories)}
         await self.cache.set_many(fresh, self.ttl.messages)
+
+    async def _participants_named_by(
+        self, receipt: ReceiptRecord, participant_keys: list[str], found: dict[str, object]
+    ) -> None:
+        """A receipt for a participant a cached participants list lacks: the list is older than the participant
+        (who joined since) or the participant left. Either way the next read refetches it, so a new participant
+        is never taken for a removed one (recipients shown `removed` are those Twilio no longer lists)."""
+        if not receipt.participant_sid:
+            return
+        stale = [
+            key
+            for key in participant_keys
+            if isinstance(cached := found.get(key), list)
+            and not any(isinstance(p, dict) and p.get("sid") == receipt.participant_sid for p in cached)
+        ]
+        if stale:
+            await self.cache.delete_many(stale)
 
     # Read horizon: the participants list
     async def _read_horizon(self, event: ReadHorizonEvent) -> None:

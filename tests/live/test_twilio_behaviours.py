@@ -280,3 +280,20 @@ async def test_receipt_details_reach_clients_as_twilio_sends_them(tmp_path):
         for receipt in moved["receipts"]:
             last = [h for h in receipt["history"] if h["status"] == receipt["status"]]
             assert last and last[0]["at"][:19] == receipt["dateUpdated"][:19], receipt
+
+
+async def test_a_participant_who_just_joined_is_not_taken_for_a_removed_one(tmp_path):
+    """The participants list is cached; a participant who joins and gets a message is named by its receipt's
+    webhook before the cached list knows them: the webhook evicts the list, so they show as a current recipient."""
+    async with live(tmp_path) as lv:
+        store = lv.emulator.state.store
+        conversation, sms, _ = agent_sms_whatsapp(store)
+        first, _ = store.create_message(conversation.sid, author="agent", body="one")
+        await settle(lv)
+        await lv.query(RECIPIENTS, c=conversation.sid, m=first.sid)  # the participants list is now cached
+        newcomer = store.create_participant(conversation.sid, address="+15550004444", proxy_address="+15559990000")
+        second, _ = store.create_message(conversation.sid, author="agent", body="two")
+        await settle(lv)
+        data = await lv.query(RECIPIENTS, c=conversation.sid, m=second.sid)
+        recipients = {r["participant"]["sid"]: r["participant"]["removed"] for r in data["message"]["recipients"]}
+        assert recipients[newcomer.sid] is False and recipients[sms.sid] is False
