@@ -25,8 +25,9 @@ TICKS_RULE = (
     "READ, as WhatsApp groups draw ticks: SENT, DELIVERED and READ only once every recipient has reached it. "
     "Chat participants count as DELIVERED once the message exists and READ once their read horizon "
     "(lastReadMessageIndex) covers it; SMS recipients never go beyond DELIVERED (SMS has no read receipts); "
-    "a non-chat recipient without a receipt yet is PENDING. A message with no recipient besides its author "
-    "is SENT."
+    "a non-chat recipient without a receipt yet, or whose receipt has no delivery status yet (null, queued, or a "
+    "status Twilio added since), is PENDING. Recipients are the participants the message was sent to (present "
+    "when it was created, or holding a receipt for it). A message with no recipient besides its author is SENT."
 )
 
 # How far a recipient got, for the "lowest state every recipient has reached" part of the rule.

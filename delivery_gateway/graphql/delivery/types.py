@@ -30,7 +30,8 @@ strawberry.enum(DeliveryStatus, name="DeliveryStatus", description="A delivery r
 strawberry.enum(
     RecipientStatus,
     name="RecipientStatus",
-    description="A recipient's state for one message; PENDING when a non-chat recipient has no receipt yet.",
+    description="A recipient's state for one message; PENDING when a non-chat recipient has no receipt yet, or its "
+    "receipt has no delivery status yet (null, queued, or a status this gateway does not know).",
 )
 strawberry.enum(RecipientSource, name="RecipientSource", description="Where a recipient's status comes from.")
 strawberry.enum(Ticks, name="Ticks", description="The one state a chat UI draws. " + TICKS_RULE)
