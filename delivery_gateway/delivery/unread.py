@@ -19,11 +19,12 @@ from delivery_gateway.kernel.records import ParticipantRecord
 def horizon_replaces(previous: tuple[int, str | None] | None, index: int, at: str | None) -> bool:
     """Whether a report of horizon `index` at `at` (Twilio's DateUpdated, canonical ISO-8601) replaces the stored
     `(index, at)`: the later report wins, so a horizon moved back applies and a late, older report does not undo a
-    newer one. Without a date on either side only a forward move is trusted (a replay must not undo a read)."""
+    newer one. Reports of the same millisecond, or without a date on either side, cannot be ordered: only a
+    forward move is trusted then (a replay or a tie must not undo a read)."""
     if previous is None:
         return True
     previous_index, previous_at = previous
-    if at and previous_at:
+    if at and previous_at and at != previous_at:
         return at > previous_at
     return index > previous_index
 

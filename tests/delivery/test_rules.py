@@ -175,6 +175,7 @@ def test_the_latest_horizon_report_wins_back_or_forward():
     assert horizon_replaces((5, t1), 2, t2)  # marked unread
     assert not horizon_replaces((2, t2), 5, t1)  # a late, older report
     assert horizon_replaces((2, None), 5, None) and not horizon_replaces((5, None), 2, t2)
+    assert horizon_replaces((2, t1), 5, t1) and not horizon_replaces((5, t1), 2, t1)  # same millisecond: forward
 
 
 REQUIRED_CODES = [
