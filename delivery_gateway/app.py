@@ -20,6 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 from delivery_gateway.auth import AuthMiddleware, bearer_matches
 from delivery_gateway.cache import ResourceCache
 from delivery_gateway.cache.rate_limits import RateLimiter
+from delivery_gateway.cache.responses import ResponseCache
 from delivery_gateway.graphql.context import GatewayServices
 from delivery_gateway.graphql.view import create_graphql_app
 from delivery_gateway.http.drain import OpenStreams, StreamDrainMiddleware
@@ -61,6 +62,14 @@ class BackendUnavailable(Exception):
 def build_services(settings: Settings, *, upstream: ConversationsAPI | None = None) -> GatewayServices:
     """Every per-process backend, chosen by the settings' URLs; nothing is connected until `Gateway.start`."""
     metrics = Metrics()
+    responses = None
+    if settings.response_cache:
+        responses = ResponseCache.from_url(
+            settings.response_cache_store_url,
+            max_ttl=settings.response_cache_ttl,
+            max_entries=settings.response_cache_max_entries,
+            metrics=metrics,
+        )
     return GatewayServices(
         settings=settings,
         upstream=upstream if upstream is not None else UpstreamClient(settings, metrics=metrics),
@@ -69,6 +78,7 @@ def build_services(settings: Settings, *, upstream: ConversationsAPI | None = No
         ledger=create_ledger(settings.store_url),
         pubsub=create_pubsub(settings.pubsub_url, queue_size=settings.subscriber_queue_size, metrics=metrics),
         limits=RateLimiter.from_url(settings.cache_url),
+        responses=responses,
     )
 
 
@@ -88,6 +98,7 @@ class Gateway:
             pubsub=services.pubsub,
             cache=services.cache,
             metrics=services.metrics,
+            responses=services.responses,
         )
         self.graphql = create_graphql_app(services)
         self.streams = OpenStreams()  # open WebSockets and event streams, closed first on shutdown
@@ -133,6 +144,7 @@ class Gateway:
         steps: list[tuple[str, str, Callable[[], Awaitable[object]]]] = [
             ("DELIVERY_GATEWAY_STORE_URL", settings.store_url, services.ledger.start),
             ("DELIVERY_GATEWAY_PUBSUB_URL", settings.pubsub_url, services.pubsub.start),
+            ("DELIVERY_GATEWAY_PUBSUB_URL", settings.pubsub_url, self._start_response_cache),
             ("DELIVERY_GATEWAY_STORE_URL", settings.store_url, self._recover_inbox),
         ]
         try:
@@ -154,6 +166,11 @@ class Gateway:
         if self._pruner is None:
             self._pruner = asyncio.create_task(self._prune_periodically(), name="ledger-pruner")
         self.started = True
+
+    async def _start_response_cache(self) -> None:
+        """Listens for other replicas' invalidations before the first request can be answered from it."""
+        if self.services.responses is not None:
+            await self.services.responses.start(self.services.pubsub)
 
     async def _recover_inbox(self) -> None:
         recovered = await self.ingest.start()
@@ -185,6 +202,8 @@ class Gateway:
         ]
         if services.cache is not None:
             closers.insert(3, ("cache", services.cache.close))
+        if services.responses is not None:  # before pub/sub: its listener must not outlive the broker
+            closers.insert(1, ("response cache", services.responses.close))
         for name, close in closers:
             try:
                 await close()

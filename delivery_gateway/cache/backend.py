@@ -29,6 +29,11 @@ class CacheBackend(Protocol):
 
     async def multi_set(self, pairs: Sequence[tuple[str, Any]], ttl: float | None) -> None: ...
 
+    async def multi_get_expiring(self, keys: Sequence[str]) -> list[tuple[Any | None, float | None]]:
+        """(value, seconds it still lives or None: no expiry) per key: what the response cache needs so that a
+        response never outlives the entries it was built from."""
+        ...
+
     async def delete_many(self, keys: Sequence[str]) -> int: ...
 
     async def hit_window(self, key: str, window: float) -> tuple[int, float]:
@@ -77,6 +82,7 @@ class MemoryBackend:
         self._cache = SimpleMemoryCache(serializer=JsonText(), namespace=namespace, timeout=None)
         self._windows: dict[str, tuple[int, float]] = {}  # key -> (hits, monotonic time the window closes)
         self._opened = 0
+        self._deadlines: dict[str, float] = {}  # key -> monotonic time its entry expires (multi_get_expiring)
 
     async def multi_get(self, keys: Sequence[str]) -> list[Any | None]:
         if not keys:
@@ -84,8 +90,24 @@ class MemoryBackend:
         return list(await self._cache.multi_get(list(keys)))
 
     async def multi_set(self, pairs: Sequence[tuple[str, Any]], ttl: float | None) -> None:
-        if pairs:
-            await self._cache.multi_set(list(pairs), ttl=ttl or None)
+        if not pairs:
+            return
+        await self._cache.multi_set(list(pairs), ttl=ttl or None)
+        now = time.monotonic()
+        if len(self._deadlines) > self.PRUNE_EVERY * 64:  # forget expired deadlines now and then
+            self._deadlines = {k: v for k, v in self._deadlines.items() if v > now}
+        deadline = now + ttl if ttl else float("inf")
+        for key, _ in pairs:
+            self._deadlines[key] = deadline
+
+    async def multi_get_expiring(self, keys: Sequence[str]) -> list[tuple[Any | None, float | None]]:
+        values = await self.multi_get(keys)
+        now = time.monotonic()
+        out: list[tuple[Any | None, float | None]] = []
+        for key, value in zip(keys, values, strict=True):
+            deadline = self._deadlines.get(key, float("inf"))
+            out.append((value, None if deadline == float("inf") else max(0.0, deadline - now)))
+        return out
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         deleted = 0
@@ -128,6 +150,23 @@ class RedisBackend:
         async with asyncio.timeout(self._timeout):
             values = await self._client.mget([self._key(key) for key in keys])
         return [loads(value) for value in values]
+
+    async def multi_get_expiring(self, keys: Sequence[str]) -> list[tuple[Any | None, float | None]]:
+        """MGET and every key's PTTL in one round trip."""
+        if not keys:
+            return []
+        names = [self._key(key) for key in keys]
+        async with asyncio.timeout(self._timeout):
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.mget(names)
+                for name in names:
+                    pipe.pttl(name)
+                replies = await pipe.execute()
+        values, ttls = replies[0], replies[1:]
+        return [
+            (loads(value), (ttl_ms / 1000 if ttl_ms is not None and ttl_ms >= 0 else None))
+            for value, ttl_ms in zip(values, ttls, strict=True)
+        ]
 
     async def multi_set(self, pairs: Sequence[tuple[str, Any]], ttl: float | None) -> None:
         if not pairs:

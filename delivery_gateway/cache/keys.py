@@ -29,6 +29,16 @@ KINDS = (CONVERSATION, MESSAGE, MESSAGES_PAGE, MESSAGES_GENERATION, PARTICIPANTS
 _NO_TOKEN = "-"
 
 
+def sids_of(key: str) -> tuple[str | None, str | None]:
+    """(conversation SID, message SID) a key names, either None: what a response built from it depends on."""
+    parts = key.split(":")
+    kind = parts[0]
+    if kind == CONFIGURATION or len(parts) < 3:
+        return None, None
+    message_sid = parts[3] if kind in (MESSAGE, RECEIPTS) and len(parts) > 3 else None
+    return parts[2], message_sid
+
+
 def scope(service_sid: str | None) -> str:
     return service_sid or DEFAULT_SCOPE
 

@@ -15,6 +15,7 @@ from typing import Any
 from delivery_gateway.cache import keys as cache_keys
 from delivery_gateway.cache.backend import DEFAULT_OP_TIMEOUT, CacheBackend, backend_from_url
 from delivery_gateway.cache.ttl import GENERATION_TTL
+from delivery_gateway.kernel import read_set
 from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.kernel.request_stats import note_cache
 
@@ -63,11 +64,22 @@ class ResourceCache:
         unique = list(dict.fromkeys(keys))
         if not unique:
             return {}
+        reads = read_set.current()
         try:
-            values = await self.backend.multi_get(unique)
+            if reads is None:
+                values = await self.backend.multi_get(unique)
+            else:  # a response cache records this execution: note what it reads and how long that lives
+                expiring = await self.backend.multi_get_expiring(unique)
+                values = [value for value, _ in expiring]
+                for key, (value, remaining) in zip(unique, expiring, strict=True):
+                    conversation_sid, message_sid = cache_keys.sids_of(key)
+                    # A miss is noted when the fetched value is stored (set_many), with the TTL it gets.
+                    reads.note(conversation_sid, message_sid, remaining if value is not None else None)
         except _READ_ERRORS as exc:
             _logger.warning("cache multi_get of %d keys failed: %r", len(unique), exc)
             self._count(unique, "error")
+            if reads is not None:
+                reads.unattributed = True  # what is read next is not known to be fresh: answer uncached
             return {}
         found = {key: value for key, value in zip(unique, values, strict=True) if value is not None}
         note_cache(len(found), len(unique) - len(found))
@@ -82,6 +94,11 @@ class ResourceCache:
 
     async def set_many(self, items: Mapping[str, Any], ttl: float) -> None:
         """Store every item with one TTL (seconds). Values must be JSON-serialisable."""
+        reads = read_set.current()
+        if reads is not None:  # fetched for a recorded execution: it lives `ttl` (0: not stored, not cacheable)
+            for key in items:
+                conversation_sid, message_sid = cache_keys.sids_of(key)
+                reads.note(conversation_sid, message_sid, max(ttl, 0.0))
         if not items or ttl <= 0:
             return
         try:

@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket
 
 from delivery_gateway.cache import ResourceCache
 from delivery_gateway.cache.rate_limits import RateLimiter
+from delivery_gateway.cache.responses import ResponseCache
 from delivery_gateway.graphql.dataloaders import Loaders
 from delivery_gateway.graphql.paging import PageSizes
 from delivery_gateway.kernel.callers import Caller
@@ -40,6 +41,7 @@ class GatewayServices:
     ledger: DeliveryLedger = field(default_factory=lambda: create_ledger("memory://"))
     pubsub: PubSub = field(default_factory=lambda: create_pubsub("memory://"))
     limits: RateLimiter = field(default_factory=RateLimiter.in_memory)
+    responses: ResponseCache | None = None  # the whole-response cache in front of execution (None: off)
 
     def new_loaders(self) -> Loaders:
         return Loaders(self)

@@ -37,8 +37,18 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from delivery_gateway.auth import AuthenticationFailed, Authenticator, is_ide_page_request, send_unauthorized
 from delivery_gateway.graphql.context import GatewayServices, MissingCaller, RequestContext
+from delivery_gateway.graphql.response_cache import (
+    PENDING_SCOPE_KEY,
+    Pending,
+    ResponseCacheFront,
+    ServedFromCache,
+    read_body,
+    send_body,
+    wants_stream,
+)
 from delivery_gateway.graphql.schema import build_schema
 from delivery_gateway.http.guards import OriginPolicy
+from delivery_gateway.kernel import read_set
 from delivery_gateway.kernel.callers import DEMO_CALLER, Caller
 from delivery_gateway.pages import graphiql_page
 
@@ -156,24 +166,60 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
     graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, services: GatewayServices, **kwargs: Any) -> None:
-        super().__init__(build_schema(services.settings), **kwargs)
+        schema = build_schema(services.settings)
+        super().__init__(schema, **kwargs)
         self.services = services
         self.authenticator = Authenticator.from_settings(services.settings)
         self.origin_policy = OriginPolicy.from_settings(services.settings)
+        responses = services.responses
+        self.responses = ResponseCacheFront(responses, schema._schema) if responses is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        if caller_for(scope, self.services) is None and not (self.graphql_ide and is_ide_page_request(scope)):
+        caller = caller_for(scope, self.services)
+        if caller is None and not (self.graphql_ide and is_ide_page_request(scope)):
             # The auth middleware answers these first; without it (or past it by mistake) nothing runs either.
             await send_unauthorized(send, AuthenticationFailed("missing credentials"), presented=False)
             return
+        front = self.responses
+        if front is None or caller is None or not self._cacheable_request(scope):
+            await self._run(scope, receive, send)
+            return
+        # The hit path: this exact request's answer, before any request object, context or parsing.
+        body = await read_body(receive)
+        if body is None:
+            return  # the client left
+        pending = Pending(front.fingerprint(caller, scope, body))
+        if await front.serve(pending.fingerprint, send):
+            return
+        scope[PENDING_SCOPE_KEY] = pending
+        request = Request(scope, receive)
+        request._body = body  # read once, above
+        status, answer = await self._run(scope, receive, send, request)
+        if answer is not None:
+            await front.finish(pending, status, answer)
+
+    @staticmethod
+    def _cacheable_request(scope: Scope) -> bool:
+        method = scope["method"]
+        return (method == "POST" or (method == "GET" and bool(scope.get("query_string")))) and not wants_stream(scope)
+
+    async def _run(
+        self, scope: Scope, receive: Receive, send: Send, request: Request | None = None
+    ) -> tuple[int, bytes | None]:
+        """Runs the request through Strawberry and sends the answer: (status, body of a plain response)."""
         try:
-            response = await self.run(Request(scope, receive))
+            response = await self.run(request if request is not None else Request(scope, receive))
         except HTTPException as exc:
             response = self.refusal(exc)
+        except ServedFromCache as hit:  # an equivalent request's answer (execute_single)
+            await send_body(send, hit.body)
+            return 200, None
         await response(scope, receive, send)
+        body = getattr(response, "body", None)
+        return response.status_code, body if isinstance(body, bytes) else None
 
     @staticmethod
     def refusal(exc: HTTPException) -> JSONResponse:
@@ -202,6 +248,37 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
         come here), so one sent as a plain POST is refused as the client's mistake instead of failing inside
         execution."""
         allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        pending = request.scope.get(PENDING_SCOPE_KEY)
+        if self.responses is not None and isinstance(pending, Pending) and context.authenticated:
+            pending.executions += 1
+            plan = self.responses.plan(
+                request_data.query, request_data.operation_name, request_data.variables, context.caller
+            )
+            if plan.key is not None:
+                cached = await self.responses.lookup(pending, plan)
+                if cached is not None:
+                    raise ServedFromCache(cached)
+            if plan.key is not None or plan.mutation:
+                pending.plan = plan
+                pending.began = self.responses.cache.begin()
+                reads, token = read_set.begin()
+                try:
+                    result = await self._execute(request_adapter, context, root_value, request_data, allowed)
+                finally:
+                    read_set.end(token)
+                pending.reads = reads
+                pending.complete = not result.errors
+                return result
+        return await self._execute(request_adapter, context, root_value, request_data, allowed)
+
+    async def _execute(
+        self,
+        request_adapter: AsyncHTTPRequestAdapter,
+        context: RequestContext,
+        root_value: None,
+        request_data: GraphQLRequestData,
+        allowed: set[OperationType],
+    ) -> ExecutionResult:
         try:
             return await self.schema.execute(
                 request_data.query,

@@ -69,6 +69,27 @@ class Metrics:
             registry=r,
         )
 
+        # Response cache (whole answers of queries).
+        self.response_cache_requests = Counter(
+            "delivery_gateway_response_cache_requests_total",
+            "GraphQL requests the response cache saw, by result: hit, miss (executed and stored when still fresh), "
+            "uncacheable (mutations, errors, fields it never caches), error (its store failed).",
+            ("result",),
+            registry=r,
+        )
+        self.response_cache_invalidations = Counter(
+            "delivery_gateway_response_cache_invalidations_total",
+            "Conversations and messages whose cached responses were invalidated, by reason (the webhook event, "
+            "mutation, replica: received from another replica).",
+            ("reason",),
+            registry=r,
+        )
+        self.response_cache_dropped = Counter(
+            "delivery_gateway_response_cache_dropped_total",
+            "Cached responses dropped by invalidations.",
+            registry=r,
+        )
+
         # Others' room: webhooks, subscriptions, pub/sub.
         self.webhooks_received = Counter(
             "delivery_gateway_webhooks_received_total",

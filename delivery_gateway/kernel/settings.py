@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _BACKEND_SCHEMES = {
     "cache_url": {"memory", "redis", "rediss"},
+    "response_cache_url": {"memory", "redis", "rediss"},
     "pubsub_url": {"memory", "redis", "rediss"},
     "store_url": {"memory", "sqlite", "postgresql", "postgres"},
 }
@@ -73,6 +74,13 @@ class Settings(BaseSettings):
     ttl_messages: float = Field(default=30.0, ge=0, alias="DELIVERY_GATEWAY_TTL_MESSAGES")
     ttl_receipts: float = Field(default=30.0, ge=0, alias="DELIVERY_GATEWAY_TTL_RECEIPTS")
     ttl_receipts_terminal: float = Field(default=3600.0, ge=0, alias="DELIVERY_GATEWAY_TTL_RECEIPTS_TERMINAL")
+
+    # Whole-response cache of queries (cache/responses.py): on by default, in the resource cache's store unless
+    # named; an answer lives at most this many seconds, and never beyond the resources it was built from.
+    response_cache: bool = Field(default=True, alias="DELIVERY_GATEWAY_RESPONSE_CACHE")
+    response_cache_url: str | None = Field(default=None, alias="DELIVERY_GATEWAY_RESPONSE_CACHE_URL")
+    response_cache_ttl: float = Field(default=60.0, gt=0, alias="DELIVERY_GATEWAY_RESPONSE_CACHE_TTL")
+    response_cache_max_entries: int = Field(default=10_000, ge=1, alias="DELIVERY_GATEWAY_RESPONSE_CACHE_MAX_ENTRIES")
 
     # GraphQL surface.
     introspection: bool = Field(default=True, alias="DELIVERY_GATEWAY_INTROSPECTION")
@@ -200,9 +208,11 @@ class Settings(BaseSettings):
         normalize_allowed_origins(value)  # raises ValueError on anything but '*' or scheme://host[:port]
         return value
 
-    @field_validator("cache_url", "pubsub_url", "store_url")
+    @field_validator("cache_url", "pubsub_url", "store_url", "response_cache_url")
     @classmethod
-    def _known_backend(cls, value: str, info: ValidationInfo) -> str:
+    def _known_backend(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
         scheme = urlsplit(value).scheme
         allowed = _BACKEND_SCHEMES[str(info.field_name)]
         if info.field_name == "store_url" and scheme in ("redis", "rediss"):
@@ -245,6 +255,11 @@ class Settings(BaseSettings):
             missing = "TWILIO_API_SECRET" if self.twilio_api_key else "TWILIO_API_KEY"
             raise ValueError(f"{missing} is missing: TWILIO_API_KEY and TWILIO_API_SECRET go together")
         return self
+
+    @property
+    def response_cache_store_url(self) -> str:
+        """Where cached responses live: DELIVERY_GATEWAY_RESPONSE_CACHE_URL, else the resource cache's store."""
+        return self.response_cache_url or self.cache_url
 
     @property
     def demo_page_enabled(self) -> bool:

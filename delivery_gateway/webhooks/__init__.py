@@ -9,12 +9,13 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from delivery_gateway.cache import ResourceCache
+from delivery_gateway.cache.responses import ResponseCache
 from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import DeliveryLedger
 from delivery_gateway.pubsub import PubSub
 from delivery_gateway.webhooks.endpoint import TwilioWebhookEndpoint
-from delivery_gateway.webhooks.invalidation import CacheInvalidator
+from delivery_gateway.webhooks.invalidation import AfterApplyChain, CacheInvalidator, ResponseInvalidator
 from delivery_gateway.webhooks.processor import WebhookProcessor
 
 __all__ = ["WEBHOOK_PATH", "WebhookIngest"]
@@ -23,7 +24,8 @@ WEBHOOK_PATH = "/webhooks/twilio"
 
 
 class WebhookIngest:
-    """Endpoint + processor over the process's ledger, pub/sub, resource cache (None: none) and metrics.
+    """Endpoint + processor over the process's ledger, pub/sub, resource cache (None: none), response cache (None:
+    none) and metrics.
 
     Lifecycle: `await start()` after the ledger and pub/sub started (reprocesses what a crash left behind),
     `await close()` before closing them.
@@ -37,11 +39,17 @@ class WebhookIngest:
         pubsub: PubSub,
         cache: ResourceCache | None,
         metrics: Metrics,
+        responses: ResponseCache | None = None,
         path: str = WEBHOOK_PATH,
     ) -> None:
         self.path = path
         self.ledger = ledger
-        invalidator = CacheInvalidator(cache, ledger, settings) if cache is not None else None
+        steps: list[CacheInvalidator | ResponseInvalidator] = []
+        if cache is not None:
+            steps.append(CacheInvalidator(cache, ledger, settings))
+        if responses is not None:  # after the resource cache: a response executed after the drop reads fresh data
+            steps.append(ResponseInvalidator(responses))
+        invalidator = AfterApplyChain(*steps) if steps else None
         self.processor = WebhookProcessor(ledger, pubsub, invalidator, metrics=metrics)
         self.endpoint = TwilioWebhookEndpoint(
             account_sid=settings.twilio_account_sid,

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 
 from delivery_gateway.cache import ResourceCache, keys
+from delivery_gateway.cache.responses import ResponseCache
 from delivery_gateway.cache.ttl import TtlPolicy
 from delivery_gateway.delivery.summary import current_summary
+from delivery_gateway.kernel.read_set import conversation_dep, message_dep
 from delivery_gateway.kernel.records import MessageRecord, ParticipantRecord, ReceiptRecord
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import ApplyResult, DeliveryLedger, LedgerEvent
@@ -135,3 +137,48 @@ class CacheInvalidator:
     # Conversations: the conversation record
     async def _conversation(self, event: ConversationEvent) -> None:
         await self.cache.delete_many(keys.invalidation_keys_conversation(event.service_sid, event.conversation_sid))
+
+
+def response_dependencies(event: LedgerEvent, result: ApplyResult) -> list[str]:
+    """The response-cache dependencies an applied event changes (kernel/read_set.py): a delivery or an edited
+    message changes what was read of that message; anything else (a message added or removed, a read horizon, the
+    conversation itself, a participant joining or leaving) changes what was read of the conversation, membership
+    decisions included. Nothing for a duplicate or a stale receipt."""
+    if result.duplicate:
+        return []
+    if isinstance(event, DeliveryEvent):
+        return [message_dep(event.message_sid)] if result.change is not None else []
+    if isinstance(event, MessageEvent) and event.action == "updated":
+        return [message_dep(event.message_sid)]
+    conversation_sid = getattr(event, "conversation_sid", None)
+    return [conversation_dep(conversation_sid)] if isinstance(conversation_sid, str) and conversation_sid else []
+
+
+class ResponseInvalidator:
+    """Drops the cached responses an applied event changes, on every replica (`ResponseCache.invalidate`).
+
+    Runs after `CacheInvalidator` in the same after-commit hook: a response executed after the drop reads the
+    resource cache already updated, and subscribers (published to afterwards) re-query fresh answers.
+    """
+
+    def __init__(self, responses: ResponseCache) -> None:
+        self.responses = responses
+
+    async def after_apply(self, event: LedgerEvent, result: ApplyResult) -> None:
+        deps = response_dependencies(event, result)
+        if deps:
+            await self.responses.invalidate(deps, reason=type(event).__name__)
+
+
+class AfterApplyChain:
+    """Several `after_apply` steps in order; one failing never skips the next."""
+
+    def __init__(self, *steps: CacheInvalidator | ResponseInvalidator) -> None:
+        self.steps = steps
+
+    async def after_apply(self, event: LedgerEvent, result: ApplyResult) -> None:
+        for step in self.steps:
+            try:
+                await step.after_apply(event, result)
+            except Exception:
+                log.warning("%s after %s failed", type(step).__name__, type(event).__name__, exc_info=True)
