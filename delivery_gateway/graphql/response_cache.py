@@ -23,14 +23,24 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from graphql import DocumentNode, FieldNode, GraphQLError, GraphQLSchema, OperationDefinitionNode, OperationType, parse
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    StringValueNode,
+    VariableNode,
+    parse,
+)
 from graphql.execution.values import get_variable_values
 from starlette.types import Receive, Scope, Send
 
 from delivery_gateway.cache.responses import ResponseCache
 from delivery_gateway.kernel import request_stats
 from delivery_gateway.kernel.callers import Caller
-from delivery_gateway.kernel.read_set import ReadSet
+from delivery_gateway.kernel.read_set import CONVERSATION_DEP, ReadSet, conversation_dep
 
 # Root fields whose every read goes through the resource cache under a conversation's SID.
 CACHEABLE_ROOT_FIELDS = frozenset({"conversation", "message", "node", "__typename"})
@@ -61,6 +71,7 @@ class Plan:
     key: str | None
     operation_name: str | None
     mutation: bool = False
+    conversations: tuple[str, ...] = ()  # a mutation's `conversationSid` arguments
 
 
 @dataclass(slots=True)
@@ -81,6 +92,25 @@ def _parsed(query: str) -> DocumentNode | None:
         return parse(query)
     except GraphQLError:
         return None  # execution reports it
+
+
+def _named_conversations(operation: OperationDefinitionNode, variables: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The `conversationSid` arguments of a mutation's root fields, literal or from variables."""
+    found = []
+    for selection in operation.selection_set.selections:
+        if not isinstance(selection, FieldNode):
+            continue
+        for argument in selection.arguments or ():
+            if argument.name.value != "conversationSid":
+                continue
+            value = argument.value
+            if isinstance(value, StringValueNode):
+                found.append(value.value)
+            elif isinstance(value, VariableNode):
+                given = (variables or {}).get(value.name.value)
+                if isinstance(given, str):
+                    found.append(given)
+    return tuple(found)
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
@@ -140,7 +170,7 @@ class ResponseCacheFront:
             return Plan(None, operation_name)
         name = operation.name.value if operation.name else None
         if operation.operation is OperationType.MUTATION:
-            return Plan(None, name, mutation=True)
+            return Plan(None, name, mutation=True, conversations=_named_conversations(operation, variables))
         if operation.operation is not OperationType.QUERY or not all(
             isinstance(selection, FieldNode) and selection.name.value in CACHEABLE_ROOT_FIELDS
             for selection in operation.selection_set.selections
@@ -169,8 +199,9 @@ class ResponseCacheFront:
         if plan is None or reads is None or pending.executions != 1:
             self.metrics.labels("uncacheable").inc()
             return
-        if plan.mutation:
-            deps = [dep for dep in reads.deps if dep.startswith("c:")]
+        if plan.mutation:  # whatever it changed is in a conversation it named or read
+            deps = {dep for dep in reads.deps if dep.startswith(CONVERSATION_DEP)}
+            deps.update(conversation_dep(sid) for sid in plan.conversations)
             await self.cache.invalidate(deps, reason="mutation")
             return
         if plan.key is None or status != 200 or not pending.complete or reads.unattributed:
