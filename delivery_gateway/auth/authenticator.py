@@ -5,9 +5,14 @@ Never grants access on a failed check, never logs or echoes a credential: failur
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import json
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
 from delivery_gateway.auth.tokens import TokenRejected, TwilioTokenVerifier
@@ -58,8 +63,28 @@ def bearer_matches(authorization: object, key: str) -> bool:
     return hmac.compare_digest(credential.encode(), key.encode())
 
 
+VERIFIED_MEMORY = 60.0  # seconds a verified credential is remembered (never past an Access Token's expiry)
+VERIFIED_MEMORY_SIZE = 4096  # credentials remembered at most (least recently used out first)
+
+
+def _token_expiry(credential: str) -> float | None:
+    """The `exp` claim of a token the verifier has just accepted (its signature was checked; this only reads it)."""
+    try:
+        payload = credential.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        expires = claims.get("exp")
+    except (IndexError, ValueError, binascii.Error, AttributeError):
+        return None
+    return float(expires) if isinstance(expires, int | float) else None
+
+
 class Authenticator:
-    """Static bearer keys (full access), then Twilio Access Tokens (participant), else demo or failure."""
+    """Static bearer keys (full access), then Twilio Access Tokens (participant), else demo or failure.
+
+    A verified credential is remembered for `VERIFIED_MEMORY` seconds, and an Access Token never past its own `exp`,
+    so a client repeating its `Authorization` header is not verified (an HMAC and a JWT decode) on every request;
+    failures are never remembered.
+    """
 
     def __init__(
         self,
@@ -81,6 +106,7 @@ class Authenticator:
             leeway=leeway,
         )
         self.demo_mode = demo_mode
+        self._verified: OrderedDict[str, tuple[Caller, float]] = OrderedDict()  # credential -> (caller, until)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Authenticator:
@@ -103,6 +129,24 @@ class Authenticator:
         return key_label(matched.decode()) if matched is not None else None
 
     def authenticate_credential(self, credential: str) -> Caller:
+        remembered = self._verified.get(credential)
+        now = time.time()
+        if remembered is not None:
+            if remembered[1] > now:
+                return remembered[0]
+            del self._verified[credential]
+        caller = self._verify(credential)
+        until = now + VERIFIED_MEMORY
+        if caller.kind is CallerKind.PARTICIPANT:
+            expires = _token_expiry(credential)
+            until = min(until, expires) if expires is not None else now
+        if until > now:
+            self._verified[credential] = (caller, until)
+            if len(self._verified) > VERIFIED_MEMORY_SIZE:
+                self._verified.popitem(last=False)
+        return caller
+
+    def _verify(self, credential: str) -> Caller:
         label = self._match_api_key(credential)
         if label is not None:
             return Caller(kind=CallerKind.INTERNAL, identity=label)

@@ -11,6 +11,7 @@ from delivery_gateway.graphql.context import GatewayServices
 from delivery_gateway.kernel.settings import Settings
 from tests.graphql.fake_upstream import FakeConversations
 from tests.graphql.gql_support import Runner
+from tests.redis_support import redis_target  # noqa: F401 (fixture)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from delivery_gateway import create_app
 from delivery_gateway.kernel.records import DeliveryStatus as S
 from tests.app_support import gateway_on_emulator, running_app
 from tests.graphql.fake_upstream import FakeConversations
-from tests.redis_support import RedisTarget, redis_target  # noqa: F401 (fixture)
+from tests.redis_support import RedisTarget
 from tests.security.conftest import API_KEY, CONV_ALICE, CONV_MALLORY, make_settings, make_world, mint
 
 CHAT = """
@@ -262,3 +262,15 @@ async def test_a_webhook_on_one_replica_invalidates_the_other(redis_target: Redi
                 assert any(e["node"]["sid"] == message.sid for e in edges)
         finally:
             await gateway_b.close()
+
+
+async def test_a_remembered_access_token_is_refused_once_it_expires(fake):
+    async with running_app(make_settings(DELIVERY_GATEWAY_TOKEN_LEEWAY=0), upstream=fake) as app:
+        headers = {"Authorization": f"Bearer {mint('alice', ttl=1)}"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            assert "errors" not in (await post(c, headers, sid=CONV_ALICE)).json()
+            assert (await post(c, headers, sid=CONV_ALICE)).status_code == 200  # remembered, and a cache hit
+            await asyncio.sleep(1.3)
+            expired = await post(c, headers, sid=CONV_ALICE)
+            assert expired.status_code == 401
+            assert expired.json()["errors"][0]["extensions"]["code"] == "TOKEN_EXPIRED"
