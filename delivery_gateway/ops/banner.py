@@ -105,6 +105,15 @@ def _reconciliation(settings: Settings) -> str:
     return f"every {seconds:g} s" if isinstance(seconds, int | float) and seconds else "off"
 
 
+def _response_cache(settings: Settings) -> str:
+    if not settings.response_cache:
+        return "off (DELIVERY_GATEWAY_RESPONSE_CACHE)"
+    return (
+        f"{describe_backend(settings.response_cache_store_url)}, answers kept up to {settings.response_cache_ttl:g} s, "
+        "dropped by webhooks and mutations on every replica"
+    )
+
+
 def _forwarded(settings: Settings) -> str:
     if not settings.forwarded_allow_ips:
         return "forwarded headers ignored"
@@ -143,6 +152,7 @@ def build_report(settings: Settings, *, host: str, port: int) -> StartupReport:
             ("ledger", describe_backend(settings.store_url)),
             ("cache", describe_backend(settings.cache_url)),
             ("pub/sub", describe_backend(settings.pubsub_url)),
+            ("response cache", _response_cache(settings)),
             ("callers", _callers(settings)),
             ("reconciliation", _reconciliation(settings)),
             ("GraphQL", graphql),
