@@ -128,7 +128,7 @@ class ResponseCacheFront:
         self.schema = schema
         self.max_aliases = max_aliases
         self._aliases: OrderedDict[bytes, tuple[str, str | None]] = OrderedDict()  # fingerprint -> (key, op name)
-        self.metrics = cache.metrics.response_cache_requests
+        self._requests = cache.metrics.response_cache_requests
 
     # -- the hit path ---------------------------------------------------------------------------------
 
@@ -153,7 +153,7 @@ class ResponseCacheFront:
         if body is None:
             return False
         self._aliases.move_to_end(fingerprint)
-        self.metrics.labels("hit").inc()
+        self._count("hit")
         request_stats.note_operation(operation_name, "query")
         await send_body(send, body)
         return True
@@ -190,26 +190,31 @@ class ResponseCacheFront:
         body = await self.cache.get(plan.key)
         if body is not None:
             self._alias(pending.fingerprint, plan)
-            self.metrics.labels("hit").inc()
+            self._count("hit")
         return body
 
     async def finish(self, pending: Pending, status: int, body: bytes) -> None:
         """After a miss was answered: store a complete answer, or drop what a mutation touched."""
         plan, reads = pending.plan, pending.reads
         if plan is None or reads is None or pending.executions != 1:
-            self.metrics.labels("uncacheable").inc()
+            self._count("uncacheable")
             return
         if plan.mutation:  # whatever it changed is in a conversation it named or read
             deps = {dep for dep in reads.deps if dep.startswith(CONVERSATION_DEP)}
             deps.update(conversation_dep(sid) for sid in plan.conversations)
             await self.cache.invalidate(deps, reason="mutation")
+            self._count("uncacheable")
             return
         if plan.key is None or status != 200 or not pending.complete or reads.unattributed:
-            self.metrics.labels("uncacheable").inc()
+            self._count("uncacheable")
             return
-        self.metrics.labels("miss").inc()
+        self._count("miss")
         if await self.cache.put(plan.key, body, reads.deps, began=pending.began, expires=reads.expires):
             self._alias(pending.fingerprint, plan)
+
+    def _count(self, result: str) -> None:
+        self._requests.labels(result).inc()
+        request_stats.note_response_cache(result)
 
     def _alias(self, fingerprint: bytes, plan: Plan) -> None:
         assert plan.key is not None

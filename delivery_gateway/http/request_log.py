@@ -88,6 +88,8 @@ class RequestLogMiddleware:
             fields["upstream_calls"] = stats.upstream_calls
             fields["cache_hits"] = stats.cache_hits
             fields["cache_misses"] = stats.cache_misses
+        if stats.response_cache is not None:
+            fields["response_cache"] = stats.response_cache
         if stats.webhook_outcome is not None:
             fields["event_type"] = stats.webhook_event
             fields["outcome"] = stats.webhook_outcome

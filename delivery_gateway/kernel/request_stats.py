@@ -20,6 +20,7 @@ class RequestStats:
     upstream_calls: int = 0  # HTTP attempts to Twilio made on this request's behalf (retries included)
     cache_hits: int = 0
     cache_misses: int = 0
+    response_cache: str | None = None  # hit, miss, uncacheable: what the response cache made of the request
     webhook_event: str | None = None  # Twilio's EventType, for POST /webhooks/twilio
     webhook_outcome: str | None = None  # accepted, rejected, malformed, ignored, unavailable
 
@@ -73,3 +74,9 @@ def note_webhook(event_type: str | None, outcome: str) -> None:
     if stats is not None:
         stats.webhook_event = event_type
         stats.webhook_outcome = outcome
+
+
+def note_response_cache(result: str) -> None:
+    stats = _current.get()
+    if stats is not None:
+        stats.response_cache = result

@@ -78,7 +78,7 @@ def on_emulator(**settings):
 
 
 async def test_one_line_per_request_with_id_caller_operation_and_costs():
-    async with on_emulator() as g:
+    async with on_emulator(DELIVERY_GATEWAY_RESPONSE_CACHE=False) as g:  # the warm request reads the resource cache
         conversation = a_conversation(g.emulator)
         body = {"query": SCREEN, "variables": {"sid": conversation}, "operationName": "Screen"}
         headers = {"Authorization": f"Bearer {API_KEY}", "X-Request-ID": "req-cold"}
@@ -98,6 +98,24 @@ async def test_one_line_per_request_with_id_caller_operation_and_costs():
         assert first["cache_misses"] > 0 and first["cache_hits"] == 0
         assert second["upstream_calls"] == 0 and second["cache_hits"] > first["cache_hits"]
         assert first["duration_ms"] > 0 and first["client"] == "127.0.0.1"
+        assert "response_cache" not in first
+
+
+async def test_a_response_cache_hit_is_logged_with_its_operation_and_no_cost():
+    async with on_emulator() as g:
+        conversation = a_conversation(g.emulator)
+        body = {"query": SCREEN, "variables": {"sid": conversation}, "operationName": "Screen"}
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        with captured() as (entries, _):
+            async with httpx.AsyncClient(base_url=g.base_url) as client:
+                for _ in range(2):
+                    assert (await client.post("/graphql", json=body, headers=headers)).status_code == 200
+            await asyncio.sleep(0.05)
+        first, second = entries
+        assert first["response_cache"] == "miss" and first["upstream_calls"] >= 3
+        assert second["response_cache"] == "hit"
+        assert (second["operation"], second["operation_type"]) == ("Screen", "query")
+        assert second["upstream_calls"] == second["cache_hits"] == second["cache_misses"] == 0
 
 
 async def test_no_key_token_secret_or_variable_reaches_the_log():
