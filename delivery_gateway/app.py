@@ -21,6 +21,7 @@ from delivery_gateway.auth import AuthMiddleware, bearer_matches
 from delivery_gateway.cache import ResourceCache
 from delivery_gateway.cache.rate_limits import RateLimiter
 from delivery_gateway.cache.responses import ResponseCache
+from delivery_gateway.graphql.cached_answers import CachedAnswersMiddleware
 from delivery_gateway.graphql.context import GatewayServices
 from delivery_gateway.graphql.view import create_graphql_app
 from delivery_gateway.http.drain import OpenStreams, StreamDrainMiddleware
@@ -285,6 +286,8 @@ def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI |
     middleware = [
         *(forwarded if settings.forwarded_allow_ips else []),
         Middleware(RequestLogMiddleware),
+        # A cached answer's whole hit path: one layer applying the guards' rules (graphql/cached_answers.py).
+        Middleware(CachedAnswersMiddleware, front=gateway.graphql.responses, settings=settings, path=GRAPHQL_PATH),
         Middleware(StreamDrainMiddleware, streams=gateway.streams),
         *guard_middleware(
             settings,

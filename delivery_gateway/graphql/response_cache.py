@@ -45,6 +45,7 @@ from delivery_gateway.kernel.read_set import CONVERSATION_DEP, ReadSet, conversa
 # Root fields whose every read goes through the resource cache under a conversation's SID.
 CACHEABLE_ROOT_FIELDS = frozenset({"conversation", "message", "node", "__typename"})
 PENDING_SCOPE_KEY = "response_cache"  # the ASGI scope entry a miss carries from the hit path to execute_single
+FINGERPRINT_SCOPE_KEY = "response_cache.fingerprint"  # set by the hit path in front of the guards when it missed
 _VARYING_HEADERS = (b"content-type", b"accept")  # headers that change how a request is read or answered
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -143,7 +144,7 @@ class ResponseCacheFront:
         digest.update(b"\0" + body)
         return digest.digest()
 
-    async def serve(self, fingerprint: bytes, send: Send) -> bool:
+    async def serve(self, fingerprint: bytes, send: Send, headers: list[tuple[bytes, bytes]] | None = None) -> bool:
         """Answer from the cache when this exact request's answer is there; False: nothing sent."""
         alias = self._aliases.get(fingerprint)
         if alias is None:
@@ -155,7 +156,7 @@ class ResponseCacheFront:
         self._aliases.move_to_end(fingerprint)
         self._count("hit")
         request_stats.note_operation(operation_name, "query")
-        await send_body(send, body)
+        await send_body(send, body, headers=headers)
         return True
 
     # -- the miss path --------------------------------------------------------------------------------
@@ -224,12 +225,13 @@ class ResponseCacheFront:
             self._aliases.popitem(last=False)
 
 
-async def send_body(send: Send, body: bytes, status: int = 200) -> None:
+async def send_body(send: Send, body: bytes, *, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A cached answer: what Strawberry's response carries (length, JSON type), plus `headers`."""
     await send(
         {
             "type": "http.response.start",
-            "status": status,
-            "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
+            "status": 200,
+            "headers": [(b"content-length", str(len(body)).encode()), *_JSON_HEADERS, *(headers or ())],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -12,7 +12,9 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
+from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,6 +63,11 @@ async def _too_large(send: Send, limit: int) -> None:
     await _send_json(send, 413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {limit} bytes.")
 
 
+def correlation_id_for(offered: str | None) -> str:
+    """A client's `X-Request-ID` when it is 1–64 plain characters, else a fresh id."""
+    return offered if offered and _CLIENT_ID.match(offered) else uuid.uuid4().hex
+
+
 class CorrelationIdMiddleware:
     """Gives every request and WebSocket an id: `scope["correlation_id"]`, a contextvar, `X-Request-ID` out.
 
@@ -74,8 +81,7 @@ class CorrelationIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        offered = _header(scope, CORRELATION_HEADER)
-        correlation_id = offered if offered and _CLIENT_ID.match(offered) else uuid.uuid4().hex
+        correlation_id = correlation_id_for(_header(scope, CORRELATION_HEADER))
         scope[CORRELATION_SCOPE_KEY] = correlation_id
         token = _correlation_id.set(correlation_id)
 
@@ -92,7 +98,7 @@ class CorrelationIdMiddleware:
             _correlation_id.reset(token)
 
 
-def _declared_length_refusal(scope: Scope, limit: int) -> tuple[int, str, str] | None:
+def declared_length_refusal(scope: Scope, limit: int) -> tuple[int, str, str] | None:
     """(status, code, message) when a request's Content-Length is malformed or above `limit`; None otherwise."""
     declared = _header(scope, b"content-length")
     if declared is None:
@@ -114,11 +120,51 @@ class DeclaredLengthGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            refusal = _declared_length_refusal(scope, self.limits.limit_for(scope.get("path", "")))
+            refusal = declared_length_refusal(scope, self.limits.limit_for(scope.get("path", "")))
             if refusal is not None:
                 await _send_json(send, *refusal)
                 return
         await self.app(scope, receive, send)
+
+
+async def read_bounded_body(receive: Receive, send: Send, limit: int, read_timeout: float) -> bytes | None:
+    """The whole body, or None when the client left or was answered: 413 beyond `limit` bytes, 408 when it does
+    not arrive within `read_timeout` seconds. The one body reader of the guards and of the response cache's hit
+    path."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(read_timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    await _too_large(send, limit)
+                    return None
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        await _send_json(send, 408, "REQUEST_TIMEOUT", "Request body not received in time.")
+        return None
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def replayed(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the app the body already read, then the connection's own messages."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 class BodySizeLimitMiddleware:
@@ -171,43 +217,21 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope.get("path", ""))
-        refusal = _declared_length_refusal(scope, limit)
+        refusal = declared_length_refusal(scope, limit)
         if refusal is not None:
             await _send_json(send, *refusal)
             return
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async with asyncio.timeout(self.read_timeout):
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        return
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > limit:
-                        await _too_large(send, limit)
-                        return
-                    chunks.append(chunk)
-                    if not message.get("more_body", False):
-                        break
-        except TimeoutError:
-            await _send_json(send, 408, "REQUEST_TIMEOUT", "Request body not received in time.")
+        body = await read_bounded_body(receive, send, limit, self.read_timeout)
+        if body is None:
             return
-        body = b"".join(chunks)
         if self._bad_json_shape(scope, body):
             await _send_json(send, 400, "BAD_REQUEST", "The request body must be a JSON object.")
             return
-        replayed = False
+        await self.app(scope, replayed(body, receive), send)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
 
-        await self.app(scope, replay, send)
+async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:  # pragma: no cover - never called
+    raise RuntimeError("the CORS middleware of OriginPolicy.cors_headers only computes headers")
 
 
 class OriginPolicy:
@@ -216,9 +240,13 @@ class OriginPolicy:
     The one origin rule: CORS (below) and the GraphQL view's WebSocket handshake check both ask it.
     """
 
+    MEMORY = 256  # origins whose CORS response headers are remembered (any client may send any Origin)
+
     def __init__(self, allowed_origins: Iterable[str] = (), *, allow_localhost: bool = False) -> None:
         self.allowed = normalize_allowed_origins(list(allowed_origins))
         self.allow_localhost = allow_localhost
+        self._cors: CORSMiddleware | None = None
+        self._cors_headers: dict[tuple[bytes | None, bool], list[tuple[bytes, bytes]]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OriginPolicy:
@@ -232,17 +260,43 @@ class OriginPolicy:
             return False
         return normalized in self.allowed or (self.allow_localhost and bool(_LOCALHOST.match(normalized)))
 
+    async def cors_headers(self, origin: bytes | None, cookie: bool) -> list[tuple[bytes, bytes]]:
+        """The headers CORS adds to an ordinary (not preflight) response for this `Origin` (None: absent) — what
+        Starlette's CORS middleware (`cors_middleware`) would add, computed by it once per origin and remembered."""
+        memo = (origin, cookie)
+        known = self._cors_headers.get(memo)
+        if known is not None:
+            return known
+        cors = self._cors
+        if cors is None:
+            cors = self._cors = CORSMiddleware(_no_app, **self._cors_options())
+        request: list[tuple[bytes, bytes]] = [] if origin is None else [(b"origin", origin)]
+        if cookie:
+            request.append((b"cookie", b"-"))
+        added: list[tuple[bytes, bytes]] = []
+
+        async def capture(message: Message) -> None:
+            added.extend(message["headers"])
+
+        start: Message = {"type": "http.response.start", "status": 200, "headers": []}
+        await cors.send(start, capture, Headers(raw=request))
+        if len(self._cors_headers) < self.MEMORY:
+            self._cors_headers[memo] = added
+        return added
+
+    def _cors_options(self) -> dict[str, Any]:
+        return {
+            "allow_origins": sorted(self.allowed),
+            "allow_origin_regex": LOCALHOST_ORIGIN_REGEX if self.allow_localhost else None,
+            "allow_methods": ["GET", "POST"],
+            "allow_headers": ["Authorization", "Content-Type", "X-Request-ID"],
+            "expose_headers": ["X-Request-ID"],
+            "max_age": 600,
+        }
+
     def cors_middleware(self) -> Middleware:
         """Starlette's CORS middleware for exactly these origins (none configured: same-origin only)."""
-        return Middleware(
-            CORSMiddleware,
-            allow_origins=sorted(self.allowed),
-            allow_origin_regex=LOCALHOST_ORIGIN_REGEX if self.allow_localhost else None,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID"],
-            max_age=600,
-        )
+        return Middleware(CORSMiddleware, **self._cors_options())
 
 
 def guard_middleware(

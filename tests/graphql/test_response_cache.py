@@ -274,3 +274,28 @@ async def test_a_remembered_access_token_is_refused_once_it_expires(fake):
             expired = await post(c, headers, sid=CONV_ALICE)
             assert expired.status_code == 401
             assert expired.json()["errors"][0]["extensions"]["code"] == "TOKEN_EXPIRED"
+
+
+async def test_a_hit_carries_the_headers_of_the_full_stack_and_its_guards(fake):
+    settings = make_settings(DELIVERY_GATEWAY_ALLOWED_ORIGINS="https://chat.example")
+    async with running_app(settings, upstream=fake) as app:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            for origin in ("https://chat.example", "https://evil.example", None):
+                headers = {**AS_API_KEY, "X-Request-ID": "req-1"} | ({"Origin": origin} if origin else {})
+                miss, hit = [await post(c, headers, sid=CONV_ALICE) for _ in range(2)]
+                assert hit.content == miss.content
+                assert hit.headers == miss.headers, origin  # CORS, Vary, X-Request-ID, type and length alike
+            allowed = (await post(c, {**AS_API_KEY, "Origin": "https://chat.example"}, sid=CONV_ALICE)).headers
+            assert allowed["access-control-allow-origin"] == "https://chat.example"
+            assert allowed["x-request-id"] and allowed["x-request-id"] != "req-1"  # a fresh id per request
+            # The guards still hold on a cached request: bad credentials, two of them, none, an oversize body.
+            refused = await post(c, {"Authorization": "Bearer wrong"}, sid=CONV_ALICE)
+            assert refused.status_code == 401
+            assert refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+            assert (await post(c, {}, sid=CONV_ALICE)).status_code == 401
+            doubled = httpx.Headers([("authorization", f"Bearer {API_KEY}"), ("authorization", f"Bearer {API_KEY}")])
+            body = json.dumps({"query": CHAT, "variables": {"sid": CONV_ALICE}})
+            assert (await c.post("/graphql", content=body, headers=doubled)).status_code == 401
+            padded = json.dumps({"query": CHAT + " " * settings.max_body_bytes, "variables": {"sid": CONV_ALICE}})
+            assert (await c.post("/graphql", content=padded, headers=AS_API_KEY)).status_code == 413
+        assert metric(app, "hit") == 6  # the answer does not depend on the Origin: one miss, then hits only
