@@ -1,5 +1,6 @@
 """The GraphQL side of the whole-response cache (cache/responses.py): which operations it may answer, their keys,
-and the hit path the view runs before building anything for a request.
+the hit (`serve`, run by graphql/cached_answers.py in front of the guards and by the view) and the store after a
+miss (`plan`, `lookup`, `finish`, run by the view around execution).
 
 Keys: an entry is stored under (caller scope, the document's hash, the operation name, the coerced variables): API
 keys and demo callers share the full-access scope, an Access Token's scope is its identity and service, so two
