@@ -142,8 +142,8 @@ class CacheInvalidator:
 def response_dependencies(event: LedgerEvent, result: ApplyResult) -> list[str]:
     """The response-cache dependencies an applied event changes (kernel/read_set.py): a delivery or an edited
     message changes what was read of that message; anything else (a message added or removed, a read horizon, the
-    conversation itself, a participant joining or leaving) changes what was read of the conversation, membership
-    decisions included. Nothing for a duplicate or a stale receipt."""
+    conversation itself, and any conversation event added later, such as a participant joining or leaving) changes
+    what was read of the conversation, membership decisions included. Nothing for a duplicate or a stale receipt."""
     if result.duplicate:
         return []
     if isinstance(event, DeliveryEvent):
