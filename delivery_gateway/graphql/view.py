@@ -254,7 +254,9 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
         execution."""
         allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
         pending = request.scope.get(PENDING_SCOPE_KEY)
-        if self.responses is not None and isinstance(pending, Pending) and context.authenticated:
+        # One operation per request: the schema enables no batching (a batch would share `pending`).
+        single = self.schema.config.batching_config is None
+        if self.responses is not None and single and isinstance(pending, Pending) and context.authenticated:
             pending.executions += 1
             plan = self.responses.plan(
                 request_data.query, request_data.operation_name, request_data.variables, context.caller
