@@ -131,6 +131,7 @@ class ResponseCacheFront:
         self.max_aliases = max_aliases
         self._aliases: OrderedDict[bytes, tuple[str, str | None]] = OrderedDict()  # fingerprint -> (key, op name)
         self._requests = cache.metrics.response_cache_requests
+        self._hits = self._requests.labels("hit")  # the hit path increments a child it already holds
 
     # -- the hit path ---------------------------------------------------------------------------------
 
@@ -155,7 +156,8 @@ class ResponseCacheFront:
         if body is None:
             return False
         self._aliases.move_to_end(fingerprint)
-        self._count("hit")
+        self._hits.inc()
+        request_stats.note_response_cache("hit")
         request_stats.note_operation(operation_name, "query")
         await send_body(send, body, headers=headers)
         return True

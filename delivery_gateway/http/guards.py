@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -64,8 +64,8 @@ async def _too_large(send: Send, limit: int) -> None:
 
 
 def correlation_id_for(offered: str | None) -> str:
-    """A client's `X-Request-ID` when it is 1–64 plain characters, else a fresh id."""
-    return offered if offered and _CLIENT_ID.match(offered) else uuid.uuid4().hex
+    """A client's `X-Request-ID` when it is 1–64 plain characters, else a fresh random one (32 hex digits)."""
+    return offered if offered and _CLIENT_ID.match(offered) else os.urandom(16).hex()
 
 
 class CorrelationIdMiddleware:
@@ -263,10 +263,10 @@ class OriginPolicy:
     async def cors_headers(self, origin: bytes | None, cookie: bool) -> list[tuple[bytes, bytes]]:
         """The headers CORS adds to an ordinary (not preflight) response for this `Origin` (None: absent) — what
         Starlette's CORS middleware (`cors_middleware`) would add, computed by it once per origin and remembered."""
-        memo = (origin, cookie)
-        known = self._cors_headers.get(memo)
+        known = self._cors_headers.get((origin, cookie))
         if known is not None:
             return known
+        memo = (origin, cookie)
         cors = self._cors
         if cors is None:
             cors = self._cors = CORSMiddleware(_no_app, **self._cors_options())
