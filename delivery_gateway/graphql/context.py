@@ -1,6 +1,7 @@
 """Per-process services and the per-request GraphQL context (caller, fresh DataLoaders).
 
-Never holds loaders beyond one request or one subscription event: a loader kept longer would serve stale data.
+Never holds loaders or memos beyond one request, one operation of a WebSocket, or one subscription event: a loader
+kept longer would serve stale data, and a connection that kept them would grow with every event it delivers.
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ class MissingCaller(RuntimeError):
 
 
 class RequestContext:
-    """What every resolver sees as `info.context`: the services, the caller, this request's loaders."""
+    """What every resolver sees as `info.context`: the services, the caller, this request's loaders.
+
+    An HTTP request (and an SSE stream) has one; a WebSocket has one for the connection (its caller), from which
+    each operation and each subscription event gets its own (`for_event`), so request-scoped state (loaders and
+    the memos that go with them) never outlives what it was read for.
+    """
 
     def __init__(
         self,
@@ -65,7 +71,7 @@ class RequestContext:
         self._caller = caller
         if caller is not None:
             note_caller(caller.kind)
-        self.loaders = services.new_loaders()
+        self._loaders: Loaders | None = None  # made on first use: a context that reads nothing holds none
         self.page_sizes = PageSizes.from_settings(services.settings)
         self.request = request
         self.response = response
@@ -90,8 +96,30 @@ class RequestContext:
     def settings(self) -> Settings:
         return self.services.settings
 
-    def refresh_loaders(self) -> None:
-        """Fresh loaders for one subscription event: a WebSocket's context lives as long as the connection, and
-        resolving each event with new loaders keeps its reads consistent and batched without serving the previous
-        event's data."""
-        self.loaders = self.services.new_loaders()
+    @property
+    def loaders(self) -> Loaders:
+        """This request's (or operation's, or event's) loaders and memos, made on first use."""
+        if self._loaders is None:
+            self._loaders = self.services.new_loaders()
+        return self._loaders
+
+    @property
+    def is_connection(self) -> bool:
+        """A WebSocket's context: it lives as long as the connection and serves any number of operations."""
+        return isinstance(self.request, WebSocket)
+
+    @property
+    def holds_loaders(self) -> bool:
+        """Whether request-scoped state was made (a long-lived context must not hold any)."""
+        return self._loaders is not None
+
+    def for_event(self) -> RequestContext:
+        """The context of one subscription event (or one operation of a WebSocket): this context's caller,
+        services, request and connection parameters, with request-scoped state of its own.
+
+        The event is resolved with it and it is dropped once the event is sent, so nothing read for one event is
+        served to the next, and a connection's memory does not grow with the events it delivers.
+        """
+        event = RequestContext(self.services, self._caller, self.request, self.response)
+        event.connection_params = self.connection_params
+        return event

@@ -14,6 +14,7 @@ from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from delivery_gateway.graphql.conversation.schema import ConversationQuery
 from delivery_gateway.graphql.errors import GatewayErrors, GatewaySchema
 from delivery_gateway.graphql.limits import limit_extensions
+from delivery_gateway.graphql.live.execution import EventScopedExecutor
 from delivery_gateway.graphql.live.schema import LiveSubscription
 from delivery_gateway.graphql.message.mutations import MessageMutation
 from delivery_gateway.graphql.message.schema import MessageQuery
@@ -51,7 +52,14 @@ def build_schema(settings: Settings) -> GatewaySchema:
         lambda: ValidationCache(maxsize=256),
         OperationLogExtension,
     ]
-    return GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions)
+    # Each subscription event (and each operation of a WebSocket) is resolved with a context of its own.
+    return GatewaySchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        execution_context_class=EventScopedExecutor,
+    )
 
 
 def schema_sdl(settings: Settings | None = None) -> str:

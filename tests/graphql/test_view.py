@@ -78,13 +78,15 @@ def test_switches(fake):
     assert list(custom.protocols) == [GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL, GRAPHQL_WS_PROTOCOL]
 
 
-def test_refreshed_context_has_fresh_loaders_and_the_same_caller(fake):
+def test_an_event_context_has_its_own_loaders_and_the_same_caller(fake):
     context = RequestContext(services(fake), DEMO_CALLER)
+    assert not context.holds_loaders  # made on first use: a context that reads nothing holds none
     loaders = context.loaders
     loaders.recipient_states[(None, "IM1")] = []
-    context.refresh_loaders()
-    assert context.loaders is not loaders and context.caller is DEMO_CALLER
-    assert context.loaders.recipient_states == {}  # per-request memos go with the loaders
+    event = context.for_event()
+    assert event.loaders is not loaders and event.caller is DEMO_CALLER and event.services is context.services
+    assert event.loaders.recipient_states == {}  # per-request memos go with the loaders
+    assert context.loaders is loaders  # the event's state never replaces the connection's
 
 
 def test_a_context_without_a_caller_fails_closed(fake):

@@ -1,8 +1,10 @@
 """Subscription field logic: resume cursors, and following a conversation's (or a service's) change stream as one
 caller.
 
-Never serves an event with an earlier event's loaders, and never reads anything before the caller is authorized
-for the conversation (or the service). The stream itself (replay, live, dedupe) is changes/'s, not GraphQL's.
+Never reads anything before the caller is authorized for the conversation (or the service), and holds no
+request-scoped state while a subscription waits: authorization reads through a context of its own, dropped once
+done, and each event is resolved with its own (graphql/live/execution.py). The stream itself (replay, live,
+dedupe) is changes/'s, not GraphQL's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from delivery_gateway.graphql.access import authorize, authorize_service_wide
 from delivery_gateway.graphql.errors import BadUserInput
 from delivery_gateway.kernel.records import DeliveryStatus, MessageRecord
 from delivery_gateway.ledger import ChangeKind, LedgerChange
+from delivery_gateway.upstream.errors import UpstreamError
 
 if TYPE_CHECKING:
     from delivery_gateway.graphql.context import RequestContext
@@ -41,11 +44,10 @@ async def follow(
 
     Authorizes once, before anything is read (a conversation that does not exist is NOT_FOUND for full-access
     callers and FORBIDDEN for participant callers, rather than a stream that never says anything); counts the
-    subscription while it is open; gives every event fresh loaders (a WebSocket's context outlives events, and a
-    loader kept across them would serve stale data).
+    subscription while it is open.
     """
     cursor = parse_cursor(after)
-    scope = await authorize(context, service_sid, conversation_sid, must_exist=True)
+    scope = await authorize(context.for_event(), service_sid, conversation_sid, must_exist=True)
     services = context.services
     changes = conversation_changes(services.ledger, services.pubsub, conversation_sid, cursor, [kind])
     async with aclosing(_each_event(context, changes)) as events:
@@ -65,7 +67,7 @@ async def follow_service(
     cursor = parse_cursor(after)
     if statuses is not None and not statuses:
         raise BadUserInput("statuses: give at least one status, or leave the argument out for every status")
-    ledger_service = await authorize_service_wide(context, service_sid)
+    ledger_service = await authorize_service_wide(context.for_event(), service_sid)
     services = context.services
     changes = service_delivery_changes(services.ledger, services.pubsub, ledger_service, cursor, statuses)
     async with aclosing(_each_event(context, changes)) as events:
@@ -76,17 +78,28 @@ async def follow_service(
 async def _each_event(
     context: RequestContext, changes: AsyncGenerator[LedgerChange, None]
 ) -> AsyncGenerator[LedgerChange, None]:
-    """Counts the subscription while it is open, and gives every event fresh loaders before it is resolved; closes
-    the stream (its pub/sub subscription) as soon as the subscription ends."""
+    """Counts the subscription while it is open; closes the stream (its pub/sub subscription) as soon as the
+    subscription ends."""
     services = context.services
     services.metrics.subscriptions_active.inc()
     try:
         async with aclosing(changes):
             async for change in changes:
-                context.refresh_loaders()
                 yield change
     finally:
         services.metrics.subscriptions_active.dec()
+
+
+async def message_now(context: RequestContext, service_scope: str | None, payload: dict[str, Any]) -> MessageRecord:
+    """The message of a message event as a query returns it at this moment (read through the event's loaders:
+    Twilio's delivery summary, media and edits included), behind the access rule; as the webhook described it
+    when Twilio cannot say (an outage, or removed since: its REMOVED event follows)."""
+    described = message_from_webhook(payload)
+    scope = await authorize(context, service_scope, described.conversation_sid)
+    try:
+        return await context.loaders.message.load((scope, described.conversation_sid, described.sid))
+    except UpstreamError:
+        return described
 
 
 def message_from_webhook(payload: dict[str, Any]) -> MessageRecord:

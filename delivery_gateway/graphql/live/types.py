@@ -13,7 +13,7 @@ import strawberry
 from strawberry.types import Info
 
 from delivery_gateway.graphql.delivery.types import DeliveryReceipt
-from delivery_gateway.graphql.live.resolvers import message_from_webhook
+from delivery_gateway.graphql.live.resolvers import message_now
 from delivery_gateway.graphql.message import resolvers as messages
 from delivery_gateway.graphql.message.types import Message
 from delivery_gateway.graphql.participant.resolvers import participant_by_sid
@@ -86,8 +86,12 @@ class MessageUpdate:
     payload: strawberry.Private[dict[str, Any]]
     service_scope: strawberry.Private[str | None]
 
-    @strawberry.field(description="The message as the webhook described it; null once removed.")
-    def message(self) -> Message | None:
+    @strawberry.field(
+        description="The message as a query returns it when the event is sent (as the webhook described it while "
+        "Twilio cannot be read); null once removed."
+    )
+    async def message(self, info: Info) -> Message | None:
         if self.action is MessageAction.REMOVED:
             return None
-        return Message.from_record(message_from_webhook(self.payload), self.service_scope)
+        record = await message_now(info.context, self.service_scope, self.payload)
+        return Message.from_record(record, self.service_scope)
