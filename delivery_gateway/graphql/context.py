@@ -17,6 +17,7 @@ from delivery_gateway.cache import ResourceCache
 from delivery_gateway.cache.rate_limits import RateLimiter
 from delivery_gateway.cache.responses import ResponseCache
 from delivery_gateway.graphql.dataloaders import Loaders
+from delivery_gateway.graphql.live.fanout import EventFanout
 from delivery_gateway.graphql.paging import PageSizes
 from delivery_gateway.kernel.callers import Caller
 from delivery_gateway.kernel.metrics import Metrics
@@ -43,6 +44,13 @@ class GatewayServices:
     pubsub: PubSub = field(default_factory=lambda: create_pubsub("memory://"))
     limits: RateLimiter = field(default_factory=RateLimiter.in_memory)
     responses: ResponseCache | None = None  # the whole-response cache in front of execution (None: off)
+    fanout: EventFanout = field(init=False)  # subscription events shared by subscribers of one group
+
+    def __post_init__(self) -> None:
+        events = self.metrics.subscription_events
+        self.fanout = EventFanout(
+            on_execute=events.labels(outcome="executed").inc, on_share=events.labels(outcome="shared").inc
+        )
 
     def new_loaders(self) -> Loaders:
         return Loaders(self)

@@ -127,6 +127,25 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
         except WebSocketRefused as refused:
             await self.websocket.close(code=WS_UNAUTHORIZED, reason=refused.code)
 
+    async def send_message(self, message: Message) -> None:
+        """A `next` whose result subscribers of one group share goes out with the payload serialised once for all
+        of them (graphql/live/fanout.py); anything else as Strawberry sends it."""
+        if message["type"] == "next" and isinstance(self.view, GatewayGraphQL):
+            text = self.view.services.fanout.payload_text(dict(message["payload"]), self.view.encode_json_string)
+            if text is not None:
+                op_id = self.view.encode_json_string(message["id"])
+                await self.websocket.send_json(SerialisedFrame(f'{{"id":{op_id},"type":"next","payload":{text}}}'))
+                return
+        await super().send_message(message)
+
+
+class SerialisedFrame(dict[str, object]):
+    """A frame already serialised: `GatewayGraphQL.encode_json` sends its text as is."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
 
 class LegacyWSHandler(BaseGraphQLWSHandler[RequestContext, None]):
     """Legacy graphql-ws, held to the same rules: 4401 for refused credentials, 4408 without connection_init in
@@ -225,6 +244,11 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
         await response(scope, receive, send)
         body = getattr(response, "body", None)
         return response.status_code, body if isinstance(body, bytes) else None
+
+    def encode_json(self, data: object) -> str | bytes:
+        if isinstance(data, SerialisedFrame):
+            return data.text
+        return super().encode_json(data)
 
     @staticmethod
     def refusal(exc: HTTPException) -> JSONResponse:

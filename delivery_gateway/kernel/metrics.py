@@ -103,6 +103,13 @@ class Metrics:
             "GraphQL subscriptions currently open.",
             registry=r,
         )
+        self.subscription_events = Counter(
+            "delivery_gateway_subscription_events_total",
+            "Subscription events resolved, by outcome: executed, or shared (the result of another subscriber's "
+            "execution of the same subscription, variables and caller scope, sent as the same serialised payload).",
+            ("outcome",),
+            registry=r,
+        )
         self.pubsub_messages = Counter(
             "delivery_gateway_pubsub_messages_total",
             "Pub/sub messages, by direction (published / received).",

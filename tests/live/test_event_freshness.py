@@ -341,3 +341,22 @@ async def test_every_event_equals_a_fresh_query_at_that_moment(tmp_path, transpo
                     raise AssertionError(f"seed {seed} ({transport}): {failure}") from failure
             # Every kind of event was compared at least once over the run (the property is not vacuous).
             assert scenario.checked["delivery"] >= 4 and scenario.checked["messages"] >= 1, scenario.checked
+
+
+async def test_queries_over_one_websocket_each_read_the_state_at_their_moment(tmp_path):
+    """A query sent over a long-lived WebSocket is resolved with state of its own, never an earlier operation's."""
+    async with live(tmp_path) as lv:
+        scenario = Scenario(lv, events=None, rng=random.Random("ws-queries"))  # type: ignore[arg-type]
+        scenario.setup()
+        store = scenario.store
+        message, receipts = store.create_message(scenario.conversation_sid, author="agent", body="q", notify=False)
+        async with TransportWsClient.connect(lv.gateway.ws_url) as client:
+            for status in ("sent", "delivered", "read"):
+                receipt = receipts[1]  # the WhatsApp recipient
+                receipt.advance(status, None, store.clock())
+                await scenario.post(ON_DELIVERY_UPDATED, delivery_params(store, receipt))
+                op = await client.subscribe(MESSAGE_QUERY, {"c": scenario.conversation_sid, "m": message.sid})
+                answer = await client.next()
+                assert (answer["type"], answer["id"]) == ("next", op), answer
+                assert answer["payload"]["data"]["message"] == await scenario.fresh_message(message.sid)
+                assert (await client.next())["type"] == "complete"
