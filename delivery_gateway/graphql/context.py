@@ -64,8 +64,8 @@ class RequestContext:
     """What every resolver sees as `info.context`: the services, the caller, this request's loaders.
 
     An HTTP request (and an SSE stream) has one; a WebSocket has one for the connection (its caller), from which
-    each operation and each subscription event gets its own (`for_event`), so request-scoped state (loaders and
-    the memos that go with them) never outlives what it was read for.
+    each query or mutation on it and each subscription event gets its own (`for_event`), so request-scoped state
+    (loaders and the memos that go with them) never outlives what it was read for.
     """
 
     def __init__(
