@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -73,6 +74,7 @@ T = TypeVar("T")
 IN_CHUNK = 500  # values per IN (...) list
 PRUNE_BATCH = 2000  # rows deleted per transaction: applies interleave between batches
 INBOX_BATCH = 500  # inbox bodies written per group commit
+SQLITE_INSERT_ROWS = 5000  # inbox rows per SQLite statement (2 bound values each; SQLite allows 32,766)
 
 
 class SqlLedger:
@@ -237,17 +239,29 @@ class SqlLedger:
         if not bodies:
             return []
         now = self.clock()
+        if self.store.engine == "sqlite":
+            return await self._sqlite_inbox_insert(bodies, now)
         rows = [{"body": body, "received_at": now} for body in bodies]
         async with self._transaction() as conn:
-            if self.store.engine == "postgresql":
-                stmt = insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True)
-                return [int(row.id) for row in (await conn.execute(stmt, rows)).all()]
-            # SQLite: ordered RETURNING would cost a statement per row; the single writer numbers them itself.
-            counter = text("SELECT seq FROM sqlite_sequence WHERE name = 'ledger_inbox'")
-            last = int((await conn.execute(counter)).scalar() or 0)
-            ids = list(range(last + 1, last + 1 + len(rows)))
-            await conn.execute(insert(inbox), [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
-            return ids
+            stmt = insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True)
+            return [int(row.id) for row in (await conn.execute(stmt, rows)).all()]
+
+    async def _sqlite_inbox_insert(self, bodies: Sequence[str], now: float) -> list[int]:
+        """One multi-row INSERT in autocommit mode: SQLite runs a lone statement as a transaction of its own
+        (atomic, durable at its end), so a group commit costs one statement instead of BEGIN, a counter read,
+        the insert and COMMIT. Holding the write lock, it numbers the rows one after another (AUTOINCREMENT), so
+        the last row's id gives them all. More rows than one statement may bind: several, in one transaction."""
+        chunks = [bodies[start : start + SQLITE_INSERT_ROWS] for start in range(0, len(bodies), SQLITE_INSERT_ROWS)]
+        ids: list[int] = []
+        async with self._connect(write=len(chunks) > 1) as conn, contextlib.AsyncExitStack() as stack:
+            if len(chunks) > 1:
+                await stack.enter_async_context(conn.begin())
+            for chunk in chunks:
+                params = tuple(value for body in chunk for value in (body, now))
+                result = await conn.exec_driver_sql(_sqlite_inbox_statement(len(chunk)), params)
+                last = int(result.lastrowid)
+                ids += range(last - len(chunk) + 1, last + 1)
+        return ids
 
     async def inbox_pending(self, limit: int = 1000) -> list[tuple[int, str]]:
         rows = await self._read(select(inbox.c.id, inbox.c.body).order_by(inbox.c.id).limit(limit))
@@ -260,8 +274,11 @@ class SqlLedger:
         ids = sorted(set(entry_ids))
         if not ids:
             return
-        async with self._transaction() as conn:
-            for chunk in _chunks(ids):
+        chunks = list(_chunks(ids))
+        # SQLite commits a lone statement by itself (autocommit): no BEGIN and COMMIT around one DELETE.
+        lone = self.store.engine == "sqlite" and len(chunks) == 1
+        async with self._connect() if lone else self._transaction() as conn:
+            for chunk in chunks:
                 await conn.execute(delete(inbox).where(inbox.c.id.in_(chunk)))
 
     # --- applying events ---
@@ -588,6 +605,11 @@ class FileLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_inbox_statement(rows: int) -> str:
+    return f"INSERT INTO {inbox.name} (body, received_at) VALUES " + ", ".join(["(?, ?)"] * rows)
 
 
 def _chunks(values: Sequence[T]) -> Iterable[Sequence[T]]:

@@ -9,6 +9,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypedDict
+from urllib.parse import parse_qsl
 
 from delivery_gateway.kernel import sids
 from delivery_gateway.kernel.records import DeliveryStatus
@@ -31,8 +32,21 @@ SUPPORTED_EVENTS = (
 )
 
 
+MAX_FORM_FIELDS = 1000  # as Starlette's form parser allows
+
+
 class MalformedWebhook(ValueError):
     """A request Twilio could not have sent: answered 400 with this reason, nothing recorded."""
+
+
+def parse_urlencoded(body: bytes) -> list[tuple[str, str]]:
+    """An `application/x-www-form-urlencoded` body as (name, value) pairs, exactly as Starlette's form parser
+    reads it (fields split on `&`, empty fields skipped, a field without `=` has an empty value, `+` and
+    percent-escapes decoded as UTF-8 with replacement, raw bytes as Latin-1), at a fraction of its cost."""
+    try:
+        return parse_qsl(body.decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:
+        raise MalformedWebhook(f"unreadable form body: more than {MAX_FORM_FIELDS} fields") from None
 
 
 def _optional_sid(form: Mapping[str, str], name: str, prefix: str) -> str | None:

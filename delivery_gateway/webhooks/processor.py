@@ -142,7 +142,8 @@ class WebhookProcessor:
             channels.append(service_channel(service_sid))
         for channel in channels:
             try:
-                await asyncio.wait_for(self.pubsub.publish(channel, text), PUBLISH_TIMEOUT)
+                async with asyncio.timeout(PUBLISH_TIMEOUT):  # no task per publish, unlike wait_for
+                    await self.pubsub.publish(channel, text)
             except Exception:  # subscribers still get it from the ledger when they resume with their cursor
                 log.warning("publishing change %s on %s failed", change.seq, channel, exc_info=True)
                 return False
