@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from delivery_gateway.ledger.store import SQLITE_BEGIN, StoreUrl
+from delivery_gateway.ledger.store import StoreUrl
 from delivery_gateway.ledger.tables import VERSION_TABLE, metadata
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -67,23 +67,23 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
-async def migrate(engine: AsyncEngine, store: StoreUrl) -> MigrationResult:
-    """Bring the store's schema to the head revision, in one transaction."""
-    conn = await engine.connect()
-    try:
-        if store.engine == "sqlite":
-            conn = await conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
-        async with conn.begin():
-            if store.engine == "postgresql":
-                # Released at commit: a replica starting meanwhile waits, then finds the head revision.
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": store.migration_lock_key})
-                if store.schema is not None:
-                    await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{store.schema}"'))
-            before = await conn.run_sync(current_revision)
-            if before != head_revision():
-                await conn.run_sync(_upgrade)
-            after = await conn.run_sync(current_revision)
-    finally:
-        await conn.close()
+def migrate_connection(connection: Connection, store: StoreUrl) -> MigrationResult:
+    """Bring the store's schema to the head revision, inside the caller's transaction on `connection`."""
+    if store.engine == "postgresql":
+        # Released at commit: a replica starting meanwhile waits, then finds the head revision.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": store.migration_lock_key})
+        if store.schema is not None:
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{store.schema}"'))
+    before = current_revision(connection)
+    if before != head_revision():
+        _upgrade(connection)
+    after = current_revision(connection)
     assert after is not None
     return MigrationResult(before, after)
+
+
+async def migrate(engine: AsyncEngine, store: StoreUrl) -> MigrationResult:
+    """Bring a PostgreSQL store's schema to the head revision, in one transaction (SQLite: the ledger's thread
+    runs `migrate_connection` in a write transaction)."""
+    async with engine.connect() as conn, conn.begin():
+        return await conn.run_sync(migrate_connection, store)

@@ -4,6 +4,10 @@ Never commits a change out of sequence order, and never lets a later change reac
 earlier one: every change-appending transaction and its `after_commit` hook run under one append lock (SQLite:
 an exclusive lock on a file beside the database, shared by every process on the machine; PostgreSQL: a session
 advisory lock shared by every replica on the database). Never talks HTTP, caches or pub/sub itself.
+
+Each operation's statements are one synchronous function of a `Connection`, written once for both engines and
+run whole by `_run`: on SQLite's own thread (ledger/sqlite_thread.py, one hand-off per operation), on
+PostgreSQL through `AsyncConnection.run_sync` (asyncpg underneath).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -36,7 +40,7 @@ from delivery_gateway.ledger.events import (
     PruneResult,
     ReadHorizonEvent,
 )
-from delivery_gateway.ledger.migrate import MigrationResult, migrate
+from delivery_gateway.ledger.migrate import MigrationResult, migrate, migrate_connection
 from delivery_gateway.ledger.reports import (
     FailedDeliveryPage,
     ReportDimension,
@@ -55,7 +59,8 @@ from delivery_gateway.ledger.rows import (
     receipt_row,
     report_key,
 )
-from delivery_gateway.ledger.store import SQLITE_BEGIN, StoreUrl, create_engine, parse_store_url
+from delivery_gateway.ledger.sqlite_thread import SqliteThread
+from delivery_gateway.ledger.store import StoreUrl, create_engine, parse_store_url
 from delivery_gateway.ledger.tables import (
     changes,
     history,
@@ -84,8 +89,8 @@ class SqlLedger:
         self.store: StoreUrl = parse_store_url(url)
         self.clock = clock  # epoch seconds stamped on what `prune` ages out (tests inject one)
         self.migration: MigrationResult | None = None
-        self._engine: AsyncEngine | None = None
-        self._sqlite_lock = asyncio.Lock()  # SQLite: one connection, one user at a time
+        self._engine: AsyncEngine | None = None  # PostgreSQL
+        self._sqlite: SqliteThread | None = None  # SQLite
         self._append_lock = asyncio.Lock()  # this process's change appends, one at a time
         self._inbox_waiting: list[tuple[str, asyncio.Future[int]]] = []
         self._inbox_flusher: asyncio.Task | None = None
@@ -102,64 +107,71 @@ class SqlLedger:
 
     async def start(self) -> None:
         """Connect and migrate the schema to the head revision (idempotent)."""
-        if self._engine is not None:
+        if self._engine is not None or self._sqlite is not None:
             return
         database = self.store.url.database
-        if self.store.engine == "sqlite" and not self.store.memory and database:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(self.store)
         try:
-            self.migration = await migrate(engine, self.store)
+            if self.store.engine == "sqlite":
+                if not self.store.memory and database:
+                    Path(database).parent.mkdir(parents=True, exist_ok=True)
+                self._sqlite = SqliteThread(self.store)
+                self.migration = await self._sqlite.run(lambda conn: migrate_connection(conn, self.store), write=True)
+            else:
+                self._engine = create_engine(self.store)
+                self.migration = await migrate(self._engine, self.store)
         except Exception as exc:
-            await engine.dispose()
+            await self._dispose()
             raise LedgerUnavailable(f"ledger store {self.store.display}: {type(exc).__name__}: {exc}") from exc
         if self.store.engine == "sqlite" and not self.store.memory and database:
             self._file_lock = FileLock(database + "-append.lock")
-        self._engine = engine
 
     async def close(self) -> None:
-        if self._engine is None:
+        if self._engine is None and self._sqlite is None:
             return
         if self._inbox_flusher is not None:
             with contextlib.suppress(Exception):
                 await self._inbox_flusher
-        engine, self._engine = self._engine, None
-        await engine.dispose()
+        await self._dispose()
         if self._file_lock is not None:
             self._file_lock.close()
             self._file_lock = None
 
+    async def _dispose(self) -> None:
+        engine, self._engine = self._engine, None
+        sqlite_thread, self._sqlite = self._sqlite, None
+        if engine is not None:
+            await engine.dispose()
+        if sqlite_thread is not None:
+            await sqlite_thread.close()
+
     async def ping(self) -> None:
         """Readiness: the store answers a query."""
-        async with self._connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await self._read(text("SELECT 1"))
 
-    # --- connections ---
+    # --- running operations ---
 
-    def _require(self) -> AsyncEngine:
+    async def _run(self, fn: Callable[[Connection], T], *, write: bool = False) -> T:
+        """`fn(connection)`, whole: in one transaction with `write` (committed when it returns), else as reads
+        (SQLite: autocommit, so a lone write statement commits by itself)."""
+        if self._sqlite is not None:
+            return await self._sqlite.run(fn, write=write)
         if self._engine is None:
             raise RuntimeError("SqlLedger used before start()")
-        return self._engine
+        async with self._engine.connect() as conn:
+            if not write:
+                return await conn.run_sync(fn)
+            async with conn.begin():
+                return await conn.run_sync(fn)
 
-    @contextlib.asynccontextmanager
-    async def _connect(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A connection. SQLite: the one connection, reads without a transaction, writes BEGIN IMMEDIATE."""
-        engine = self._require()
-        if self.store.engine == "sqlite":
-            async with self._sqlite_lock, engine.connect() as conn:
-                yield await conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE" if write else "NONE"})
-        else:
-            async with engine.connect() as conn:
-                yield conn
-
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self._connect(write=True) as conn, conn.begin():
-            yield conn
+    async def _run_append(self, locked: AsyncConnection | None, fn: Callable[[Connection], T]) -> T:
+        """`fn` in a write transaction inside the append section (PostgreSQL: on the connection holding its lock)."""
+        if locked is None:
+            return await self._run(fn, write=True)
+        async with locked.begin():
+            return await locked.run_sync(fn)
 
     async def _read(self, statement: Any, params: Any = None) -> list[Any]:
-        async with self._connect() as conn:
-            return list((await conn.execute(statement, params)).all())
+        return await self._run(lambda conn: list(conn.execute(statement, params).all()))
 
     @contextlib.asynccontextmanager
     async def _append_section(self) -> AsyncIterator[AsyncConnection | None]:
@@ -175,7 +187,9 @@ class SqlLedger:
                 finally:
                     self._file_lock.release()
                 return
-            conn = await self._require().connect()
+            if self._engine is None:
+                raise RuntimeError("SqlLedger used before start()")
+            conn = await self._engine.connect()
             key = {"key": self.store.lock_key}
             try:
                 await conn.execute(text("SELECT pg_advisory_lock(:key)"), key)
@@ -193,15 +207,6 @@ class SqlLedger:
                 except BaseException:
                     await _discard(conn)  # the session ends: PostgreSQL releases its lock
                     raise
-
-    @contextlib.asynccontextmanager
-    async def _append_transaction(self, locked: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
-        if locked is None:
-            async with self._transaction() as conn:
-                yield conn
-        else:
-            async with locked.begin():
-                yield locked
 
     def _insert(self, table: Table) -> Any:
         return (postgresql.insert if self.store.engine == "postgresql" else sqlite.insert)(table)
@@ -240,28 +245,12 @@ class SqlLedger:
             return []
         now = self.clock()
         if self.store.engine == "sqlite":
-            return await self._sqlite_inbox_insert(bodies, now)
+            chunks = [bodies[i : i + SQLITE_INSERT_ROWS] for i in range(0, len(bodies), SQLITE_INSERT_ROWS)]
+            # A lone statement commits by itself (autocommit); more rows than one statement binds: a transaction.
+            return await self._run(lambda conn: _sqlite_inbox_insert(conn, chunks, now), write=len(chunks) > 1)
         rows = [{"body": body, "received_at": now} for body in bodies]
-        async with self._transaction() as conn:
-            stmt = insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True)
-            return [int(row.id) for row in (await conn.execute(stmt, rows)).all()]
-
-    async def _sqlite_inbox_insert(self, bodies: Sequence[str], now: float) -> list[int]:
-        """One multi-row INSERT in autocommit mode: SQLite runs a lone statement as a transaction of its own
-        (atomic, durable at its end), so a group commit costs one statement instead of BEGIN, a counter read,
-        the insert and COMMIT. Holding the write lock, it numbers the rows one after another (AUTOINCREMENT), so
-        the last row's id gives them all. More rows than one statement may bind: several, in one transaction."""
-        chunks = [bodies[start : start + SQLITE_INSERT_ROWS] for start in range(0, len(bodies), SQLITE_INSERT_ROWS)]
-        ids: list[int] = []
-        async with self._connect(write=len(chunks) > 1) as conn, contextlib.AsyncExitStack() as stack:
-            if len(chunks) > 1:
-                await stack.enter_async_context(conn.begin())
-            for chunk in chunks:
-                params = tuple(value for body in chunk for value in (body, now))
-                result = await conn.exec_driver_sql(_sqlite_inbox_statement(len(chunk)), params)
-                last = int(result.lastrowid)
-                ids += range(last - len(chunk) + 1, last + 1)
-        return ids
+        stmt = insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True)
+        return await self._run(lambda conn: [int(row.id) for row in conn.execute(stmt, rows).all()], write=True)
 
     async def inbox_pending(self, limit: int = 1000) -> list[tuple[int, str]]:
         rows = await self._read(select(inbox.c.id, inbox.c.body).order_by(inbox.c.id).limit(limit))
@@ -275,11 +264,13 @@ class SqlLedger:
         if not ids:
             return
         chunks = list(_chunks(ids))
-        # SQLite commits a lone statement by itself (autocommit): no BEGIN and COMMIT around one DELETE.
-        lone = self.store.engine == "sqlite" and len(chunks) == 1
-        async with self._connect() if lone else self._transaction() as conn:
+
+        def done(conn: Connection) -> None:
             for chunk in chunks:
-                await conn.execute(delete(inbox).where(inbox.c.id.in_(chunk)))
+                conn.execute(delete(inbox).where(inbox.c.id.in_(chunk)))
+
+        # SQLite commits a lone statement by itself (autocommit): no BEGIN and COMMIT around one DELETE.
+        await self._run(done, write=self.store.engine != "sqlite" or len(chunks) > 1)
 
     # --- applying events ---
 
@@ -291,17 +282,21 @@ class SqlLedger:
     ) -> list[ApplyResult]:
         """Applies `events` in one transaction, in order; one result per event (see DeliveryLedger)."""
         batch = list(events)
+
+        def transaction(conn: Connection) -> tuple[BatchPlan, int, list[LedgerChange]]:
+            snapshot, published_through = self._snapshot(conn, batch)
+            plan = plan_batch(batch, snapshot)
+            self._write_plan(conn, plan, snapshot)
+            unpublished: list[LedgerChange] = []
+            if published_through < snapshot.last_seq:  # committed by a process that died before publishing
+                unpublished = self._changes_between(conn, published_through, snapshot.last_seq)
+            unpublished += plan.changes
+            if after_commit is None and plan.last_seq > published_through:
+                self._set_meta(conn, "published_through", plan.last_seq)
+            return plan, published_through, unpublished
+
         async with self._append_section() as locked:
-            async with self._append_transaction(locked) as conn:
-                snapshot, published_through = await self._snapshot(conn, batch)
-                plan = plan_batch(batch, snapshot)
-                await self._write_plan(conn, plan, snapshot)
-                unpublished: list[LedgerChange] = []
-                if published_through < snapshot.last_seq:  # committed by a process that died before publishing
-                    unpublished = await self._changes_between(conn, published_through, snapshot.last_seq)
-                unpublished += plan.changes
-                if after_commit is None and plan.last_seq > published_through:
-                    await self._set_meta(conn, "published_through", plan.last_seq)
+            plan, published_through, unpublished = await self._run_append(locked, transaction)
             if after_commit is not None:
                 try:
                     await after_commit(plan.results, unpublished)
@@ -324,17 +319,16 @@ class SqlLedger:
         return len(pending)
 
     async def _mark_published(self, locked: AsyncConnection | None, seq: int) -> None:
-        async with self._append_transaction(locked) as conn:
-            await self._set_meta(conn, "published_through", seq)
+        await self._run_append(locked, lambda conn: self._set_meta(conn, "published_through", seq))
 
-    async def _set_meta(self, conn: AsyncConnection, key: str, value: int) -> None:
-        await conn.execute(update(meta).where(meta.c.key == key).values(value=value))
+    def _set_meta(self, conn: Connection, key: str, value: int) -> None:
+        conn.execute(update(meta).where(meta.c.key == key).values(value=value))
 
-    async def _snapshot(self, conn: AsyncConnection, events: list[LedgerEvent]) -> tuple[Snapshot, int]:
+    def _snapshot(self, conn: Connection, events: list[LedgerEvent]) -> tuple[Snapshot, int]:
         """Everything `events` can touch, rows locked (SELECT … FOR UPDATE on PostgreSQL)."""
         counters = {
             r.key: int(r.value)
-            for r in await conn.execute(
+            for r in conn.execute(
                 select(meta.c.key, meta.c.value)
                 .where(meta.c.key.in_(("last_seq", "published_through")))
                 .with_for_update()
@@ -345,22 +339,22 @@ class SqlLedger:
             return snapshot, counters["published_through"]
         keys = list(dict.fromkeys(e.dedupe_key for e in events))
         for key_chunk in _chunks(keys):
-            for seen_row in await conn.execute(select(seen.c.key, seen.c.seq).where(seen.c.key.in_(key_chunk))):
+            for seen_row in conn.execute(select(seen.c.key, seen.c.seq).where(seen.c.key.in_(key_chunk))):
                 snapshot.seen[seen_row.key] = int(seen_row.seq)
         originals = sorted({seq for seq in snapshot.seen.values() if seq > 0})
         for seq_chunk in _chunks(originals):
             stmt = select(changes.c.seq, changes.c.kind, changes.c.conversation_sid, changes.c.payload)
-            for change in await conn.execute(stmt.where(changes.c.seq.in_(seq_chunk))):
+            for change in conn.execute(stmt.where(changes.c.seq.in_(seq_chunk))):
                 snapshot.changes[int(change.seq)] = change_from_row(change)
         receipt_sids = list(dict.fromkeys(e.receipt_sid for e in events if isinstance(e, DeliveryEvent)))
         for sid_chunk in _chunks(receipt_sids):
             locked = select(receipts.c.sid, receipts.c.record).where(receipts.c.sid.in_(sid_chunk)).with_for_update()
-            for receipt in await conn.execute(locked):
+            for receipt in conn.execute(locked):
                 snapshot.receipts[receipt.sid] = ReceiptRecord.from_json(receipt.record)
         known = list(snapshot.receipts)  # a receipt has history only once it has a record
         for sid_chunk in _chunks(known):
             taken = select(history.c.receipt_sid, history.c.status).where(history.c.receipt_sid.in_(sid_chunk))
-            snapshot.history.update((entry.receipt_sid, entry.status) for entry in await conn.execute(taken))
+            snapshot.history.update((entry.receipt_sid, entry.status) for entry in conn.execute(taken))
         participants = list(dict.fromkeys(e.participant_sid for e in events if isinstance(e, ReadHorizonEvent)))
         for sid_chunk in _chunks(participants):
             marks = (
@@ -368,22 +362,22 @@ class SqlLedger:
                 .where(horizons.c.participant_sid.in_(sid_chunk))
                 .with_for_update()
             )
-            for mark in await conn.execute(marks):
+            for mark in conn.execute(marks):
                 snapshot.horizons[mark.participant_sid] = (int(mark.idx), mark.at)
         return snapshot, counters["published_through"]
 
-    async def _write_plan(self, conn: AsyncConnection, plan: BatchPlan, snapshot: Snapshot) -> None:
+    def _write_plan(self, conn: Connection, plan: BatchPlan, snapshot: Snapshot) -> None:
         now = self.clock()
         if plan.changes:
-            await conn.execute(insert(changes), [change_row(c, now) for c in plan.changes])
+            conn.execute(insert(changes), [change_row(c, now) for c in plan.changes])
         if plan.receipts:
             stmt = self._insert(receipts)
             columns = [c.name for c in receipts.c if c.name != "sid"]
             stmt = stmt.on_conflict_do_update(index_elements=["sid"], set_={c: stmt.excluded[c] for c in columns})
-            await conn.execute(stmt, [receipt_row(r, now) for r in plan.receipts.values()])
+            conn.execute(stmt, [receipt_row(r, now) for r in plan.receipts.values()])
         if plan.history:
             rows = [history_row(record, entry, now) for record, entry in plan.history]
-            await conn.execute(insert(history), rows)
+            conn.execute(insert(history), rows)
             counts = Counter(key for key in map(report_key, rows) if key is not None)
             if counts:
                 stmt = self._insert(report_hours)
@@ -391,7 +385,7 @@ class SqlLedger:
                     index_elements=["service_sid", "hour", "status", "error_code", "channel"],
                     set_={"count": report_hours.c.count + stmt.excluded["count"]},
                 )
-                await conn.execute(
+                conn.execute(
                     stmt,
                     [
                         {"service_sid": s, "hour": h, "status": st, "error_code": e, "channel": ch, "count": n}
@@ -399,24 +393,24 @@ class SqlLedger:
                     ],
                 )
         if plan.seen:
-            await conn.execute(insert(seen), [{"key": k, "seq": s, "ts": now} for k, s in plan.seen.items()])
+            conn.execute(insert(seen), [{"key": k, "seq": s, "ts": now} for k, s in plan.seen.items()])
         if plan.horizons:
             stmt = self._insert(horizons)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["participant_sid"], set_={"idx": stmt.excluded.idx, "at": stmt.excluded.at}
             )
             rows = [{"participant_sid": p, "idx": i, "at": at} for p, (i, at) in plan.horizons.items()]
-            await conn.execute(stmt, rows)
+            conn.execute(stmt, rows)
         if plan.last_seq != snapshot.last_seq:
-            await self._set_meta(conn, "last_seq", plan.last_seq)
+            self._set_meta(conn, "last_seq", plan.last_seq)
 
-    async def _changes_between(self, conn: AsyncConnection, after: int, through: int) -> list[LedgerChange]:
+    def _changes_between(self, conn: Connection, after: int, through: int) -> list[LedgerChange]:
         stmt = (
             select(changes.c.seq, changes.c.kind, changes.c.conversation_sid, changes.c.payload)
             .where(changes.c.seq > after, changes.c.seq <= through)
             .order_by(changes.c.seq)
         )
-        return [change_from_row(row) for row in await conn.execute(stmt)]
+        return [change_from_row(row) for row in conn.execute(stmt)]
 
     # --- reading back ---
 
@@ -469,11 +463,14 @@ class SqlLedger:
         sids = list(dict.fromkeys(receipt_sids))
         found: dict[str, list[HistoryEntry]] = {sid: [] for sid in sids}
         columns = (history.c.receipt_sid, history.c.status, history.c.error_code, history.c.at, history.c.source)
-        async with self._connect() as conn:
+
+        def read(conn: Connection) -> None:
             for chunk in _chunks(sids):
                 stmt = select(*columns, history.c.recorded_seq).where(history.c.receipt_sid.in_(chunk))
-                for row in await conn.execute(stmt.order_by(history.c.id)):
+                for row in conn.execute(stmt.order_by(history.c.id)):
                     found[row.receipt_sid].append(history_entry(row))
+
+        await self._run(read)
         return {sid: sort_history(entries) for sid, entries in found.items()}
 
     async def read_horizon(self, participant_sid: str) -> int | None:
@@ -484,8 +481,8 @@ class SqlLedger:
 
     async def record_resend(self, conversation_sid: str, old_sid: str, new_sid: str) -> None:
         stmt = self._insert(resends).on_conflict_do_nothing(index_elements=["new_sid"])
-        async with self._transaction() as conn:
-            await conn.execute(stmt, {"new_sid": new_sid, "old_sid": old_sid, "conversation_sid": conversation_sid})
+        values = {"new_sid": new_sid, "old_sid": old_sid, "conversation_sid": conversation_sid}
+        await self._run(lambda conn: conn.execute(stmt, values), write=True)
 
     async def resent_as(self, old_sid: str) -> list[str]:
         stmt = select(resends.c.new_sid).where(resends.c.old_sid == old_sid).order_by(resends.c.id)
@@ -502,10 +499,7 @@ class SqlLedger:
     ) -> list[ReportRow]:
         """See DeliveryLedger.delivery_report."""
         statements = report_statements(service_sid, since, until, group_by)
-        rows: list[Any] = []
-        async with self._connect() as conn:
-            for stmt in statements:
-                rows += (await conn.execute(stmt)).all()
+        rows = await self._run(lambda conn: [row for stmt in statements for row in conn.execute(stmt).all()])
         return merge_report_rows(rows, group_by)
 
     async def failed_deliveries(
@@ -537,16 +531,15 @@ class SqlLedger:
             dedupe += n
         while (n := await self._prune_batch(history, history.c.id, cutoff)) > 0:
             pruned_history += n
-        async with self._transaction() as conn:  # hours wholly before the cutoff
-            await conn.execute(delete(report_hours).where(report_hours.c.hour + HOUR <= int(cutoff)))
+        hours = delete(report_hours).where(report_hours.c.hour + HOUR <= int(cutoff))  # wholly before the cutoff
+        await self._run(lambda conn: conn.execute(hours), write=True)
         return PruneResult(pruned_changes, dedupe, pruned_history, await self.pruned_through())
 
     async def _prune_changes(self, cutoff: float) -> int:
         """One batch of the change log's oldest prefix: stops at the first change recorded at/after `cutoff`."""
-        async with self._transaction() as conn:
-            rows = (
-                await conn.execute(select(changes.c.seq, changes.c.ts).order_by(changes.c.seq).limit(PRUNE_BATCH))
-            ).all()
+
+        def prune(conn: Connection) -> int:
+            rows = conn.execute(select(changes.c.seq, changes.c.ts).order_by(changes.c.seq).limit(PRUNE_BATCH)).all()
             last = None
             for row in rows:
                 if row.ts >= cutoff:
@@ -554,16 +547,17 @@ class SqlLedger:
                 last = int(row.seq)
             if last is None:
                 return 0
-            count = (await conn.execute(delete(changes).where(changes.c.seq <= last))).rowcount
-            await conn.execute(
-                update(meta).where(meta.c.key == "pruned_through", meta.c.value < last).values(value=last)
-            )
+            count = conn.execute(delete(changes).where(changes.c.seq <= last)).rowcount
+            conn.execute(update(meta).where(meta.c.key == "pruned_through", meta.c.value < last).values(value=last))
             return int(count)
 
+        return await self._run(prune, write=True)
+
     async def _prune_batch(self, table: Table, key: Any, cutoff: float) -> int:
-        async with self._transaction() as conn:
-            oldest = select(key).where(table.c.ts < cutoff).limit(PRUNE_BATCH).scalar_subquery()
-            return int((await conn.execute(delete(table).where(key.in_(oldest)))).rowcount)
+        oldest = select(key).where(table.c.ts < cutoff).limit(PRUNE_BATCH).scalar_subquery()
+        return await self._run(
+            lambda conn: int(conn.execute(delete(table).where(key.in_(oldest))).rowcount), write=True
+        )
 
     async def pruned_through(self) -> int:
         return await self._meta("pruned_through")
@@ -605,6 +599,17 @@ class FileLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _sqlite_inbox_insert(conn: Connection, chunks: Sequence[Sequence[str]], now: float) -> list[int]:
+    """One multi-row INSERT per chunk. Holding the write lock, SQLite numbers a statement's rows one after another
+    (AUTOINCREMENT), so the last row's id gives them all."""
+    ids: list[int] = []
+    for chunk in chunks:
+        params = tuple(value for body in chunk for value in (body, now))
+        last = int(conn.exec_driver_sql(_sqlite_inbox_statement(len(chunk)), params).lastrowid)
+        ids += range(last - len(chunk) + 1, last + 1)
+    return ids
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,7 +1,8 @@
 """Where the ledger lives: `DELIVERY_GATEWAY_STORE_URL` parsed, and the SQLAlchemy engine it names.
 
 Never connects while parsing, and never prints a password: `StoreUrl.display` is what logs and errors show.
-`memory://` and `sqlite:///path` run on SQLite (aiosqlite), `postgresql://` on PostgreSQL (asyncpg).
+`memory://` and `sqlite:///path` run on SQLite (the standard library's driver, on the ledger's own thread),
+`postgresql://` on PostgreSQL (asyncpg).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -32,7 +34,7 @@ class StoreUrl:
     """A parsed store URL. `engine` is 'sqlite' or 'postgresql'."""
 
     engine: str
-    url: URL  # with the async driver, without our own query parameters
+    url: URL  # with its driver (pysqlite, asyncpg), without our own query parameters
     display: str  # the URL as the user wrote it, password hidden
     memory: bool = False  # SQLite in memory: gone when the ledger closes
     synchronous: str = "NORMAL"  # SQLite: NORMAL survives a killed process, FULL power loss too
@@ -62,7 +64,7 @@ def parse_store_url(url: str) -> StoreUrl:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "memory":
-        return StoreUrl("sqlite", make_url("sqlite+aiosqlite://"), "memory://", memory=True)
+        return StoreUrl("sqlite", make_url("sqlite+pysqlite://"), "memory://", memory=True)
     if scheme == "sqlite":
         options = parse_qs(parts.query)
         synchronous = options.get("synchronous", ["NORMAL"])[0].upper()
@@ -71,8 +73,8 @@ def parse_store_url(url: str) -> StoreUrl:
         path = unquote(parts.path)
         path = path[1:] if path.startswith("/") else path  # sqlite:///relative, sqlite:////absolute
         if path in ("", ":memory:"):
-            return StoreUrl("sqlite", make_url("sqlite+aiosqlite://"), url, memory=True)
-        return StoreUrl("sqlite", URL.create("sqlite+aiosqlite", database=path), url, synchronous=synchronous)
+            return StoreUrl("sqlite", make_url("sqlite+pysqlite://"), url, memory=True)
+        return StoreUrl("sqlite", URL.create("sqlite+pysqlite", database=path), url, synchronous=synchronous)
     if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
         parsed = make_url(url.replace(parts.scheme + "://", "postgresql://", 1))
         query: dict[str, Any] = dict(parsed.query)
@@ -100,12 +102,16 @@ def _single(value: Any) -> str | None:
     return value
 
 
+def create_sqlite_engine(store: StoreUrl) -> Engine:
+    """SQLite's engine: one connection (the single writer), used by one thread only (ledger.sqlite_thread)."""
+    engine = create_sync_engine(store.url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    _sqlite_setup(engine, store)
+    return engine
+
+
 def create_engine(store: StoreUrl) -> AsyncEngine:
-    """The engine of `store`. SQLite: one connection (the single writer; callers serialise its use)."""
-    if store.engine == "sqlite":
-        engine = create_async_engine(store.url, poolclass=StaticPool)
-        _sqlite_setup(engine, store)
-        return engine
+    """PostgreSQL's engine: a pool of asyncpg connections."""
+    assert store.engine == "postgresql", "SQLite runs on create_sqlite_engine"
     server_settings = {"application_name": "delivery-gateway"}
     if store.schema is not None:
         server_settings["search_path"] = store.schema
@@ -124,11 +130,11 @@ def create_engine(store: StoreUrl) -> AsyncEngine:
     )
 
 
-def _sqlite_setup(engine: AsyncEngine, store: StoreUrl) -> None:
+def _sqlite_setup(engine: Engine, store: StoreUrl) -> None:
     """WAL, durability, busy timeout; and transactions that really begin (SQLAlchemy's documented recipe), so
     DDL is transactional and writers take the write lock up front (BEGIN IMMEDIATE) instead of deadlocking."""
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None  # the driver never BEGINs on its own
         cursor = dbapi_connection.cursor()
@@ -138,7 +144,7 @@ def _sqlite_setup(engine: AsyncEngine, store: StoreUrl) -> None:
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _begin(connection) -> None:
         mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
         if mode != "NONE":  # NONE: single reads run in autocommit mode

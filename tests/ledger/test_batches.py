@@ -71,8 +71,8 @@ async def test_a_batch_that_fails_mid_write_records_nothing(ledger):
     before = await ledger.last_seq()
     original = ledger._write_plan
 
-    async def write_then_fail(*args):
-        await original(*args)
+    def write_then_fail(*args):  # the transaction's statements run synchronously, on the store's connection
+        original(*args)
         raise ConnectionError("store lost before commit")
 
     ledger._write_plan = write_then_fail

@@ -34,8 +34,7 @@ async def test_a_fresh_store_is_exactly_the_described_schema(ledger_url):
             context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
             return compare_metadata(context, metadata)
 
-        async with ledger._connect() as conn:
-            differences = await conn.run_sync(diff)
+        differences = await ledger._run(diff)
         assert differences == []
         again = create_ledger(ledger_url)
         if not ledger_url.startswith("memory"):  # a second start finds the head revision and changes nothing

@@ -250,16 +250,17 @@ async def test_pruning_drops_whole_report_hours_before_the_horizon(ledger):
 
 
 async def _plan(ledger, statement) -> str:
-    async with ledger._connect() as conn:
+    def explain(conn) -> str:
+        compiled = statement.compile(conn, compile_kwargs={"literal_binds": True})
         if ledger.store.engine == "postgresql":
-            await conn.execute(text("SET enable_seqscan = off"))
-            compiled = statement.compile(conn.sync_connection, compile_kwargs={"literal_binds": True})
-            rows = (await conn.execute(text(f"EXPLAIN {compiled}"))).all()
-            await conn.execute(text("RESET enable_seqscan"))
+            conn.execute(text("SET enable_seqscan = off"))
+            rows = conn.execute(text(f"EXPLAIN {compiled}")).all()
+            conn.execute(text("RESET enable_seqscan"))
             return "\n".join(r[0] for r in rows)
-        compiled = statement.compile(conn.sync_connection, compile_kwargs={"literal_binds": True})
-        rows = (await conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))).all()
+        rows = conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")).all()
         return "\n".join(str(r[-1]) for r in rows)
+
+    return await ledger._run(explain)
 
 
 def _uses_index(plan: str, engine: str, index: str) -> bool:
