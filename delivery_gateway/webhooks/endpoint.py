@@ -92,6 +92,7 @@ class TwilioWebhookEndpoint:
             self._count(event_type, "foreign_account")
             log.warning("webhook %s for account %s ignored: not this gateway's account", event_type, event.account_sid)
             return JSONResponse({"status": "ignored", "reason": "AccountSid is not this gateway's account"})
+        await self.processor.admit()  # waits while acknowledged events wait to be applied at the backlog's limit
         try:
             entry_id = await self.ledger.inbox_add(json.dumps(params, separators=(",", ":")))
         except Exception:

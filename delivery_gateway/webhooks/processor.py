@@ -23,7 +23,9 @@ from delivery_gateway.webhooks.parse import MalformedWebhook, parse_event
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 200  # events applied in one ledger transaction
+MAX_BATCH = 500  # events applied in one ledger transaction
+BACKLOG_LIMIT = 2 * MAX_BATCH  # events acknowledged but not yet applied before new ones wait (admit)
+ADMIT_TIMEOUT = 1.0  # seconds a webhook waits for room in the backlog before it is recorded anyway
 PUBLISH_TIMEOUT = 5.0  # seconds one publish may take while the append lock is held
 
 
@@ -32,7 +34,12 @@ class AfterApply(Protocol):
 
 
 class WebhookProcessor:
-    """One worker task consuming (inbox id, event) in arrival order, up to MAX_BATCH at a time."""
+    """One worker task consuming (inbox id, event) in arrival order, up to MAX_BATCH at a time.
+
+    Fair to both sides: the worker takes everything queued at once (one transaction for the lot, so applying
+    gets cheaper per event as the backlog grows), and `admit` makes new webhooks wait while the backlog is at
+    `backlog_limit`, so acknowledging cannot outrun applying for long and a burst cannot queue without bound.
+    """
 
     def __init__(
         self,
@@ -43,6 +50,8 @@ class WebhookProcessor:
         metrics: Metrics | None = None,
         retry_delay: float = 0.5,
         max_batch: int = MAX_BATCH,
+        backlog_limit: int = BACKLOG_LIMIT,
+        admit_timeout: float = ADMIT_TIMEOUT,
     ) -> None:
         self.ledger = ledger
         self.metrics = metrics if metrics is not None else Metrics()
@@ -50,7 +59,11 @@ class WebhookProcessor:
         self.invalidator = invalidator
         self.retry_delay = retry_delay
         self.max_batch = max_batch
+        self.backlog_limit = backlog_limit
+        self.admit_timeout = admit_timeout
         self._queue: asyncio.Queue[tuple[int, LedgerEvent]] = asyncio.Queue()
+        self._room = asyncio.Event()  # set while the backlog is below its limit
+        self._room.set()
         self._worker: asyncio.Task[None] | None = None
         self.processed = 0
 
@@ -86,6 +99,16 @@ class WebhookProcessor:
             if batch:
                 await self.process_batch(batch)
             count += len(pending)
+
+    async def admit(self) -> None:
+        """Returns when the backlog has room, or after `admit_timeout` seconds (the webhook is then recorded
+        anyway: the inbox is durable, and a stalled store fails the recording on its own)."""
+        if self._queue.qsize() < self.backlog_limit:
+            return
+        self._room.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.admit_timeout):
+                await self._room.wait()
 
     def submit(self, entry_id: int, event: LedgerEvent) -> None:
         self._queue.put_nowait((entry_id, event))
@@ -170,3 +193,5 @@ class WebhookProcessor:
             finally:
                 for _ in batch:
                     self._queue.task_done()
+                if self._queue.qsize() < self.backlog_limit:
+                    self._room.set()
