@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from delivery_gateway.delivery.ticks import Ticks, ticks_for
+from delivery_gateway.delivery.ticks import Ticks
 from delivery_gateway.delivery.unread import ParticipantUnread, unread_counts
 from delivery_gateway.graphql.access import authorize, effective_service, may_see_conversation
 from delivery_gateway.graphql.conversation.dataloaders import ConversationPageKey
-from delivery_gateway.graphql.delivery.resolvers import recipient_states_of
+from delivery_gateway.graphql.delivery.resolvers import deliveries_of
 from delivery_gateway.graphql.errors import BadUserInput
 from delivery_gateway.graphql.message.paging import MessageEdge, MessageWindow, message_window
 from delivery_gateway.graphql.paging import UPSTREAM_PAGE_SIZE, decode_cursor, encode_cursor, upstream_pages
@@ -199,11 +199,12 @@ async def rollup(context: RequestContext, service_scope: str | None, conversatio
             break
         before = chunk.edges[0].cursor.encode()
     messages = [edge.message for edge in edges]
-    participants, states = await asyncio.gather(
-        participants_of(context, service_scope, conversation_sid),
-        asyncio.gather(*(recipient_states_of(context, service_scope, m) for m in messages)),
-    )
-    ticks = [ticks_for(s) for s in states]
+    participants = await participants_of(context, service_scope, conversation_sid)
+    ticks = []
+    for loaded in await deliveries_of(context, service_scope, conversation_sid, messages):
+        if isinstance(loaded.ticks, Exception):
+            raise loaded.ticks  # one message's receipts failed: the roll-up cannot count it
+        ticks.append(cast(Ticks, loaded.ticks))
     counts = Counter(ticks)
     last_index = max((m.index for m in messages), default=None)
     return Rollup(

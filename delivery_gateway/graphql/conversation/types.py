@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 import strawberry
 from strawberry import relay
@@ -75,13 +76,13 @@ class ConversationRollup:
     unread: list[UnreadCount] = strawberry.field(description="Per chat participant, from the read horizon.")
 
     @classmethod
-    def from_rollup(cls, result: resolvers.Rollup, service_scope: str | None) -> ConversationRollup:
+    def from_rollup(cls, result: resolvers.Rollup, service_scope: str | None, context: Any) -> ConversationRollup:
         return cls(
             window=result.window,
             messages=result.messages,
             last_message_index=result.last_message_index,
             ticks=TickCounts(**{state.name.lower(): n for state, n in result.ticks.items()}),
-            failed=[Message.from_record(m, service_scope) for m in result.failed],
+            failed=[Message.from_record(m, service_scope, context) for m in result.failed],
             unread=[
                 UnreadCount(
                     participant=Participant.from_record(u.participant, service_scope),
@@ -150,10 +151,8 @@ class Conversation(relay.Node):
         window = await resolvers.messages(
             info.context, self.service_scope, self.sid, first=first, after=after, last=last, before=before
         )
-        edges = [
-            relay.Edge(cursor=e.cursor.encode(), node=Message.from_record(e.message, self.service_scope))
-            for e in window.edges
-        ]
+        nodes = await Message.page_of(info, [e.message for e in window.edges], self.service_scope, self.sid)
+        edges = [relay.Edge(cursor=e.cursor.encode(), node=n) for e, n in zip(window.edges, nodes, strict=True)]
         return MessageConnection(
             edges=edges,
             page_info=page_info(edges, has_next_page=window.has_next_page, has_previous_page=window.has_previous_page),
@@ -166,7 +165,7 @@ class Conversation(relay.Node):
     )
     async def rollup(self, info: Info, window: int = 50) -> ConversationRollup | None:
         result = await resolvers.rollup(info.context, self.service_scope, self.sid, window)
-        return ConversationRollup.from_rollup(result, self.service_scope)
+        return ConversationRollup.from_rollup(result, self.service_scope, info.context)
 
 
 @strawberry.type(description="Conversations in Twilio's order; cursors carry Twilio's page token.")

@@ -1,18 +1,22 @@
 """Delivery field logic: a message's receipts (only when Twilio can hold any), each recipient's state, a
-receipt's participant and its ledger history.
+receipt's participant and its ledger history; and all of it for a whole page of messages in one step.
 
-Never calls upstream directly (loaders do) and never fetches receipts for chat-only messages.
+Never calls upstream directly (loaders do) and never fetches receipts for chat-only messages. A page's failure to
+load one message's receipts is that message's error alone.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from delivery_gateway.delivery import recipients as rules
 from delivery_gateway.delivery.recipients import RecipientState
 from delivery_gateway.delivery.ticks import Ticks, ticks_for
 from delivery_gateway.graphql.participant.resolvers import participants_of
-from delivery_gateway.kernel.records import MessageRecord, ReceiptRecord
+from delivery_gateway.kernel.records import MessageRecord, ParticipantRecord, ReceiptRecord
 from delivery_gateway.ledger import HistoryEntry
 
 if TYPE_CHECKING:
@@ -50,3 +54,62 @@ async def ticks_of(context: RequestContext, service_scope: str | None, message: 
 async def receipt_history(context: RequestContext, receipt_sid: str) -> list[HistoryEntry]:
     """Every status the ledger recorded for the receipt, oldest first (batched per request or event)."""
     return await context.loaders.receipt_history.load(receipt_sid)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDelivery:
+    """A message's delivery state as a page loaded it: each value, or the exception its fields must raise, or
+    None where the selection did not ask for it (the field then loads on its own, if read at all)."""
+
+    participants: list[ParticipantRecord] | Exception  # the conversation's, shared by the page
+    author: ParticipantRecord | Exception | None
+    receipts: list[ReceiptRecord] | Exception | None
+    states: list[RecipientState] | Exception | None
+    ticks: Ticks | Exception | None
+
+
+async def deliveries_of(
+    context: RequestContext,
+    service_scope: str | None,
+    conversation_sid: str,
+    messages: Sequence[MessageRecord],
+    *,
+    receipts: bool = True,
+) -> list[MessageDelivery]:
+    """Every message's author, receipts, recipient states and ticks, for messages of one conversation, in one
+    step: the Participants list, then every Receipts list at once (loader-batched and cached, only for messages
+    whose recipients can have receipts); the rules come from delivery/. `receipts=False` loads the participants
+    alone (a selection that reads only authors).
+
+    A failed Receipts list fails that message's receipts, recipients and ticks only; a failed Participants list
+    fails every message's fields that need it, each on its own.
+    """
+    try:
+        participants = await participants_of(context, service_scope, conversation_sid)
+    except Exception as exc:
+        failed = MessageDelivery(exc, exc, exc, exc, exc) if receipts else MessageDelivery(exc, exc, None, None, None)
+        return [failed] * len(messages)
+    if not receipts:
+        return [MessageDelivery(participants, rules.author_of(m, participants), None, None, None) for m in messages]
+    expecting = [m for m in messages if rules.receipts_expected(m, participants)]
+    loader = context.loaders.receipts
+    loaded = await asyncio.gather(
+        *(loader.load((service_scope, conversation_sid, m.sid)) for m in expecting), return_exceptions=True
+    )
+    by_sid: dict[str, list[ReceiptRecord] | BaseException] = {m.sid: r for m, r in zip(expecting, loaded, strict=True)}
+    memo = context.loaders.recipient_states
+    deliveries = []
+    for message in messages:
+        author = rules.author_of(message, participants)
+        found = by_sid.get(message.sid, [])
+        if isinstance(found, BaseException):
+            if not isinstance(found, Exception):
+                raise found  # cancellation: not one message's error
+            deliveries.append(MessageDelivery(participants, author, found, found, found))
+            continue
+        key = (service_scope, message.sid)
+        states = memo.get(key)
+        if states is None:
+            states = memo[key] = rules.recipient_states(message, participants, found)
+        deliveries.append(MessageDelivery(participants, author, found, states, ticks_for(states)))
+    return deliveries

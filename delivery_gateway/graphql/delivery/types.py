@@ -7,9 +7,10 @@ Python enums the rules compute with.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from strawberry.types import Info
@@ -22,8 +23,12 @@ from delivery_gateway.delivery.ticks import TICKS_RULE, Ticks
 from delivery_gateway.graphql.delivery import resolvers
 from delivery_gateway.graphql.participant.resolvers import participant_by_sid
 from delivery_gateway.graphql.participant.types import Participant
+from delivery_gateway.graphql.values import Deferred, attribute
 from delivery_gateway.kernel.records import DeliveryStatus, ParticipantRecord, ReceiptRecord
 from delivery_gateway.ledger import HistoryEntry
+
+if TYPE_CHECKING:
+    from delivery_gateway.graphql.context import RequestContext
 
 # GraphQL enums are the rules' own Python enums, registered with a name and a description.
 strawberry.enum(DeliveryStatus, name="DeliveryStatus", description="A delivery receipt's status, as Twilio reports it.")
@@ -42,6 +47,7 @@ __all__ = [
     "DeliveryReceipt",
     "DeliveryStatus",
     "DeliverySummary",
+    "ParticipantTypes",
     "ReceiptStatusChange",
     "Recipient",
     "RecipientSource",
@@ -166,20 +172,55 @@ class DeliveryReceipt:
     channel_message_sid: str | None = strawberry.field(description="The SMS/WhatsApp message SID on the channel.")
     date_created: datetime | None
     date_updated: datetime | None
+    error: DeliveryError | None = strawberry.field(
+        description="The error behind `errorCode`: name, description, whether a retry may help."
+    )
+    channel: Channel = strawberry.field(
+        description="SMS, WHATSAPP... from the participant's binding, else the channel SID prefix."
+    )
+    participant: Participant | None = strawberry.field(
+        description="The participant the receipt is for (`removed` when they have left since)."
+    )
     record: strawberry.Private[ReceiptRecord]
     service_scope: strawberry.Private[str | None]
-    bound_participant: strawberry.Private[ParticipantRecord | None] = None
-    participant_removed: strawberry.Private[bool] = False
 
     @classmethod
     def from_record(
         cls,
         record: ReceiptRecord,
         service_scope: str | None,
-        participant: ParticipantRecord | None = None,
-        *,
-        participant_removed: bool = False,
+        context: RequestContext,
+        participants: ParticipantTypes | None = None,
     ) -> DeliveryReceipt:
+        """The GraphQL receipt. With `participants` (its conversation's, as a page loaded them) every field is a
+        plain value; without, `channel` and `participant` look the participant up when read. A participant Twilio
+        no longer lists is shown as removed (`recipients.removed_participant`), with the receipt's channel."""
+        channel: Channel | Deferred[Channel]
+        participant: Participant | Deferred[Participant | None] | None
+        if participants is not None:
+            bound, removed = _receipt_participant(record, participants.record(record.participant_sid))
+            channel = channels.receipt_channel(record, None if removed else bound)
+            participant = participants.get(bound, removed=removed, channel=channel)
+        else:
+
+            async def lookup() -> tuple[ParticipantRecord | None, bool]:
+                found = await participant_by_sid(
+                    context, service_scope, record.conversation_sid, record.participant_sid
+                )
+                return _receipt_participant(record, found)
+
+            async def receipt_channel() -> Channel:
+                found, removed = await lookup()
+                return channels.receipt_channel(record, None if removed else found)
+
+            async def receipt_participant() -> Participant | None:
+                found, removed = await lookup()
+                if found is None:
+                    return None
+                channel = channels.receipt_channel(record, None) if removed else None
+                return Participant.from_record(found, service_scope, removed=removed, channel=channel)
+
+            channel, participant = Deferred(receipt_channel), Deferred(receipt_participant)
         return cls(
             sid=record.sid,
             message_sid=record.message_sid,
@@ -191,37 +232,12 @@ class DeliveryReceipt:
             channel_message_sid=record.channel_message_sid,
             date_created=record.date_created,
             date_updated=record.date_updated,
+            error=DeliveryError.from_code(record.error_code),
+            channel=attribute(channel),
+            participant=attribute(participant),
             record=record,
             service_scope=service_scope,
-            bound_participant=participant,
-            participant_removed=participant_removed,
         )
-
-    async def _participant(self, info: Info) -> tuple[ParticipantRecord | None, bool]:
-        """(the participant, whether it was removed: Twilio lists it no more, the receipt still names it)."""
-        if self.bound_participant is not None:
-            return self.bound_participant, self.participant_removed
-        found = await participant_by_sid(info.context, self.service_scope, self.conversation_sid, self.participant_sid)
-        if found is None and self.participant_sid:
-            return recipients.removed_participant(self.record, self.participant_sid), True
-        return found, False
-
-    @strawberry.field(description="The error behind `errorCode`: name, description, whether a retry may help.")
-    def error(self) -> DeliveryError | None:
-        return DeliveryError.from_code(self.error_code)
-
-    @strawberry.field(description="SMS, WHATSAPP... from the participant's binding, else the channel SID prefix.")
-    async def channel(self, info: Info) -> Channel:
-        record, removed = await self._participant(info)
-        return channels.receipt_channel(self.record, None if removed else record)
-
-    @strawberry.field(description="The participant the receipt is for (`removed` when they have left since).")
-    async def participant(self, info: Info) -> Participant | None:
-        record, removed = await self._participant(info)
-        if record is None:
-            return None
-        channel = channels.receipt_channel(self.record, None) if removed else None
-        return Participant.from_record(record, self.service_scope, removed=removed, channel=channel)
 
     @strawberry.field(
         description=(
@@ -249,31 +265,60 @@ class Recipient:
     error_code: int | None
     updated_at: datetime | None
     receipt: DeliveryReceipt | None
+    error: DeliveryError | None = strawberry.field(description="The error behind `errorCode`.")
 
     @classmethod
-    def from_state(cls, state: recipients.RecipientState, service_scope: str | None) -> Recipient:
+    def from_state(
+        cls, state: recipients.RecipientState, participants: ParticipantTypes, receipts: dict[str, DeliveryReceipt]
+    ) -> Recipient:
+        """The GraphQL recipient; its receipt is the message's own `DeliveryReceipt` object (`receipts` by SID)."""
         receipt = state.receipt
         return cls(
-            participant=Participant.from_record(
-                state.participant,
-                service_scope,
-                removed=state.removed,
-                channel=state.channel if state.removed else None,
-            ),
+            participant=participants.of(state.participant, removed=state.removed, channel=state.channel),
             channel=state.channel,
             status=state.status,
             source=state.source,
             error_code=state.error_code,
             updated_at=state.updated_at,
-            receipt=(
-                DeliveryReceipt.from_record(
-                    receipt, service_scope, state.participant, participant_removed=state.removed
-                )
-                if receipt
-                else None
-            ),
+            receipt=receipts.get(receipt.sid) if receipt else None,
+            error=DeliveryError.from_code(state.error_code),
         )
 
-    @strawberry.field(description="The error behind `errorCode`.")
-    def error(self) -> DeliveryError | None:
-        return DeliveryError.from_code(self.error_code)
+
+def _receipt_participant(
+    receipt: ReceiptRecord, found: ParticipantRecord | None
+) -> tuple[ParticipantRecord | None, bool]:
+    """(the receipt's participant, whether it was removed: Twilio lists it no more, the receipt still names it)."""
+    if found is None and receipt.participant_sid:
+        return recipients.removed_participant(receipt, receipt.participant_sid), True
+    return found, False
+
+
+class ParticipantTypes:
+    """The GraphQL Participant of each participant record of one conversation, built once and shared by every
+    receipt and recipient of a page (the same participant is in every message's recipients)."""
+
+    __slots__ = ("_by_sid", "_types", "service_scope")
+
+    def __init__(self, records: Iterable[ParticipantRecord], service_scope: str | None) -> None:
+        self.service_scope = service_scope
+        self._by_sid = {p.sid: p for p in records}
+        self._types: dict[str, Participant] = {}
+
+    def record(self, sid: str | None) -> ParticipantRecord | None:
+        return self._by_sid.get(sid) if sid else None
+
+    def of(self, record: ParticipantRecord, *, removed: bool = False, channel: Channel | None = None) -> Participant:
+        """The shared Participant of a listed participant; a removed one (known from a receipt alone, with that
+        receipt's `channel`) gets its own."""
+        if removed:
+            return Participant.from_record(record, self.service_scope, removed=True, channel=channel)
+        found = self._types.get(record.sid)
+        if found is None or found.record is not record:
+            found = self._types[record.sid] = Participant.from_record(record, self.service_scope)
+        return found
+
+    def get(
+        self, record: ParticipantRecord | None, *, removed: bool = False, channel: Channel | None = None
+    ) -> Participant | None:
+        return self.of(record, removed=removed, channel=channel) if record is not None else None

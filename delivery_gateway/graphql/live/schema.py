@@ -40,7 +40,7 @@ class LiveSubscription:
         changes = follow(info.context, conversation_sid, service_sid, after, ChangeKind.DELIVERY)
         async with aclosing(changes):
             async for change, scope in changes:
-                update = DeliveryUpdate.from_change(change, scope)
+                update = DeliveryUpdate.from_change(change, scope, info.context)
                 if update is not None and (message_sid is None or update.message_sid == message_sid):
                     yield update
 
@@ -62,7 +62,7 @@ class LiveSubscription:
         changes = follow_service(info.context, service_sid, statuses, after)
         async with aclosing(changes):
             async for change, scope in changes:
-                update = DeliveryUpdate.from_change(change, scope)
+                update = DeliveryUpdate.from_change(change, scope, info.context)
                 if update is not None:
                     yield update
 

@@ -32,14 +32,14 @@ class DeliveryUpdate:
     service_scope: strawberry.Private[str | None]
 
     @classmethod
-    def from_change(cls, change: LedgerChange, service_scope: str | None) -> DeliveryUpdate | None:
+    def from_change(cls, change: LedgerChange, service_scope: str | None, context: Any) -> DeliveryUpdate | None:
         """The event of a delivery change (None for a change without a receipt)."""
         receipt = change.receipt
         if receipt is None:
             return None
         return cls(
             cursor=change.cursor,
-            receipt=DeliveryReceipt.from_record(receipt, service_scope),
+            receipt=DeliveryReceipt.from_record(receipt, service_scope, context),
             previous_status=change.previous_status,
             message_sid=receipt.message_sid,
             conversation_sid=change.conversation_sid,
@@ -51,7 +51,7 @@ class DeliveryUpdate:
         scope, record = await messages.message(
             info.context, self.service_scope, self.conversation_sid, self.message_sid
         )
-        return Message.from_record(record, scope)
+        return Message.from_record(record, scope, info.context)
 
 
 @strawberry.type(description="A participant's read horizon moved forward.")
@@ -94,4 +94,4 @@ class MessageUpdate:
         if self.action is MessageAction.REMOVED:
             return None
         record = await message_now(info.context, self.service_scope, self.payload)
-        return Message.from_record(record, self.service_scope)
+        return Message.from_record(record, self.service_scope, info.context)

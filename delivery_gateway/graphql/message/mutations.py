@@ -33,4 +33,4 @@ class MessageMutation:
         scope, created = await resolvers.resend_message(
             info.context, service_sid, conversation_sid, message_sid, force=force
         )
-        return Message.from_record(created, scope)
+        return Message.from_record(created, scope, info.context)

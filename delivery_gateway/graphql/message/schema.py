@@ -20,4 +20,4 @@ class MessageQuery:
         self, info: Info, conversation_sid: str, sid: str, service_sid: str | None = None
     ) -> Message | None:
         scope, record = await resolvers.message(info.context, service_sid, conversation_sid, sid)
-        return Message.from_record(record, scope)
+        return Message.from_record(record, scope, info.context)

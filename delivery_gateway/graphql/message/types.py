@@ -1,29 +1,37 @@
 """GraphQL types of messages: Message (a relay node), its media, and MessageConnection.
 
 Declarative: every field with logic delegates to resolvers (message/, delivery/, participant/); never calls
-upstream, a loader or the ledger directly.
+upstream, a loader or the ledger directly. The delivery fields (author, receipts, recipients, ticks) are plain
+attributes: values a page loaded in one step, or deferred loads (graphql/values.py) for a message read alone.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from delivery_gateway.delivery.recipients import RecipientState
 from delivery_gateway.delivery.ticks import TICKS_RULE, Ticks
 from delivery_gateway.graphql.delivery import resolvers as delivery
-from delivery_gateway.graphql.delivery.types import DeliveryReceipt, DeliverySummary, Recipient
+from delivery_gateway.graphql.delivery.resolvers import MessageDelivery
+from delivery_gateway.graphql.delivery.types import DeliveryReceipt, DeliverySummary, ParticipantTypes, Recipient
 from delivery_gateway.graphql.message import resolvers
 from delivery_gateway.graphql.nodes import json_value, node_id, parse_node_id
-from delivery_gateway.graphql.participant.resolvers import author_of
+from delivery_gateway.graphql.participant.resolvers import author_of, participants_of
 from delivery_gateway.graphql.participant.types import Participant
-from delivery_gateway.kernel.records import MessageRecord
+from delivery_gateway.graphql.selection import selected
+from delivery_gateway.graphql.values import Deferred, attribute
+from delivery_gateway.kernel.records import MessageRecord, ReceiptRecord
+
+if TYPE_CHECKING:
+    from delivery_gateway.graphql.context import RequestContext
 
 
 @strawberry.type(description="A media attachment of a message.")
@@ -57,6 +65,22 @@ class Message(relay.Node):
     attributes: JSON | None
     date_created: datetime | None
     date_updated: datetime | None
+    delivery: DeliverySummary | None = strawberry.field(
+        description="The delivery summary (Twilio's, kept current from delivery webhooks: see DeliverySummary); "
+        "null when the message has no receipts (chat-only)."
+    )
+    participant: Participant | None = strawberry.field(
+        description="The author, as a participant (null for messages sent by the API as 'system')."
+    )
+    receipts: list[DeliveryReceipt] | None = strawberry.field(
+        description="Twilio's receipts (non-chat recipients only); no upstream call for chat-only."
+    )
+    recipients: list[Recipient] | None = strawberry.field(
+        description="One entry per participant the message was sent to (present when it was created, or holding "
+        "a receipt for it; never its author): receipts for SMS/WhatsApp, the read horizon (READ or DELIVERED) for "
+        "chat participants."
+    )
+    ticks: Ticks | None = strawberry.field(description="What a chat UI draws for this message. " + TICKS_RULE)
     record: strawberry.Private[MessageRecord]
     service_scope: strawberry.Private[str | None]
 
@@ -67,13 +91,39 @@ class Message(relay.Node):
             scope, record = await resolvers.message(
                 info.context, requested, conversation_sid, sid, arguments=("id", "id", "id")
             )
-            return cls.from_record(record, scope)
+            return cls.from_record(record, scope, info.context)
 
         return list(await asyncio.gather(*(one(n) for n in node_ids)))
 
     @classmethod
-    def from_record(cls, record: MessageRecord, service_scope: str | None = None) -> Message:
-        """The GraphQL Message of a record read through `service_scope` (None: the default service)."""
+    def from_record(
+        cls,
+        record: MessageRecord,
+        service_scope: str | None,
+        context: RequestContext,
+        loaded: MessageDelivery | None = None,
+        participants: ParticipantTypes | None = None,
+    ) -> Message:
+        """The GraphQL Message of a record read through `service_scope` (None: the default service).
+
+        With `loaded` (what `delivery.deliveries_of` loaded for its page) and `participants` (the page's shared
+        Participant objects), every delivery field is a plain value, or that field's own error; whatever was not
+        loaded (or every field, without `loaded`) loads through the request's loaders when, and only if, read.
+        """
+        scope = service_scope
+        author: Any = Deferred(lambda: _author(context, scope, record))
+        receipts: Any = Deferred(lambda: _receipts(context, scope, record))
+        recipients: Any = Deferred(lambda: _recipients(context, scope, record))
+        ticks: Any = Deferred(lambda: delivery.ticks_of(context, scope, record))
+        if loaded is not None:
+            if participants is None and not isinstance(loaded.participants, Exception):
+                participants = ParticipantTypes(loaded.participants, scope)
+            author = _value(loaded.author, participants.get if participants else None)
+            if loaded.receipts is not None:
+                built = _receipt_types(loaded.receipts, scope, context, participants)
+                receipts = built if isinstance(built, Exception) else list(built.values())
+                recipients = _recipient_types(loaded.states, participants, built)
+                ticks = loaded.ticks
         return cls(
             node_id=node_id(service_scope, record.conversation_sid, record.sid),
             sid=record.sid,
@@ -87,49 +137,103 @@ class Message(relay.Node):
             attributes=json_value(record.attributes),
             date_created=record.date_created,
             date_updated=record.date_updated,
+            delivery=DeliverySummary.from_twilio(record.delivery),
+            participant=attribute(author),
+            receipts=attribute(receipts),
+            recipients=attribute(recipients),
+            ticks=attribute(ticks),
             record=record,
             service_scope=service_scope,
         )
 
-    @strawberry.field(
-        description="The delivery summary (Twilio's, kept current from delivery webhooks: see DeliverySummary); "
-        "null when the message has no receipts (chat-only)."
-    )
-    def delivery(self) -> DeliverySummary | None:
-        return DeliverySummary.from_twilio(self.record.delivery)
+    @classmethod
+    def page(
+        cls,
+        records: Sequence[MessageRecord],
+        service_scope: str | None,
+        context: RequestContext,
+        loaded: Sequence[MessageDelivery] | None,
+    ) -> list[Message]:
+        """Messages of one conversation, sharing one Participant object per participant."""
+        if not loaded:
+            return [cls.from_record(r, service_scope, context) for r in records]
+        participants = loaded[0].participants
+        shared = None if isinstance(participants, Exception) else ParticipantTypes(participants, service_scope)
+        return [cls.from_record(r, service_scope, context, d, shared) for r, d in zip(records, loaded, strict=True)]
 
-    @strawberry.field(description="The author, as a participant (null for messages sent by the API as 'system').")
-    async def participant(self, info: Info) -> Participant | None:
-        record = await author_of(info.context, self.service_scope, self.record)
-        return Participant.from_record(record, self.service_scope) if record else None
-
-    @strawberry.field(description="Twilio's receipts (non-chat recipients only); no upstream call for chat-only.")
-    async def receipts(self, info: Info) -> list[DeliveryReceipt] | None:
-        records = await delivery.receipts_of(info.context, self.service_scope, self.record)
-        return [DeliveryReceipt.from_record(r, self.service_scope) for r in records]
-
-    @strawberry.field(
-        description="One entry per participant the message was sent to (present when it was created, or holding "
-        "a receipt for it; never its author): receipts for SMS/WhatsApp, the read horizon (READ or DELIVERED) for "
-        "chat participants."
-    )
-    async def recipients(self, info: Info) -> list[Recipient] | None:
-        states = await delivery.recipient_states_of(info.context, self.service_scope, self.record)
-        return [Recipient.from_state(s, self.service_scope) for s in states]
-
-    @strawberry.field(description="What a chat UI draws for this message. " + TICKS_RULE)
-    async def ticks(self, info: Info) -> Ticks | None:
-        return await delivery.ticks_of(info.context, self.service_scope, self.record)
+    @classmethod
+    async def page_of(
+        cls, info: Info, records: Sequence[MessageRecord], service_scope: str | None, conversation_sid: str
+    ) -> list[Message]:
+        """The Messages of a connection's page (`edges.node` below the current field), with what the selection
+        reads of their delivery loaded in one step (`delivery.deliveries_of`): no resolver, no task per field."""
+        wanted = selected(info, ("edges", "node"))
+        receipts = not wanted.isdisjoint(("receipts", "recipients", "ticks"))
+        loaded = None
+        if records and (receipts or "participant" in wanted):
+            loaded = await delivery.deliveries_of(
+                info.context, service_scope, conversation_sid, records, receipts=receipts
+            )
+        return cls.page(records, service_scope, info.context, loaded)
 
     @strawberry.field(description="The messages this one was resent as (resendMessage), oldest first.")
     async def resent_as(self, info: Info) -> list[Message] | None:
         records = await resolvers.resent_as(info.context, self.service_scope, self.record)
-        return [Message.from_record(r, self.service_scope) for r in records]
+        return [Message.from_record(r, self.service_scope, info.context) for r in records]
 
     @strawberry.field(description="The message this one resends, if it is a resend.")
     async def resend_of(self, info: Info) -> Message | None:
         record = await resolvers.resend_of(info.context, self.service_scope, self.record)
-        return Message.from_record(record, self.service_scope) if record else None
+        return Message.from_record(record, self.service_scope, info.context) if record else None
+
+
+def _value(value: Any, build: Any) -> Any:
+    """A loaded value, an exception kept as is, or the value passed through `build`."""
+    if isinstance(value, Exception) or value is None or build is None:
+        return value
+    return build(value)
+
+
+def _receipt_types(
+    records: list[ReceiptRecord] | Exception,
+    scope: str | None,
+    context: RequestContext,
+    participants: ParticipantTypes | None,
+) -> dict[str, DeliveryReceipt] | Exception:
+    if isinstance(records, Exception):
+        return records
+    return {r.sid: DeliveryReceipt.from_record(r, scope, context, participants) for r in records}
+
+
+def _recipient_types(
+    states: list[RecipientState] | Exception | None,
+    participants: ParticipantTypes | None,
+    receipts: dict[str, DeliveryReceipt] | Exception,
+) -> list[Recipient] | Exception | None:
+    if isinstance(states, Exception) or states is None:
+        return states
+    if isinstance(receipts, Exception) or participants is None:  # not reached: states come with both
+        return RuntimeError("recipient states without their receipts or participants")
+    return [Recipient.from_state(s, participants, receipts) for s in states]
+
+
+async def _author(context: RequestContext, scope: str | None, record: MessageRecord) -> Participant | None:
+    found = await author_of(context, scope, record)
+    return Participant.from_record(found, scope) if found else None
+
+
+async def _receipts(context: RequestContext, scope: str | None, record: MessageRecord) -> list[DeliveryReceipt]:
+    records = await delivery.receipts_of(context, scope, record)
+    participants = ParticipantTypes(await participants_of(context, scope, record.conversation_sid), scope)
+    return [DeliveryReceipt.from_record(r, scope, context, participants) for r in records]
+
+
+async def _recipients(context: RequestContext, scope: str | None, record: MessageRecord) -> list[Recipient]:
+    (loaded,) = await delivery.deliveries_of(context, scope, record.conversation_sid, [record])
+    built = Message.from_record(record, scope, context, loaded)
+    if isinstance(built.recipients, Exception):
+        raise built.recipients
+    return built.recipients or []
 
 
 @strawberry.type(

@@ -148,7 +148,7 @@ class FailedMessage:
         record = await resolvers.failed_message(
             info.context, self.service_scope, self.conversation_sid, self.message_sid
         )
-        return Message.from_record(record, self.service_scope) if record else None
+        return Message.from_record(record, self.service_scope, info.context) if record else None
 
 
 @strawberry.type(description="An edge of a FailedMessageConnection.")
