@@ -25,13 +25,18 @@ def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
             yield from _fields(node.selections)
 
 
-def fields_at(info: Info, path: Iterable[str] = ()) -> list[SelectedField]:
-    """The fields selected on the objects at `path` below the current field (`("edges", "node")` under a
-    connection; `()` for the field's own objects), across every occurrence of the field in the operation."""
-    level = list(_fields(info.selected_fields))
+def below(fields: Iterable[SelectedField], path: Iterable[str] = ()) -> list[SelectedField]:
+    """The fields selected on the objects at `path` below `fields` (`("edges", "node")` under a connection;
+    `()` for their own objects)."""
+    level = list(fields)
     for name in path:
         level = [child for node in level for child in _fields(node.selections) if child.name == name]
     return [child for node in level for child in _fields(node.selections)]
+
+
+def fields_at(info: Info, path: Iterable[str] = ()) -> list[SelectedField]:
+    """`below` the current field, across every occurrence of it in the operation."""
+    return below(_fields(info.selected_fields), path)
 
 
 def selected(info: Info, path: Iterable[str] = ()) -> set[str]:

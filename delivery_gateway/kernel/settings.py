@@ -55,7 +55,10 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list, alias="DELIVERY_GATEWAY_API_KEYS")
 
     # Upstream behaviour.
-    upstream_concurrency: int = Field(default=32, ge=1, le=1024, alias="DELIVERY_GATEWAY_UPSTREAM_CONCURRENCY")
+    # 64: a chat screen's whole second round (one Receipts list per message of a 50-message page) plus its first
+    # round (conversation, participants, messages page) fits at once; Twilio's account concurrency limit (HTTP 429,
+    # error 20429) is shared by every replica (docs/deployment.md, "Twilio's rate limits").
+    upstream_concurrency: int = Field(default=64, ge=1, le=1024, alias="DELIVERY_GATEWAY_UPSTREAM_CONCURRENCY")
     upstream_connect_timeout: float = Field(default=3.0, gt=0, alias="DELIVERY_GATEWAY_UPSTREAM_CONNECT_TIMEOUT")
     upstream_read_timeout: float = Field(default=10.0, gt=0, alias="DELIVERY_GATEWAY_UPSTREAM_READ_TIMEOUT")
     upstream_max_retries: int = Field(default=3, ge=0, le=10, alias="DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES")

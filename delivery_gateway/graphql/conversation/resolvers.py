@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from delivery_gateway.delivery.ticks import Ticks
 from delivery_gateway.delivery.unread import ParticipantUnread, unread_counts
@@ -16,7 +17,7 @@ from delivery_gateway.graphql.access import authorize, effective_service, may_se
 from delivery_gateway.graphql.conversation.dataloaders import ConversationPageKey
 from delivery_gateway.graphql.delivery.resolvers import deliveries_of
 from delivery_gateway.graphql.errors import BadUserInput
-from delivery_gateway.graphql.message.paging import MessageEdge, MessageWindow, message_window
+from delivery_gateway.graphql.message.paging import MessageEdge, MessageWindow, first_page, message_window
 from delivery_gateway.graphql.paging import UPSTREAM_PAGE_SIZE, decode_cursor, encode_cursor, upstream_pages
 from delivery_gateway.graphql.participant.resolvers import participants_of
 from delivery_gateway.kernel import sids
@@ -32,15 +33,53 @@ MAX_ROLLUP_WINDOW = 200
 _PREFIX = "conv1"
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """What a conversation's selection will read next, started in the same round as the conversation itself:
+    its participants, and the first messages page of each `messages` window (as `message_window` arguments)."""
+
+    participants: bool = False
+    windows: tuple[dict[str, Any], ...] = ()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a started load's failure as seen: it is reported by the field that reads it, or by none (the
+    conversation itself failed), never as an unretrieved exception."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _start(context: RequestContext, scope: str | None, conversation_sid: str, ahead: Ahead) -> None:
+    loaders = context.loaders
+    started: list[Awaitable[Any]] = []
+    if ahead.participants:
+        started.append(loaders.participants.load((scope, conversation_sid)))
+    for window in ahead.windows:
+        key = first_page(context.page_sizes, scope, conversation_sid, **window)
+        if key is not None:
+            started.append(loaders.message_page.load(key))
+    for future in started:
+        if isinstance(future, asyncio.Future):  # DataLoader.load returns its cached future
+            future.add_done_callback(_retrieve)
+
+
 async def conversation(
     context: RequestContext,
     service_sid: str | None,
     conversation_sid: str,
     *,
     arguments: tuple[str, str] = ("serviceSid", "conversationSid"),
+    ahead: Ahead | None = None,
 ) -> tuple[str | None, ConversationRecord]:
-    """(the service scope it was read through, the conversation), behind the access rule."""
+    """(the service scope it was read through, the conversation), behind the access rule.
+
+    With `ahead`, the participants and first messages pages its selection reads are loaded in the same round as
+    the conversation (the SID is all they need), so a chat screen costs two dependent rounds: this one, then
+    every Receipts list at once. Nothing is started before the access rule passed.
+    """
     scope = await authorize(context, service_sid, conversation_sid, arguments=arguments)
+    if ahead is not None:
+        _start(context, scope, conversation_sid, ahead)
     return scope, await context.loaders.conversation.load((scope, conversation_sid))
 
 

@@ -19,7 +19,9 @@ from delivery_gateway.graphql.paging import page_info
 class ConversationQuery:
     @strawberry.field(description="One conversation; null (with a NOT_FOUND or FORBIDDEN error) when unavailable.")
     async def conversation(self, info: Info, sid: str, service_sid: str | None = None) -> Conversation | None:
-        scope, record = await resolvers.conversation(info.context, service_sid, sid, arguments=("serviceSid", "sid"))
+        scope, record = await resolvers.conversation(
+            info.context, service_sid, sid, arguments=("serviceSid", "sid"), ahead=Conversation.ahead(info)
+        )
         return Conversation.from_record(record, scope)
 
     @strawberry.field(

@@ -18,11 +18,12 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from delivery_gateway.graphql.conversation import resolvers
-from delivery_gateway.graphql.message.types import Message, MessageConnection
+from delivery_gateway.graphql.message.types import MESSAGE_DELIVERY_FIELDS, Message, MessageConnection
 from delivery_gateway.graphql.nodes import json_value, node_id, parse_node_id
 from delivery_gateway.graphql.paging import page_info
 from delivery_gateway.graphql.participant.resolvers import participants_of
 from delivery_gateway.graphql.participant.types import Participant
+from delivery_gateway.graphql.selection import below, fields_at
 from delivery_gateway.kernel.records import ConversationRecord
 
 
@@ -95,6 +96,25 @@ class ConversationRollup:
         )
 
 
+def _window(arguments: dict[str, Any]) -> dict[str, Any] | None:
+    """`messages` arguments as `message_window` takes them (Strawberry gives literals as written: an Int as its
+    text); None when one cannot be read, so nothing is started for it and the field reports the mistake."""
+    window: dict[str, Any] = {}
+    for name in ("first", "last"):
+        value = arguments.get(name)
+        if isinstance(value, str) and value.lstrip("-").isdigit():
+            value = int(value)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return None
+        window[name] = value
+    for name in ("after", "before"):
+        value = arguments.get(name)
+        if value is not None and not isinstance(value, str):
+            return None
+        window[name] = value
+    return window
+
+
 @strawberry.type(description="A Twilio conversation.")
 class Conversation(relay.Node):
     node_id: relay.NodeID[str]
@@ -133,6 +153,19 @@ class Conversation(relay.Node):
             record=record,
             service_scope=service_scope,
         )
+
+    @staticmethod
+    def ahead(info: Info) -> resolvers.Ahead:
+        """What the selection of this conversation reads next (the current field returns a Conversation)."""
+        selected = fields_at(info)
+        windows = tuple(w for f in selected if f.name == "messages" and (w := _window(f.arguments)) is not None)
+        if any(f.name == "rollup" for f in selected):
+            windows += ({"last": None},)  # the roll-up's first page is the latest, as for `messages(last: n)`
+        nodes = {f.name for f in below((f for f in selected if f.name == "messages"), ("edges", "node"))}
+        needs_participants = any(f.name in ("participants", "rollup") for f in selected) or not nodes.isdisjoint(
+            MESSAGE_DELIVERY_FIELDS
+        )
+        return resolvers.Ahead(participants=needs_participants, windows=windows)
 
     @strawberry.field(description="Every participant (one Participants list per conversation and request).")
     async def participants(self, info: Info) -> list[Participant] | None:

@@ -56,6 +56,46 @@ class MessageWindow:
     has_previous_page: bool
 
 
+def _first_key(
+    service_scope: str | None, conversation_sid: str, start: MessageCursor | None, newer: bool
+) -> MessagePageKey:
+    """The upstream page a walk starts from: the cursor's own page, else the first page in walking order."""
+    return MessagePageKey(
+        conversation_sid,
+        service_sid=service_scope,
+        order=start.order if start else ("asc" if newer else "desc"),
+        page_size=UPSTREAM_PAGE_SIZE,
+        page_token=start.token if start else None,
+    )
+
+
+def first_page(
+    page_sizes: PageSizes,
+    service_scope: str | None,
+    conversation_sid: str,
+    *,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> MessagePageKey | None:
+    """The first upstream page `message_window` reads for these arguments (None for arguments it refuses, which
+    it reports itself): what a conversation's resolver can start loading before the window is asked for."""
+    try:
+        page_sizes.check("first", first)
+        page_sizes.check("last", last)
+        if first is not None or after is not None:
+            if last is not None or before is not None:
+                return None
+            return _first_key(
+                service_scope, conversation_sid, MessageCursor.decode("after", after) if after else None, True
+            )
+        start = MessageCursor.decode("before", before) if before else None
+        return _first_key(service_scope, conversation_sid, start, False)
+    except BadUserInput:
+        return None
+
+
 async def _walk(
     loaders: Loaders,
     service_scope: str | None,
@@ -68,8 +108,8 @@ async def _walk(
 
     Returns the edges in walking order and whether more messages lie beyond them.
     """
-    order = start.order if start else ("asc" if newer else "desc")
-    token = start.token if start else None
+    first = _first_key(service_scope, conversation_sid, start, newer)
+    order, token = first.order, first.page_token
     edges: list[MessageEdge] = []
     for _ in range(max(6, upstream_pages(want) + EXTRA_PAGES)):
         page = await loaders.message_page.load(

@@ -34,6 +34,12 @@ if TYPE_CHECKING:
     from delivery_gateway.graphql.context import RequestContext
 
 
+# Message fields a page loads in one step: those needing each message's Receipts list, and all that need the
+# conversation's participants (those plus the author).
+RECEIPT_FIELDS = frozenset({"receipts", "recipients", "ticks"})
+MESSAGE_DELIVERY_FIELDS = RECEIPT_FIELDS | {"participant"}
+
+
 @strawberry.type(description="A media attachment of a message.")
 class MessageMedia:
     sid: str | None
@@ -168,9 +174,9 @@ class Message(relay.Node):
         """The Messages of a connection's page (`edges.node` below the current field), with what the selection
         reads of their delivery loaded in one step (`delivery.deliveries_of`): no resolver, no task per field."""
         wanted = selected(info, ("edges", "node"))
-        receipts = not wanted.isdisjoint(("receipts", "recipients", "ticks"))
+        receipts = not wanted.isdisjoint(RECEIPT_FIELDS)
         loaded = None
-        if records and (receipts or "participant" in wanted):
+        if records and not wanted.isdisjoint(MESSAGE_DELIVERY_FIELDS):
             loaded = await delivery.deliveries_of(
                 info.context, service_scope, conversation_sid, records, receipts=receipts
             )
