@@ -8,10 +8,11 @@ counter slows execution down), times from passes without it. Never asserts a thr
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,14 @@ import aiohttp
 
 from bench.chat_screen import CHAT_SCREEN_QUERY, CONVERSATION, OPERATION
 from bench.counters import OperationCounts, count_gc, count_operation
-from bench.gateway import WARM_TTL, gateway_env, in_process_gateway, settings_from_env
+from bench.gateway import (
+    GEN0_THRESHOLD,
+    WARM_TTL,
+    gateway_env,
+    in_process_gateway,
+    serving_gc_policy,
+    settings_from_env,
+)
 from bench.harness import RowResult, ServerProcess, emulator_process, median, ratio, table
 from bench.plain_schema import PlainChatScreen
 
@@ -52,6 +60,7 @@ class ExecutionReport:
     response_bytes: int
     same_response: bool
     upstream_calls_timed: int
+    serving_gc: bool = True
 
     @property
     def ratio(self) -> float:
@@ -103,6 +112,12 @@ class ExecutionReport:
                 ),
                 f"same response: {self.same_response} ({self.response_bytes} bytes); upstream calls during the timed "
                 f"executions: {self.upstream_calls_timed}; GC gen2 on the gateway: {every}",
+                "GC policy of both sides: "
+                + (
+                    f"serve's (start-up heap frozen, gen0 threshold {GEN0_THRESHOLD})"
+                    if self.serving_gc
+                    else "CPython's defaults"
+                ),
                 f"gateway tasks by coroutine: {top_tasks or '-'}",
                 f"gateway loads by loader: {top_loads or '-'}",
                 f"gateway resolvers by field: {top_resolvers or '-'}",
@@ -156,45 +171,63 @@ async def _emulator_calls(session: aiohttp.ClientSession, url: str) -> int:
         return len(await resp.json())
 
 
+@contextlib.contextmanager
+def _gc_policy(serving: bool) -> Iterator[None]:
+    if not serving:
+        yield
+        return
+    with serving_gc_policy():
+        yield
+
+
 async def run_execution(
-    *, executions: int, blocks: int = 3, warmup: int = 3, emulator: ServerProcess | None = None
+    *,
+    executions: int,
+    blocks: int = 3,
+    warmup: int = 3,
+    emulator: ServerProcess | None = None,
+    serving_gc: bool = True,
 ) -> ExecutionReport:
-    """`blocks` alternating blocks of `executions` per side; each side's time is the median block's mean."""
+    """`blocks` alternating blocks of `executions` per side; each side's time is the median block's mean.
+
+    With `serving_gc` (the default) the process runs under the garbage-collector policy `serve` applies once
+    started (a frozen start-up heap, a young-generation threshold of GEN0_THRESHOLD), for both sides alike."""
     async with emulator_process(emulator) as emulator, aiohttp.ClientSession() as session:
         env = gateway_env(emulator.info, cache_ttls=WARM_TTL, extra={"DELIVERY_GATEWAY_DEMO_MODE": "true"})
         sid = emulator.info["conversations"][CONVERSATION]
         variables = {"sid": sid}
         async with in_process_gateway(settings_from_env(env)) as gateway:
+            with _gc_policy(serving_gc):
 
-            async def gateway_once() -> Any:
-                result = await gateway.execute(CHAT_SCREEN_QUERY, variables, OPERATION)
-                if result.errors:
-                    raise RuntimeError(f"gateway execution failed: {result.errors[0]}")
-                return result
+                async def gateway_once() -> Any:
+                    result = await gateway.execute(CHAT_SCREEN_QUERY, variables, OPERATION)
+                    if result.errors:
+                        raise RuntimeError(f"gateway execution failed: {result.errors[0]}")
+                    return result
 
-            first = await gateway_once()  # cold: fills the resource cache
-            plain = PlainChatScreen(sid, first.data, CHAT_SCREEN_QUERY, OPERATION)
+                first = await gateway_once()  # cold: fills the resource cache
+                plain = PlainChatScreen(sid, first.data, CHAT_SCREEN_QUERY, OPERATION)
 
-            async def plain_once() -> Any:
-                return plain.execute()
+                async def plain_once() -> Any:
+                    return plain.execute()
 
-            plain_data = json.dumps(plain.execute().data, sort_keys=True)
-            gateway_data = json.dumps((await gateway_once()).data, sort_keys=True)
-            for _ in range(warmup):
-                await gateway_once()
-                plain.execute()
-            with count_operation(gateway.schema) as gateway_counts:
-                await gateway_once()
-            with count_operation(plain.schema) as plain_counts:
-                plain.execute()
-            gc.collect()
-            await _emulator_calls(session, emulator.url)  # forget the calls so far
-            gateway_timing = Timing([], [], 0, OperationCounts())
-            plain_timing = Timing([], [], 0, OperationCounts())
-            for _ in range(blocks):
-                await _block(gateway_once, executions, gateway_timing)
-                await _block(plain_once, executions, plain_timing)
-            upstream = await _emulator_calls(session, emulator.url)
+                plain_data = json.dumps(plain.execute().data, sort_keys=True)
+                gateway_data = json.dumps((await gateway_once()).data, sort_keys=True)
+                for _ in range(warmup):
+                    await gateway_once()
+                    plain.execute()
+                with count_operation(gateway.schema) as gateway_counts:
+                    await gateway_once()
+                with count_operation(plain.schema) as plain_counts:
+                    plain.execute()
+                gc.collect()
+                await _emulator_calls(session, emulator.url)  # forget the calls so far
+                gateway_timing = Timing([], [], 0, OperationCounts())
+                plain_timing = Timing([], [], 0, OperationCounts())
+                for _ in range(blocks):
+                    await _block(gateway_once, executions, gateway_timing)
+                    await _block(plain_once, executions, plain_timing)
+                upstream = await _emulator_calls(session, emulator.url)
     return ExecutionReport(
         gateway=gateway_timing,
         plain=plain_timing,
@@ -203,4 +236,5 @@ async def run_execution(
         response_bytes=len(json.dumps({"data": first.data}, separators=(",", ":"))),
         same_response=plain_data == gateway_data,
         upstream_calls_timed=upstream,
+        serving_gc=serving_gc,
     )

@@ -7,22 +7,26 @@ points a gateway at anything but loopback.
 from __future__ import annotations
 
 import contextlib
+import gc
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from delivery_gateway import Settings, create_app
+from delivery_gateway.ops.gc_policy import GEN0_THRESHOLD, apply_serving_gc_policy
 
 __all__ = [
     "API_KEY",
+    "GEN0_THRESHOLD",
     "PUBLIC_URL",
     "InProcessGateway",
     "create_app",
     "gateway_env",
     "in_process_gateway",
     "open_ledger",
+    "serving_gc_policy",
     "settings_from_env",
     "store_url_supported",
 ]
@@ -132,6 +136,18 @@ async def in_process_gateway(settings: Settings) -> AsyncIterator[InProcessGatew
         yield InProcessGateway(app)
     finally:
         await gateway.close()
+
+
+@contextlib.contextmanager
+def serving_gc_policy() -> Iterator[None]:
+    """The garbage-collector policy `serve` applies once started (delivery_gateway/ops/gc_policy.py), for an
+    in-process gateway; CPython's defaults come back when the block exits."""
+    previous = apply_serving_gc_policy()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*previous)
 
 
 @contextlib.asynccontextmanager

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 
 from delivery_gateway.app import BackendUnavailable, Gateway
 from delivery_gateway.http.server import DEFAULT_HEADER_TIMEOUT, http_protocol
+from delivery_gateway.ops.gc_policy import apply_serving_gc_policy
 
 log = logging.getLogger("delivery_gateway.startup")
 
@@ -67,8 +68,10 @@ class GatewayServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
-        if self.started and not self.should_exit and self.on_ready is not None:
-            self.on_ready()
+        if self.started and not self.should_exit:
+            apply_serving_gc_policy()  # start-up is done: what it built lives as long as the process
+            if self.on_ready is not None:
+                self.on_ready()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in getattr(self, "servers", ()):  # stop accepting before closing what is open

@@ -117,19 +117,25 @@ class Message(relay.Node):
         loaded (or every field, without `loaded`) loads through the request's loaders when, and only if, read.
         """
         scope = service_scope
-        author: Any = Deferred(lambda: _author(context, scope, record))
-        receipts: Any = Deferred(lambda: _receipts(context, scope, record))
-        recipients: Any = Deferred(lambda: _recipients(context, scope, record))
-        ticks: Any = Deferred(lambda: delivery.ticks_of(context, scope, record))
+        author: Any
+        receipts: Any
+        recipients: Any
+        ticks: Any
         if loaded is not None:
             if participants is None and not isinstance(loaded.participants, Exception):
                 participants = ParticipantTypes(loaded.participants, scope)
             author = _value(loaded.author, participants.get if participants else None)
-            if loaded.receipts is not None:
-                built = _receipt_types(loaded.receipts, scope, context, participants)
-                receipts = built if isinstance(built, Exception) else list(built.values())
-                recipients = _recipient_types(loaded.states, participants, built)
-                ticks = loaded.ticks
+        else:
+            author = Deferred(lambda: _author(context, scope, record))
+        if loaded is not None and loaded.receipts is not None:
+            built = _receipt_types(loaded.receipts, scope, context, participants)
+            receipts = built if isinstance(built, Exception) else list(built.values())
+            recipients = _recipient_types(loaded.states, participants, built)
+            ticks = loaded.ticks
+        else:
+            receipts = Deferred(lambda: _receipts(context, scope, record))
+            recipients = Deferred(lambda: _recipients(context, scope, record))
+            ticks = Deferred(lambda: delivery.ticks_of(context, scope, record))
         return cls(
             node_id=node_id(service_scope, record.conversation_sid, record.sid),
             sid=record.sid,
