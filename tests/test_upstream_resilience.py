@@ -76,6 +76,13 @@ async def chat_screen(client: httpx.AsyncClient, sid: str) -> dict[str, Any]:
     return body
 
 
+async def conversation_only(client: httpx.AsyncClient, sid: str) -> dict[str, Any]:
+    query = "query($sid: String!) { conversation(sid: $sid) { sid friendlyName } }"
+    response = await client.post("/graphql", json={"query": query, "variables": {"sid": sid}})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def error_codes(body: dict[str, Any]) -> set[str]:
     return {error["extensions"]["code"] for error in body.get("errors", [])}
 
@@ -148,12 +155,17 @@ async def test_429_storm_answers_rate_limited_with_bounded_retries():
         }
         assert state.requests.snapshot() == {MESSAGES_ROUTE: 1 + retries, PARTICIPANTS_ROUTE: 1 + retries}
 
-        # Nothing cached: the one logical call made is retried exactly max_retries times.
+        # Nothing cached: the first round's three calls (the conversation, its participants and its messages page
+        # go out together) are each retried exactly max_retries times.
         state.requests.reset()
         body = await chat_screen(c, cold)
         assert body["data"] == {"conversation": None}
         assert error_codes(body) == {"UPSTREAM_RATE_LIMITED"}
-        assert state.requests.snapshot() == {CONVERSATION_ROUTE: 1 + retries}
+        assert state.requests.snapshot() == {
+            CONVERSATION_ROUTE: 1 + retries,
+            PARTICIPANTS_ROUTE: 1 + retries,
+            MESSAGES_ROUTE: 1 + retries,
+        }
 
         # 429s prove the upstream alive: the breaker stays closed, and the storm's end is seen at once.
         assert circuit_open((await c.get("/metrics")).text) == 0
@@ -233,7 +245,11 @@ async def test_timeouts_answer_upstream_timeout_without_piling_up():
 async def test_connection_resets_answer_unavailable_and_recover():
     retries = 1
     async with (
-        gateway_on_emulator(DELIVERY_GATEWAY_DEMO_MODE=True, DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES=retries) as gw,
+        gateway_on_emulator(
+            DELIVERY_GATEWAY_DEMO_MODE=True,
+            DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES=retries,
+            DELIVERY_GATEWAY_UPSTREAM_BREAKER_FAILURES=1000,  # this test is about retried resets, not the breaker
+        ) as gw,
         httpx.AsyncClient(base_url=gw.base_url) as c,
     ):
         state = gw.emulator.state
@@ -243,7 +259,12 @@ async def test_connection_resets_answer_unavailable_and_recover():
         body = await chat_screen(c, sid)
         assert body["data"] == {"conversation": None}
         assert error_codes(body) == {"UPSTREAM_UNAVAILABLE"}
-        assert state.requests.snapshot() == {CONVERSATION_ROUTE: 1 + retries}  # resets of GETs are retried
+        # Resets of GETs are retried: each call of the first round (conversation, participants, messages page).
+        assert state.requests.snapshot() == {
+            CONVERSATION_ROUTE: 1 + retries,
+            PARTICIPANTS_ROUTE: 1 + retries,
+            MESSAGES_ROUTE: 1 + retries,
+        }
 
         state.config.connection_reset_rate = 0.0
         body = await chat_screen(c, sid)
@@ -292,8 +313,9 @@ async def test_circuit_breaker_stops_hammering_and_recovers_by_itself():
         state.config.server_error_rate = 1.0
         assert circuit_open((await c.get("/metrics")).text) == 0
 
-        # Two consecutive 503s (the call and its retry) open the breaker.
-        body = await chat_screen(c, first)
+        # Two consecutive 503s (the call and its retry) open the breaker. (A query of the conversation alone: a
+        # chat screen's first round would race three calls for the two failures.)
+        body = await conversation_only(c, first)
         assert body["data"] == {"conversation": None}
         assert error_codes(body) == {"UPSTREAM_UNAVAILABLE"}
         assert state.requests.count() == failures

@@ -88,6 +88,11 @@ class UpstreamUnavailable(UpstreamError):
     public_text = "Twilio could not be reached or is failing; retry later."
 
 
+class UpstreamCircuitOpen(UpstreamUnavailable):
+    """Refused by the open (or half-open) circuit breaker: nothing was sent, so nothing was learnt about the
+    resource, and a later attempt may be let through."""
+
+
 class UpstreamTimeout(UpstreamError):
     code = "UPSTREAM_TIMEOUT"
     public_text = "Twilio did not answer in time; retry later."

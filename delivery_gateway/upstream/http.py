@@ -32,6 +32,7 @@ from delivery_gateway.upstream.calls import UpstreamCallLog
 from delivery_gateway.upstream.coalesce import SingleFlight
 from delivery_gateway.upstream.errors import (
     UpstreamBadRequest,
+    UpstreamCircuitOpen,
     UpstreamError,
     UpstreamNotFound,
     UpstreamRateLimited,
@@ -232,7 +233,7 @@ class GatewayHttpClient(AsyncHttpClient):
         while True:
             if not self.breaker.allow():
                 self.metrics.upstream_circuit_rejections.labels(method, route).inc()
-                raise UpstreamUnavailable(
+                raise UpstreamCircuitOpen(
                     f"{method} {route}: circuit breaker open, retry in {self.breaker.retry_after():.1f}s",
                     route=route,
                 )

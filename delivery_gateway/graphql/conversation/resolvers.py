@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -22,8 +22,11 @@ from delivery_gateway.graphql.paging import UPSTREAM_PAGE_SIZE, decode_cursor, e
 from delivery_gateway.graphql.participant.resolvers import participants_of
 from delivery_gateway.kernel import sids
 from delivery_gateway.kernel.records import ConversationRecord, MessageRecord
+from delivery_gateway.upstream.errors import UpstreamCircuitOpen
 
 if TYPE_CHECKING:
+    from strawberry.dataloader import DataLoader
+
     from delivery_gateway.graphql.context import RequestContext
 
 # Participant callers see only conversations they are in, so a page of theirs is filtered from upstream pages:
@@ -42,25 +45,34 @@ class Ahead:
     windows: tuple[dict[str, Any], ...] = ()
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """Mark a started load's failure as seen: it is reported by the field that reads it, or by none (the
-    conversation itself failed), never as an unretrieved exception."""
-    if not future.cancelled():
-        future.exception()
+def _settle(loader: DataLoader[Any, Any], key: Any) -> Callable[[asyncio.Future[Any]], None]:
+    """What happens to a load started ahead once it ends: its failure is marked seen (the field that reads it
+    reports it, or none does because the conversation itself failed; never an unretrieved exception), and a load
+    the circuit breaker refused before sending anything is forgotten, so the field asks again itself (the
+    conversation's call may have been the probe that closed the breaker meanwhile)."""
+
+    def settle(future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            return
+        if isinstance(future.exception(), UpstreamCircuitOpen):
+            loader.clear(key)
+
+    return settle
 
 
 def _start(context: RequestContext, scope: str | None, conversation_sid: str, ahead: Ahead) -> None:
     loaders = context.loaders
-    started: list[Awaitable[Any]] = []
+    started: list[tuple[DataLoader[Any, Any], Any]] = []
     if ahead.participants:
-        started.append(loaders.participants.load((scope, conversation_sid)))
+        started.append((loaders.participants, (scope, conversation_sid)))
     for window in ahead.windows:
         key = first_page(context.page_sizes, scope, conversation_sid, **window)
         if key is not None:
-            started.append(loaders.message_page.load(key))
-    for future in started:
+            started.append((loaders.message_page, key))
+    for loader, key in started:
+        future = loader.load(key)
         if isinstance(future, asyncio.Future):  # DataLoader.load returns its cached future
-            future.add_done_callback(_retrieve)
+            future.add_done_callback(_settle(loader, key))
 
 
 async def conversation(
@@ -78,9 +90,10 @@ async def conversation(
     every Receipts list at once. Nothing is started before the access rule passed.
     """
     scope = await authorize(context, service_sid, conversation_sid, arguments=arguments)
+    record = context.loaders.conversation.load((scope, conversation_sid))  # first: its call is sent first
     if ahead is not None:
         _start(context, scope, conversation_sid, ahead)
-    return scope, await context.loaders.conversation.load((scope, conversation_sid))
+    return scope, await record
 
 
 async def messages(

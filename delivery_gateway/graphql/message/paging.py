@@ -69,6 +69,28 @@ def _first_key(
     )
 
 
+@dataclass(frozen=True)
+class _Direction:
+    start: MessageCursor | None  # the cursor to walk past, if any
+    newer: bool  # forward (first/after) or backward (last/before)
+    want: int
+
+
+def _direction(
+    page_sizes: PageSizes, first: int | None, after: str | None, last: int | None, before: str | None
+) -> _Direction:
+    """Which way a window walks, from where, for how many: the arguments' one rule (BAD_USER_INPUT otherwise)."""
+    page_sizes.check("first", first)
+    page_sizes.check("last", last)
+    if (first is not None or after is not None) and (last is not None or before is not None):
+        raise BadUserInput("use either first/after (forward) or last/before (backward), not both")
+    if first is not None or after is not None:
+        start = MessageCursor.decode("after", after) if after else None
+        return _Direction(start, True, page_sizes.default if first is None else first)
+    start = MessageCursor.decode("before", before) if before else None
+    return _Direction(start, False, page_sizes.default if last is None else last)
+
+
 def first_page(
     page_sizes: PageSizes,
     service_scope: str | None,
@@ -82,18 +104,10 @@ def first_page(
     """The first upstream page `message_window` reads for these arguments (None for arguments it refuses, which
     it reports itself): what a conversation's resolver can start loading before the window is asked for."""
     try:
-        page_sizes.check("first", first)
-        page_sizes.check("last", last)
-        if first is not None or after is not None:
-            if last is not None or before is not None:
-                return None
-            return _first_key(
-                service_scope, conversation_sid, MessageCursor.decode("after", after) if after else None, True
-            )
-        start = MessageCursor.decode("before", before) if before else None
-        return _first_key(service_scope, conversation_sid, start, False)
+        direction = _direction(page_sizes, first, after, last, before)
     except BadUserInput:
         return None
+    return _first_key(service_scope, conversation_sid, direction.start, direction.newer)
 
 
 async def _walk(
@@ -157,17 +171,10 @@ async def message_window(
     Nothing given means `last` of the default page size. Costs one upstream page per UPSTREAM_PAGE_SIZE
     messages crossed (fewer when cached).
     """
-    page_sizes.check("first", first)
-    page_sizes.check("last", last)
-    if (first is not None or after is not None) and (last is not None or before is not None):
-        raise BadUserInput("use either first/after (forward) or last/before (backward), not both")
-    if first is not None or after is not None:
-        start = MessageCursor.decode("after", after) if after else None
-        want = page_sizes.default if first is None else first
-        edges, more = await _walk(loaders, service_scope, conversation_sid, start, True, want)
+    direction = _direction(page_sizes, first, after, last, before)
+    start = direction.start
+    edges, more = await _walk(loaders, service_scope, conversation_sid, start, direction.newer, direction.want)
+    if direction.newer:
         return MessageWindow(edges, has_next_page=more, has_previous_page=start is not None)
-    start = MessageCursor.decode("before", before) if before else None
-    want = page_sizes.default if last is None else last
-    edges, more = await _walk(loaders, service_scope, conversation_sid, start, False, want)
     edges.reverse()
     return MessageWindow(edges, has_next_page=start is not None, has_previous_page=more)
