@@ -259,12 +259,13 @@ async def test_connection_resets_answer_unavailable_and_recover():
         body = await chat_screen(c, sid)
         assert body["data"] == {"conversation": None}
         assert error_codes(body) == {"UPSTREAM_UNAVAILABLE"}
-        # Resets of GETs are retried: each call of the first round (conversation, participants, messages page).
-        assert state.requests.snapshot() == {
-            CONVERSATION_ROUTE: 1 + retries,
-            PARTICIPANTS_ROUTE: 1 + retries,
-            MESSAGES_ROUTE: 1 + retries,
-        }
+        # Resets of GETs are retried. The conversation's call is retried before the answer; the participants and
+        # messages page started beside it are not waited for once the conversation failed (their retries may
+        # still be on their way when the answer goes out).
+        seen = state.requests.snapshot()
+        assert seen[CONVERSATION_ROUTE] == 1 + retries
+        assert set(seen) == {CONVERSATION_ROUTE, PARTICIPANTS_ROUTE, MESSAGES_ROUTE}
+        assert all(1 <= seen[route] <= 1 + retries for route in (PARTICIPANTS_ROUTE, MESSAGES_ROUTE))
 
         state.config.connection_reset_rate = 0.0
         body = await chat_screen(c, sid)

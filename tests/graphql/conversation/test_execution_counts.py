@@ -32,7 +32,8 @@ async def chat_screen(app, sid: str) -> dict:
 
 
 def settings() -> Settings:
-    return Settings(_env_file=None, DELIVERY_GATEWAY_API_KEYS=API_KEY)
+    # No response cache: the warm request must execute (what is counted is execution below that cache).
+    return Settings(_env_file=None, DELIVERY_GATEWAY_API_KEYS=API_KEY, DELIVERY_GATEWAY_RESPONSE_CACHE=False)
 
 
 async def test_chat_screen_runs_in_a_handful_of_tasks_and_one_load_per_list():
