@@ -23,6 +23,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from delivery_gateway.ops.runner import run_served
+
 HOST = "127.0.0.1"
 TIMELINE_PATH = "/__bench/timeline"
 LATENCY_PATH = "/__bench/latency"
@@ -197,7 +199,7 @@ def main() -> None:
         app, ready = raw_app(args.body_path)
     else:
         app, ready = raw_ws_app()
-    asyncio.run(_serve(app, ready))
+    run_served(_serve(app, ready))  # the loop `delivery-gateway serve` runs on (uvloop), for every server
 
 
 if __name__ == "__main__":

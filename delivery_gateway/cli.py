@@ -205,13 +205,13 @@ async def _demo(host: str, port: int, seed: int, emulator_port: int, state_dir: 
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from delivery_gateway.ops.runner import StartupError, bind_socket
+    from delivery_gateway.ops.runner import StartupError, bind_socket, run_served
 
     try:
         sock = bind_socket(args.host, args.port)  # a busy port fails here, in one line, before anything starts
         # The ledger lives in a temporary folder that is removed however the demo ends (Ctrl-C, SIGTERM included).
         with tempfile.TemporaryDirectory(prefix="delivery-gateway-demo-", ignore_cleanup_errors=True) as state_dir:
-            asyncio.run(_demo(args.host, args.port, args.seed, args.emulator_port, Path(state_dir), sock))
+            run_served(_demo(args.host, args.port, args.seed, args.emulator_port, Path(state_dir), sock))
     except StartupError as exc:
         raise ConfigError(str(exc)) from None
 

@@ -9,17 +9,20 @@ Never decides what to serve: it runs the app and the `Gateway` it is given.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from types import FrameType
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.loops.auto import auto_loop_factory
 
 from delivery_gateway.app import BackendUnavailable, Gateway
 from delivery_gateway.http.server import DEFAULT_HEADER_TIMEOUT, http_protocol
@@ -125,6 +128,18 @@ def server_config(
         timeout_graceful_shutdown=shutdown_timeout,
         http=http_protocol(header_timeout),
     )
+
+
+T = TypeVar("T")
+
+
+def run_served(main: Coroutine[Any, Any, T]) -> T:
+    """Runs `main` (a server's whole life) on the event loop uvicorn chooses by default (`loop="auto"`): uvloop
+    when it is installed (it is, with `uvicorn[standard]`), as `uvicorn` on the command line runs an app.
+    `asyncio.run` would always take the plain asyncio loop, which costs a server more CPU per request and per
+    WebSocket frame."""
+    with asyncio.Runner(loop_factory=auto_loop_factory(use_subprocess=False)) as runner:
+        return runner.run(main)
 
 
 async def run_gateway(

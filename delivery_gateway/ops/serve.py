@@ -6,7 +6,6 @@ can name in one line (StartupError).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from delivery_gateway.app import create_app
@@ -14,7 +13,7 @@ from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ops.banner import StartupReport, build_report
 from delivery_gateway.ops.environment import environment_warnings
 from delivery_gateway.ops.logs import configure_logging
-from delivery_gateway.ops.runner import bind_socket, run_gateway, server_config
+from delivery_gateway.ops.runner import bind_socket, run_gateway, run_served, server_config
 
 log = logging.getLogger("delivery_gateway.startup")
 
@@ -45,4 +44,4 @@ def serve(settings: Settings, host: str, port: int) -> None:
     def ready() -> None:
         log.info("ready on %s (GraphQL at %s/graphql)", base, base, extra={"fields": {"url": base}})
 
-    asyncio.run(run_gateway(config, app.state.gateway, sock, on_ready=ready))
+    run_served(run_gateway(config, app.state.gateway, sock, on_ready=ready))
