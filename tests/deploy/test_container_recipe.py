@@ -224,6 +224,9 @@ def redis_prefix() -> Iterator[str]:
             client.delete(*keys)
 
 
+# The install step alone (a fresh venv, pip install) takes 30 s on a quiet machine and several times that on a busy
+# one; the suite-wide 120 s timeout counts fixtures too.
+@pytest.mark.timeout(480)
 def test_the_image_install_step_runs_the_compose_services(installed, postgres_database, redis_prefix, tmp_path):
     prefix = redis_prefix
     redis = urlsplit(REDIS_URL)
