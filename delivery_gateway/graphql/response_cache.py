@@ -51,13 +51,6 @@ _VARYING_HEADERS = (b"content-type", b"accept")  # headers that change how a req
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-def caller_scope(caller: Caller) -> str:
-    """Who may see the same answers: every full-access caller alike; an Access Token by identity and service."""
-    if caller.full_access:
-        return f"full:{caller.kind}"
-    return f"participant:{caller.service_sid or '-'}:{caller.identity or '-'}"
-
-
 class ServedFromCache(Exception):  # not an error: the way out of execute_single with cached bytes
     """Raised by the view's `execute_single` when an equivalent request's answer is cached."""
 
@@ -138,7 +131,7 @@ class ResponseCacheFront:
     @staticmethod
     def fingerprint(caller: Caller, scope: Scope, body: bytes) -> bytes:
         digest = hashlib.blake2b(digest_size=20)
-        digest.update(caller_scope(caller).encode())
+        digest.update(caller.scope.encode())
         digest.update(b"\0" + scope["method"].encode() + b"\0" + scope.get("query_string", b""))
         for name, value in scope["headers"]:
             if name in _VARYING_HEADERS:
@@ -185,7 +178,7 @@ class ResponseCacheFront:
             return Plan(None, name)
         text = json.dumps(coerced, sort_keys=True, separators=(",", ":"), default=str)
         document_hash = hashlib.sha256(query.encode()).hexdigest() if query else ""
-        key = hashlib.sha256(f"{caller_scope(caller)}\0{document_hash}\0{name or ''}\0{text}".encode()).hexdigest()
+        key = hashlib.sha256(f"{caller.scope}\0{document_hash}\0{name or ''}\0{text}".encode()).hexdigest()
         return Plan(key, name)
 
     async def lookup(self, pending: Pending, plan: Plan) -> bytes | None:

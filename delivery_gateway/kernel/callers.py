@@ -26,5 +26,13 @@ class Caller:
     def full_access(self) -> bool:
         return self.kind in (CallerKind.INTERNAL, CallerKind.DEMO)
 
+    @property
+    def scope(self) -> str:
+        """Who may be given the same answer: every full-access caller alike; a participant by identity and service.
+        The one rule behind every answer shared between callers (the response cache, grouped subscriptions)."""
+        if self.full_access:
+            return "full"
+        return f"participant:{self.service_sid or '-'}:{self.identity or '-'}"
+
 
 DEMO_CALLER = Caller(kind=CallerKind.DEMO, identity="demo")

@@ -28,7 +28,7 @@ from graphql.execution import Executor
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from delivery_gateway.graphql.context import RequestContext
-from delivery_gateway.graphql.live.fanout import caller_scope, variables_key
+from delivery_gateway.graphql.live.fanout import variables_key
 
 
 class EventScopedExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -71,7 +71,7 @@ class EventScopedExecutor(StrawberryGraphQLCoreExecutionContext):
             return None
         name = self.operation.name.value if self.operation.name else None
         variables = variables_key(self.variable_values.coerced)
-        return (loc.source.body, name, variables, caller_scope(context.caller))
+        return (loc.source.body, name, variables, context.caller.scope)
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         if self.group is None or not isinstance(self.context_value, RequestContext):

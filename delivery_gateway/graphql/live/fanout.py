@@ -22,17 +22,7 @@ from typing import Any
 
 from graphql import ExecutionResult
 
-from delivery_gateway.kernel.callers import Caller
-
 SHARE_SECONDS = 5.0
-
-
-def caller_scope(caller: Caller) -> Hashable:
-    """What decides what a caller may read: full access (API keys, demo) is one scope; a participant's scope is
-    their identity in their service."""
-    if caller.full_access:
-        return "full"
-    return (caller.kind.value, caller.identity, caller.service_sid)
 
 
 def variables_key(variables: dict[str, Any] | None) -> str:
