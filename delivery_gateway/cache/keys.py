@@ -47,6 +47,14 @@ def kind_of(key: str) -> str:
     return key.split(":", 1)[0]
 
 
+def service_of(key: str) -> str | None:
+    """The explicit Conversation Service SID a key is scoped by (None: the default scope, or an account key)."""
+    parts = key.split(":")
+    if len(parts) < 3 or parts[0] == CONFIGURATION or parts[1] in (DEFAULT_SCOPE, ""):
+        return None
+    return parts[1]
+
+
 def configuration() -> str:
     """The account's Conversations configuration (its default service): one entry per account."""
     return f"{CONFIGURATION}:account"

@@ -45,6 +45,9 @@ class ResourceCache:
     def __init__(self, backend: CacheBackend, *, metrics: Metrics | None = None) -> None:
         self.backend = backend
         self.metrics = metrics if metrics is not None else Metrics()
+        # Services this process stored participants lists under (an Access Token caller's lists are keyed by its
+        # token's service): participant webhooks name no service, so their evictions cover these scopes too.
+        self.participant_scopes: set[str] = set()
 
     @classmethod
     def from_url(
@@ -101,6 +104,9 @@ class ResourceCache:
                 reads.note(conversation_sid, message_sid, max(ttl, 0.0))
         if not items or ttl <= 0:
             return
+        for key in items:
+            if cache_keys.kind_of(key) == cache_keys.PARTICIPANTS and (service := cache_keys.service_of(key)):
+                self.participant_scopes.add(service)
         try:
             await self.backend.multi_set(list(items.items()), ttl)
         except _BACKEND_ERRORS as exc:

@@ -274,11 +274,20 @@ async def update_participant(call: Call):
         participant.binding = MessagingBinding(type=SMS, projected_address=projected) if projected else None
     attributes = _attributes(form, None)
     role_sid = form.get("RoleSid")
+    # The spec's UpdateConversationParticipant takes Identity ("non-null if (and only if) the participant is using
+    # the Conversations SDK"): a chat participant may be renamed; an SMS or WhatsApp one cannot take one.
+    identity = form.get("Identity") or None
+    if identity is not None and participant.identity is None:
+        raise bad_request("Identity can only be changed for a chat participant")
+    if identity is not None and identity != participant.identity:
+        if call.store.find_participant_by(participant.conversation_sid, identity=identity, address=None):
+            raise conflict("Participant already exists", 50433)
     updated = _date(form, "DateUpdated")
     call.store.update_participant(
         participant,
         attributes=attributes if attributes is not None else UNSET,
         role_sid=role_sid if role_sid is not None else UNSET,
+        identity=identity if identity is not None else UNSET,
         last_read_message_index=index,
         last_read_timestamp=_date(form, "LastReadTimestamp"),
         when=updated if isinstance(updated, datetime) else None,

@@ -193,12 +193,15 @@ class ConversationStore:
         *,
         attributes: object = UNSET,
         role_sid: object = UNSET,
+        identity: object = UNSET,
         last_read_message_index: object = UNSET,
         last_read_timestamp: object = UNSET,
         when: datetime | None = None,
     ) -> Participant:
         """Change what was given (UNSET leaves a field alone; None clears it). A read horizon may move back."""
         when = when or self.clock()
+        if identity is not UNSET:
+            participant.identity = identity  # type: ignore[assignment]
         if attributes is not UNSET:
             participant.attributes = attributes  # type: ignore[assignment]
         if role_sid is not UNSET:

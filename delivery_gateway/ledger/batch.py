@@ -20,6 +20,7 @@ from delivery_gateway.ledger.events import (
     HistoryEntry,
     LedgerChange,
     LedgerEvent,
+    MembershipEvent,
     MessageEvent,
     ReadHorizonEvent,
     delivery_change_payload,
@@ -94,6 +95,8 @@ class _Planner:
         elif isinstance(event, ConversationEvent):
             change = self._append(ChangeKind.CONVERSATION, event.conversation_sid, event_to_dict(event))
             result = ApplyResult(change, recorded=True)
+        elif isinstance(event, MembershipEvent):
+            result = ApplyResult(change=None)  # deduplicated only: membership is read from Twilio, not the ledger
         else:  # pragma: no cover - exhaustive
             raise TypeError(f"not a ledger event: {event!r}")
         self.seen[key] = self.plan.seen[key] = result.change.seq if result.change else 0

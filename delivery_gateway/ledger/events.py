@@ -139,7 +139,29 @@ class ConversationEvent:
         return f"conv:{self.conversation_sid}:{digest}"
 
 
-LedgerEvent = DeliveryEvent | ReadHorizonEvent | MessageEvent | ConversationEvent
+@dataclass(frozen=True)
+class MembershipEvent:
+    """onParticipantAdded / onParticipantRemoved: who belongs to the conversation changed.
+
+    Membership is not delivery state: the ledger only deduplicates it (no change is recorded or published); what
+    it changes is what the caches hold of the conversation's participants (webhooks/invalidation.py).
+    """
+
+    action: str  # added | removed
+    conversation_sid: str
+    participant_sid: str
+    identity: str | None = None
+    date_updated: str | None = None
+    service_sid: str | None = None
+    account_sid: str | None = None
+
+    @property
+    def dedupe_key(self) -> str:
+        # A participant SID joins once and leaves once (joining again creates another participant).
+        return f"mbr:{self.participant_sid}:{self.action}"
+
+
+LedgerEvent = DeliveryEvent | ReadHorizonEvent | MessageEvent | ConversationEvent | MembershipEvent
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,16 @@ from delivery_gateway.cache.responses import ResponseCache
 from delivery_gateway.cache.ttl import TtlPolicy
 from delivery_gateway.delivery.summary import current_summary
 from delivery_gateway.kernel.read_set import conversation_dep, message_dep
-from delivery_gateway.kernel.records import MessageRecord, ParticipantRecord, ReceiptRecord
+from delivery_gateway.kernel.records import ConfigurationRecord, MessageRecord, ParticipantRecord, ReceiptRecord
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import ApplyResult, DeliveryLedger, LedgerEvent
-from delivery_gateway.ledger.events import ConversationEvent, DeliveryEvent, MessageEvent, ReadHorizonEvent
+from delivery_gateway.ledger.events import (
+    ConversationEvent,
+    DeliveryEvent,
+    MembershipEvent,
+    MessageEvent,
+    ReadHorizonEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +41,11 @@ class CacheInvalidator:
             if result.change is not None and result.change.receipt is not None:
                 await self._delivery(event, result.change.receipt)
         elif isinstance(event, ReadHorizonEvent):
-            if result.change is not None:
-                await self._read_horizon(event)
+            if not result.duplicate:
+                await self._participant_updated(event, horizon_moved=result.change is not None)
+        elif isinstance(event, MembershipEvent):
+            if not result.duplicate:
+                await self._membership(event)
         elif isinstance(event, MessageEvent):
             if not result.duplicate:
                 await self._message(event)
@@ -96,9 +105,36 @@ class CacheInvalidator:
         if stale:
             await self.cache.delete_many(stale)
 
-    # Read horizon: the participants list
-    async def _read_horizon(self, event: ReadHorizonEvent) -> None:
-        participant_keys = keys.invalidation_keys_participants(event.service_sid, event.conversation_sid)
+    async def _participant_keys(self, service_sid: str | None, conversation_sid: str) -> list[str]:
+        """Every key a participants list of the conversation may sit under. Participant webhooks name no
+        ChatServiceSid (Conversations Webhooks, "Post Action Webhooks request parameters"), yet an Access Token
+        caller's list is keyed by its token's service SID: without one, the lists under every service the gateway
+        knows of are covered too (those this process stored lists under, the configured chat services and the
+        account's cached default service; the cache is read, Twilio is not called)."""
+        services: list[str | None] = [service_sid]
+        if service_sid is None:
+            services += sorted(self.cache.participant_scopes)
+            services += self.settings.chat_service_sids
+            cached = (await self.cache.get_many([keys.configuration()])).get(keys.configuration())
+            if isinstance(cached, dict):
+                services.append(ConfigurationRecord.from_dict(cached).default_chat_service_sid)
+        out: list[str] = []
+        for service in dict.fromkeys(services):
+            out += keys.invalidation_keys_participants(service, conversation_sid)
+        return list(dict.fromkeys(out))
+
+    # Membership: the participants list
+    async def _membership(self, event: MembershipEvent) -> None:
+        """A participant joined or left: the next read refetches the list, so a new member is let in (and listed)
+        and a removed one refused at once, instead of after the participants TTL."""
+        await self.cache.delete_many(await self._participant_keys(event.service_sid, event.conversation_sid))
+
+    # onParticipantUpdated: the participants list (the read horizon in place; anything else evicts)
+    async def _participant_updated(self, event: ReadHorizonEvent, *, horizon_moved: bool) -> None:
+        """A moved read horizon is written into the cached lists that hold the participant (the common case: no
+        upstream call). A list that lacks the participant, or holds it under another identity (an update may
+        change Identity, which decides access), is evicted."""
+        participant_keys = await self._participant_keys(event.service_sid, event.conversation_sid)
         found = await self.cache.get_many(participant_keys)
         evict, fresh = [], {}
         for key in participant_keys:
@@ -106,8 +142,11 @@ class CacheInvalidator:
             if cached is None:
                 continue
             records = [ParticipantRecord.from_dict(p) for p in cached]
-            if not any(p.sid == event.participant_sid for p in records):
+            mine = next((p for p in records if p.sid == event.participant_sid), None)
+            if mine is None or (event.identity is not None and mine.identity != event.identity):
                 evict.append(key)
+                continue
+            if not horizon_moved:
                 continue
             out = []
             for p in records:
@@ -141,9 +180,9 @@ class CacheInvalidator:
 
 def response_dependencies(event: LedgerEvent, result: ApplyResult) -> list[str]:
     """The response-cache dependencies an applied event changes (kernel/read_set.py): a delivery or an edited
-    message changes what was read of that message; anything else (a message added or removed, a read horizon, the
-    conversation itself, and any conversation event added later, such as a participant joining or leaving) changes
-    what was read of the conversation, membership decisions included. Nothing for a duplicate or a stale receipt."""
+    message changes what was read of that message; anything else (a message added or removed, a participant joining,
+    updated or leaving, the conversation itself) changes what was read of the conversation, membership decisions
+    included. Nothing for a duplicate or a stale receipt."""
     if result.duplicate:
         return []
     if isinstance(event, DeliveryEvent):

@@ -17,6 +17,7 @@ from delivery_gateway.ledger.events import (
     ConversationEvent,
     DeliveryEvent,
     LedgerEvent,
+    MembershipEvent,
     MessageEvent,
     ReadHorizonEvent,
 )
@@ -26,7 +27,9 @@ SUPPORTED_EVENTS = (
     "onMessageAdded",
     "onMessageUpdated",
     "onMessageRemoved",
+    "onParticipantAdded",
     "onParticipantUpdated",
+    "onParticipantRemoved",
     "onConversationUpdated",
     "onConversationStateUpdated",
 )
@@ -189,6 +192,16 @@ def parse_event(form: Mapping[str, str]) -> LedgerEvent | None:
             identity=form.get("Identity") or None,
             last_read_timestamp=_date(form, "LastReadTimestamp"),
             date_updated=_date(form, "DateUpdated"),
+            **common,
+        )
+    if event_type in ("onParticipantAdded", "onParticipantRemoved"):
+        # Conversations Webhooks, "Post Action Webhooks request parameters": both carry ParticipantSid and
+        # Identity (chat participants only); onParticipantRemoved adds DateUpdated and DateRemoved.
+        return MembershipEvent(
+            action="added" if event_type == "onParticipantAdded" else "removed",
+            participant_sid=_sid(form, "ParticipantSid", sids.PARTICIPANT),
+            identity=form.get("Identity") or None,
+            date_updated=_date(form, "DateRemoved") or _date(form, "DateUpdated") or _date(form, "DateCreated"),
             **common,
         )
     if event_type in ("onMessageAdded", "onMessageUpdated", "onMessageRemoved"):
