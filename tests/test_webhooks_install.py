@@ -135,3 +135,19 @@ async def test_one_service_or_all_of_them_not_both():
     assert result.stderr.strip() == (
         "delivery-gateway: --service and --services: give one service, or let --services find every one"
     )
+
+
+def test_the_installed_filters_name_every_event_the_gateway_applies():
+    """What `webhooks install` writes, spelled out: membership events included, so a participant who joins or
+    leaves reaches cached lists and answers at once (the emulator fires only filtered events, as Twilio does)."""
+    assert WEBHOOK_FILTERS == [
+        "onDeliveryUpdated",
+        "onMessageAdded",
+        "onMessageUpdated",
+        "onMessageRemoved",
+        "onParticipantAdded",
+        "onParticipantUpdated",
+        "onParticipantRemoved",
+        "onConversationUpdated",
+        "onConversationStateUpdated",
+    ]
