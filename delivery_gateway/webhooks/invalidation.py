@@ -132,8 +132,8 @@ class CacheInvalidator:
     # onParticipantUpdated: the participants list (the read horizon in place; anything else evicts)
     async def _participant_updated(self, event: ReadHorizonEvent, *, horizon_moved: bool) -> None:
         """A moved read horizon is written into the cached lists that hold the participant (the common case: no
-        upstream call). A list that lacks the participant, or holds it under another identity (an update may
-        change Identity, which decides access), is evicted."""
+        upstream call). A list that lacks the participant, holds it under another identity (an update may change
+        Identity, which decides access) or with a horizon the update no longer reports, is evicted."""
         participant_keys = await self._participant_keys(event.service_sid, event.conversation_sid)
         found = await self.cache.get_many(participant_keys)
         evict, fresh = [], {}
@@ -143,7 +143,16 @@ class CacheInvalidator:
                 continue
             records = [ParticipantRecord.from_dict(p) for p in cached]
             mine = next((p for p in records if p.sid == event.participant_sid), None)
-            if mine is None or (event.identity is not None and mine.identity != event.identity):
+            renamed = mine is not None and event.identity is not None and mine.identity != event.identity
+            # Twilio leaves null parameters out: an update without LastReadMessageIndex for a participant cached
+            # with one may be a cleared horizon (marked all unread), and a horizon reported again after that may
+            # be one the ledger already had. The ledger orders neither, so the list is refetched: Twilio's value.
+            cleared = (
+                mine is not None
+                and not horizon_moved
+                and (event.last_read_message_index is None) != (mine.last_read_message_index is None)
+            )
+            if mine is None or renamed or cleared:
                 evict.append(key)
                 continue
             if not horizon_moved:

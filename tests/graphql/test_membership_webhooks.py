@@ -194,3 +194,51 @@ async def test_an_identity_changed_by_an_update_is_decided_afresh():
             assert code_of(await read(c, token_for(gw, "bob"), conv.sid)) == "FORBIDDEN"
             assert counter.snapshot() == {PARTICIPANTS: 1}
             assert code_of(await read(c, token_for(gw, "robert"), conv.sid)) is None
+
+
+HORIZONS = """
+query Horizons($sid: String!) { conversation(sid: $sid) { participants { identity lastReadMessageIndex } } }
+"""
+
+
+async def test_a_cleared_read_horizon_is_shown_as_twilio_has_it():
+    """Marking everything unread clears the horizon; Twilio leaves null parameters out of a webhook, so the update
+    arrives without LastReadMessageIndex. The cached list is refetched (one call), and a horizon set again after
+    that is shown too."""
+    async with gateway() as gw:
+        store = gw.emulator.state.store
+        conv = store.create_conversation(friendly_name="membership")
+        alice = store.create_participant(conv.sid, identity="alice")
+        message, _ = store.create_message(conv.sid, author="bob", body="hello")
+        full = {"Authorization": f"Bearer {API_KEY}"}
+
+        async def horizon(c: httpx.AsyncClient) -> int | None:
+            body = await c.post("/graphql", json={"query": HORIZONS, "variables": {"sid": conv.sid}}, headers=full)
+            [participant] = body.json()["data"]["conversation"]["participants"]
+            return participant["lastReadMessageIndex"]
+
+        async def update(index: str) -> None:
+            async with httpx.AsyncClient(base_url=gw.emulator.base_url, auth=_rest_auth(gw)) as rest:
+                response = await rest.post(
+                    f"/v1/Conversations/{conv.sid}/Participants/{alice.sid}",
+                    data={"LastReadMessageIndex": index},
+                    headers={"X-Twilio-Webhook-Enabled": "true"},
+                )
+            assert response.status_code == 200, response.text
+            await settle(gw)
+
+        counter = gw.emulator.state.requests
+        async with httpx.AsyncClient(base_url=gw.base_url) as c:
+            assert await horizon(c) is None
+            await update(str(message.index))  # read: written into the cached list
+            counter.reset()
+            assert await horizon(c) == message.index
+            assert counter.count() == 0
+            await update("")  # cleared
+            counter.reset()
+            assert await horizon(c) is None
+            assert counter.snapshot() == {"GET /v1/Conversations/{ConversationSid}/Participants": 1}
+            await update(str(message.index))  # read again: the index the ledger already had
+            counter.reset()
+            assert await horizon(c) == message.index
+            assert counter.snapshot() == {"GET /v1/Conversations/{ConversationSid}/Participants": 1}
