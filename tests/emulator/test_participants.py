@@ -130,6 +130,20 @@ async def test_participant_update_fires_on_participant_updated_with_the_header(s
     assert emitted[-1][1] == "onParticipantRemoved"
 
 
+async def test_participant_update_renames_a_chat_participant_only(scoped):
+    http, _, base = scoped
+    agent = (await http.get(f"{base}/Participants/agent")).json()
+    renamed = await http.post(f"{base}/Participants/{agent['sid']}", data={"Identity": "agent.two"})
+    assert renamed.status_code == 200 and renamed.json()["identity"] == "agent.two"
+    assert (await http.get(f"{base}/Participants/agent.two")).json()["sid"] == agent["sid"]
+    await http.post(f"{base}/Participants", data={"Identity": "other"})
+    taken = await http.post(f"{base}/Participants/{agent['sid']}", data={"Identity": "other"})
+    assert taken.status_code == 409 and taken.json()["code"] == 50433
+    sms = next(p for p in (await http.get(f"{base}/Participants")).json()["participants"] if p["identity"] is None)
+    refused = await http.post(f"{base}/Participants/{sms['sid']}", data={"Identity": "sms.user"})
+    assert refused.status_code == 400
+
+
 async def test_group_mms_participants_are_sdk_participants_without_receipts(scoped):
     http, _, base = scoped
     created = await http.post(f"{base}/Participants", data=GMMS)
