@@ -48,7 +48,8 @@ async function operation(name) {
 }
 
 // Queries and mutations: plain fetch. A 401 comes with {"errors": [{"extensions": {"code": "UNAUTHENTICATED"}}]},
-// or "TOKEN_EXPIRED" when the Access Token has expired (fetch a fresh one from your backend and retry).
+// or "TOKEN_EXPIRED" when the Access Token has expired (fetch a fresh one from your backend and retry), or
+// "TOKEN_LIFETIME_EXCEEDED" when it was minted to live longer than Twilio's 24 h maximum (mint it with a shorter ttl).
 async function request(query, variables) {
   const response = await fetch(httpUrl, {
     method: "POST",
