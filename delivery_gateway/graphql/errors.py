@@ -16,9 +16,11 @@ from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry import Schema
 from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import MaskErrors
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionContext
+from strawberry.types.execution import PreExecutionError
 
 from delivery_gateway.http.guards import CORRELATION_SCOPE_KEY, current_correlation_id
 from delivery_gateway.kernel.errors import CodedError
@@ -213,6 +215,19 @@ class GatewayErrors(MaskErrors):
 
 class GatewaySchema(Schema):
     """strawberry.Schema whose errors are classified, masked and logged in one place (GatewayErrors)."""
+
+    async def _prepare_operation_async(
+        self, context: ExecutionContext, extensions_runner: SchemaExtensionsRunner
+    ) -> PreExecutionError | None:
+        """Strawberry's, plus the syntax errors ParserCache raises from its parsing hook: over HTTP Strawberry turns
+        them into a result further out, but a stream (WebSocket, SSE) would end with no error frame and a traceback
+        in the log. Here both paths answer GRAPHQL_PARSE_FAILED."""
+        try:
+            return await super()._prepare_operation_async(context, extensions_runner)
+        except GraphQLError as error:
+            classify(error)
+            context.pre_execution_errors = [error]
+            return PreExecutionError(data=None, errors=[error])
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Strawberry logs every error here; GatewayErrors logs the unexpected ones, with their correlation id,

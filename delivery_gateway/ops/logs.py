@@ -111,6 +111,9 @@ def configure_logging(
         uvicorn_logger.propagate = True
         uvicorn_logger.setLevel(logging.NOTSET)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Alembic narrates every migration step and plugin at INFO; the banner already says which revision the ledger
+    # is at, so only its warnings and errors are worth a line.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     error_logger = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, WebSocketChatterFilter) for f in error_logger.filters):
         error_logger.addFilter(WebSocketChatterFilter())

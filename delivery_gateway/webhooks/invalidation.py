@@ -162,8 +162,11 @@ class CacheInvalidator:
                 data = p.to_dict()
                 if p.sid == event.participant_sid:
                     data["last_read_message_index"] = event.last_read_message_index
-                    if event.last_read_timestamp:
-                        data["last_read_timestamp"] = event.last_read_timestamp
+                    # onParticipantUpdated carries no LastReadTimestamp: the horizon moved when the participant
+                    # was updated, which is what REST reports as last_read_timestamp afterwards.
+                    moved_at = event.last_read_timestamp or event.date_updated
+                    if moved_at:
+                        data["last_read_timestamp"] = moved_at
                 out.append(data)
             fresh[key] = out
         if fresh:

@@ -242,3 +242,40 @@ async def test_a_cleared_read_horizon_is_shown_as_twilio_has_it():
             counter.reset()
             assert await horizon(c) == message.index
             assert counter.snapshot() == {"GET /v1/Conversations/{ConversationSid}/Participants": 1}
+
+
+async def test_a_moved_read_horizon_shows_when_it_moved_as_twilio_then_reports():
+    """onParticipantUpdated has no LastReadTimestamp; the horizon written into the cached list takes the update's
+    DateUpdated, which is the last_read_timestamp REST reports afterwards (not the previous move's time)."""
+    query = """query When($sid: String!) {
+      conversation(sid: $sid) { participants { sid lastReadMessageIndex lastReadAt } } }"""
+    async with gateway() as gw:
+        store = gw.emulator.state.store
+        conv = store.create_conversation(friendly_name="horizon times")
+        bob = store.create_participant(conv.sid, identity="bob")
+        first, _ = store.create_message(conv.sid, author="alice", body="one")
+        second, _ = store.create_message(conv.sid, author="alice", body="two")
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+
+        async def seen(c: httpx.AsyncClient) -> dict[str, Any]:
+            response = await c.post("/graphql", json={"query": query, "variables": {"sid": conv.sid}}, headers=headers)
+            return next(p for p in response.json()["data"]["conversation"]["participants"] if p["sid"] == bob.sid)
+
+        async with (
+            httpx.AsyncClient(base_url=gw.base_url) as c,
+            httpx.AsyncClient(base_url=gw.emulator.base_url, auth=_rest_auth(gw)) as rest,
+        ):
+            assert (await seen(c))["lastReadAt"] is None  # no horizon yet; the list is now cached
+            for message in (first, second):
+                moved = await rest.post(
+                    f"/v1/Conversations/{conv.sid}/Participants/{bob.sid}",
+                    data={"LastReadMessageIndex": str(message.index)},
+                    headers={"X-Twilio-Webhook-Enabled": "true"},
+                )
+                assert moved.status_code == 200, moved.text
+                await settle(gw)
+                twilio = moved.json()
+                shown = await seen(c)
+                assert shown["lastReadMessageIndex"] == message.index
+                assert shown["lastReadAt"] is not None and twilio["last_read_timestamp"] is not None
+                assert shown["lastReadAt"][:19] == twilio["last_read_timestamp"][:19]

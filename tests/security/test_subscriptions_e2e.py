@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError
 
 from delivery_gateway.app import create_app
 from tests.graphql.fake_upstream import FakeConversations
@@ -76,3 +78,25 @@ async def test_bad_sids_and_limits_on_subscriptions(gateway) -> None:
         + " }"
     )
     assert "QUERY_TOO_COMPLEX" in codes(await follow(host, mint("alice"), own, aliases))
+
+
+async def test_a_malformed_subscription_is_answered_parse_failed_on_every_transport(gateway, caplog) -> None:
+    host, own, _ = gateway
+    broken = "subscription($c: String!) { deliveryUpdates(conversationSid: $c"
+    # graphql-transport-ws answers a document that does not parse by closing with 4400 and the syntax error.
+    with pytest.raises(ConnectionClosedError) as closed:
+        await follow(host, mint("alice"), own, broken)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
+    assert closed.value.rcvd.reason.startswith("Syntax Error: Expected Name, found <EOF>")
+
+    async with httpx.AsyncClient(base_url=f"http://{host}", timeout=5) as client:
+        response = await client.post(
+            "/graphql",
+            json={"query": broken, "variables": {"c": own}},
+            headers={"Authorization": f"Bearer {mint('alice')}", "Accept": "text/event-stream"},
+        )
+    events = [
+        json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:") and line[5:].strip()
+    ]
+    assert [e["errors"][0]["extensions"]["code"] for e in events if e.get("errors")] == ["GRAPHQL_PARSE_FAILED"]
+    assert not [r for r in caplog.records if r.exc_info], "a malformed document is the caller's mistake, not a crash"
