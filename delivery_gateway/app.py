@@ -34,6 +34,7 @@ from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import PruneResult, create_ledger
 from delivery_gateway.pages import page_routes
 from delivery_gateway.pubsub import create_pubsub
+from delivery_gateway.reconcile import Reconciler
 from delivery_gateway.upstream.api import ConversationsAPI
 from delivery_gateway.upstream.client import UpstreamClient
 from delivery_gateway.upstream.probe import CredentialsProbe
@@ -101,6 +102,13 @@ class Gateway:
             metrics=services.metrics,
             responses=services.responses,
         )
+        self.reconciler = Reconciler(
+            settings=settings,
+            ledger=services.ledger,
+            upstream=services.upstream,
+            apply=self.ingest.apply,  # what it finds is applied exactly like a webhook
+            metrics=services.metrics,
+        )
         self.graphql = create_graphql_app(services)
         self.streams = OpenStreams()  # open WebSockets and event streams, closed first on shutdown
         self.credentials_probe = CredentialsProbe(services.upstream) if settings.ready_checks_upstream else None
@@ -166,6 +174,7 @@ class Gateway:
                 log.warning("%s", BackendUnavailable("DELIVERY_GATEWAY_CACHE_URL", settings.cache_url, exc))
         if self._pruner is None:
             self._pruner = asyncio.create_task(self._prune_periodically(), name="ledger-pruner")
+        await self.reconciler.start()  # its first pass catches up on what changed while no process reconciled
         self.started = True
 
     async def _start_response_cache(self) -> None:
@@ -195,6 +204,7 @@ class Gateway:
             self._pruner = None
         services = self.services
         closers: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("reconciler", self.reconciler.close),
             ("webhook ingest", self.ingest.close),
             ("pub/sub", services.pubsub.close),
             ("ledger", services.ledger.close),
@@ -202,9 +212,9 @@ class Gateway:
             ("upstream", services.upstream.close),
         ]
         if services.cache is not None:
-            closers.insert(3, ("cache", services.cache.close))
+            closers.insert(4, ("cache", services.cache.close))
         if services.responses is not None:  # before pub/sub: its listener must not outlive the broker
-            closers.insert(1, ("response cache", services.responses.close))
+            closers.insert(2, ("response cache", services.responses.close))
         for name, close in closers:
             try:
                 await close()

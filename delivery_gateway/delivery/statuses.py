@@ -40,3 +40,17 @@ def receipts_final(receipts: Iterable[ReceiptRecord]) -> bool:
     """True when no receipt of a message can change any more (all final), so they may be cached for long."""
     items = list(receipts)
     return bool(items) and all(is_final(r.status) for r in items)
+
+
+def may_still_change(status: DeliveryStatus | str | None, channel: str) -> bool:
+    """Whether a receipt in `status` on `channel` (delivery.channels.Channel value) can still take a new status.
+
+    Failed, undelivered and read end a receipt. Delivered ends it on SMS only: WhatsApp (and channels the
+    gateway cannot name, which may report reads too) can still move to read. Anything else (sent, queued, no
+    status yet, a status Twilio may add later) is on its way: this is what reconciliation keeps re-reading.
+    """
+    if status in (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED, DeliveryStatus.READ):
+        return False
+    if status == DeliveryStatus.DELIVERED:
+        return channel != "sms"
+    return True

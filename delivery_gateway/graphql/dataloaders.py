@@ -55,7 +55,7 @@ class Loaders:
         self.conversation_page = conversation_page_loader(upstream, self.conversation)
         self.message = message_loader(upstream, cache, ttl)
         self.message_page = message_page_loader(upstream, cache, ttl, self.message)
-        self.receipts = receipts_loader(upstream, cache, ttl)
+        self.receipts = receipts_loader(upstream, cache, ttl, services.ledger)
         self.receipt_history = receipt_history_loader(services.ledger)
         # Each recipient's state per (service scope, message SID), computed once: `ticks` and `recipients` both
         # need it, and it goes with the loaders it was computed from.

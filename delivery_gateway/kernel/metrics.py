@@ -117,6 +117,37 @@ class Metrics:
             registry=r,
         )
 
+        # Reconciliation (reconcile/): receipts re-read from REST because a webhook may have been lost.
+        self.reconcile_tracked = Gauge(
+            "delivery_gateway_reconcile_tracked_receipts",
+            "Receipts tracked for reconciliation (seen in a state that can still change, inside the window), "
+            "across every replica sharing the ledger; as of this process's last pass.",
+            registry=r,
+        )
+        self.reconcile_polled = Counter(
+            "delivery_gateway_reconcile_polled_receipts_total",
+            "Tracked receipts this process re-read from Twilio (one receipts list per message).",
+            registry=r,
+        )
+        self.reconcile_polls = Counter(
+            "delivery_gateway_reconcile_polls_total",
+            "Receipts lists the reconciler requested, by outcome (ok, gone, rate_limited, error).",
+            ("outcome",),
+            registry=r,
+        )
+        self.reconcile_changes = Counter(
+            "delivery_gateway_reconcile_changes_total",
+            "Receipt changes reconciliation found that no webhook had brought, by the receipt's new status.",
+            ("status",),
+            registry=r,
+        )
+        self.reconcile_lag = Gauge(
+            "delivery_gateway_reconcile_lag_seconds",
+            "How long the most overdue tracked receipt has waited past its re-read time (0: keeping up), "
+            "at the start of this process's last pass.",
+            registry=r,
+        )
+
     def sample(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of one sample (0.0 when absent); for tests and debugging."""
         value = self.registry.get_sample_value(name, labels or {})

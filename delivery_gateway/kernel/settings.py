@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     upstream_breaker_failures: int = Field(default=5, ge=1, alias="DELIVERY_GATEWAY_UPSTREAM_BREAKER_FAILURES")
     upstream_breaker_cooldown: float = Field(default=5.0, gt=0, alias="DELIVERY_GATEWAY_UPSTREAM_BREAKER_COOLDOWN")
 
+    # Reconciliation (reconcile/): every this many seconds, receipts seen in a state that can still change are
+    # re-read from Twilio's REST API, so a lost webhook never leaves a state wrong for long; 0 switches it off.
+    reconcile_seconds: float = Field(default=60.0, ge=0, le=86400, alias="DELIVERY_GATEWAY_RECONCILE_SECONDS")
+    # How long after its creation a receipt is still re-read (seconds; Twilio's own retries end well before).
+    reconcile_window: float = Field(default=86400.0, gt=0, alias="DELIVERY_GATEWAY_RECONCILE_WINDOW")
+    # Concurrent receipts lists the reconciler may have in flight; None: a quarter of UPSTREAM_CONCURRENCY.
+    reconcile_concurrency: int | None = Field(default=None, ge=1, alias="DELIVERY_GATEWAY_RECONCILE_CONCURRENCY")
+
     # Cache TTLs, seconds, per resource kind.
     ttl_conversation: float = Field(default=60.0, ge=0, alias="DELIVERY_GATEWAY_TTL_CONVERSATION")
     ttl_participants: float = Field(default=60.0, ge=0, alias="DELIVERY_GATEWAY_TTL_PARTICIPANTS")
@@ -258,6 +266,22 @@ class Settings(BaseSettings):
             missing = "TWILIO_API_SECRET" if self.twilio_api_key else "TWILIO_API_KEY"
             raise ValueError(f"{missing} is missing: TWILIO_API_KEY and TWILIO_API_SECRET go together")
         return self
+
+    @model_validator(mode="after")
+    def _reconcile_share(self) -> Settings:
+        if self.reconcile_concurrency is not None and self.reconcile_concurrency > self.upstream_concurrency:
+            raise ValueError(
+                "DELIVERY_GATEWAY_RECONCILE_CONCURRENCY must not exceed DELIVERY_GATEWAY_UPSTREAM_CONCURRENCY "
+                f"({self.reconcile_concurrency} > {self.upstream_concurrency}): queries need their share"
+            )
+        return self
+
+    @property
+    def reconcile_parallelism(self) -> int:
+        """Receipts lists the reconciler may have in flight: its bounded share of the upstream concurrency."""
+        if self.reconcile_concurrency is not None:
+            return self.reconcile_concurrency
+        return max(1, self.upstream_concurrency // 4)
 
     @property
     def response_cache_store_url(self) -> str:

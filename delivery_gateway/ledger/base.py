@@ -20,6 +20,7 @@ from delivery_gateway.ledger.events import (
     PruneResult,
 )
 from delivery_gateway.ledger.reports import FailedDeliveryPage, ReportDimension, ReportRow
+from delivery_gateway.ledger.tracking import TrackedReceipt, TrackedStats
 
 # Called by `apply_many` after its transaction committed, with the batch's results and the changes to publish
 # (in sequence order), while no other batch can commit: publish there and publish order is sequence order.
@@ -142,6 +143,38 @@ class DeliveryLedger(Protocol):
         1000) after the `after` cursor of a previous item (InvalidCursor, a ValueError, for anything else);
         stable while new failures arrive (they land before the first page, not inside later ones).
         """
+        ...
+
+    # Tracked receipts: what reconciliation re-reads from Twilio (ledger/tracking.py). Applying a delivery event
+    # tracks its receipt in the same transaction (or forgets it once its status cannot change any more).
+    async def track_receipts(self, receipts: Iterable[ReceiptRecord], *, service_sid: str | None = None) -> int:
+        """A query read these receipts from Twilio: track those that can still change and are not tracked yet
+        (`service_sid`: the scope they were read in, for receipts that do not name their service); how many."""
+        ...
+
+    async def claim_tracked(
+        self, owner: str, *, period: float, lease: float, window: float, limit: int = 100
+    ) -> list[TrackedReceipt]:
+        """Leases to `owner`, until now + `lease`, every due receipt (last checked `period` or more ago, not
+        leased, created less than `window` ago) of up to `limit` messages, and marks them checked now: a
+        second claimer (another replica) gets none of them. Drops receipts older than the window."""
+        ...
+
+    async def settle_tracked(
+        self,
+        owner: str,
+        *,
+        seen: Sequence[ReceiptRecord] = (),
+        service_sid: str | None = None,
+        gone: Sequence[str] = (),
+        released: Sequence[str] = (),
+    ) -> None:
+        """After a poll, in one transaction: `seen` receipts as Twilio now reports them (tracked on if they can
+        still change, else forgotten), `gone` receipts forgotten, `owner`'s leases on `released` ended."""
+        ...
+
+    async def tracked_stats(self, *, period: float, window: float) -> TrackedStats:
+        """How many receipts are tracked, how many are due, and how overdue the most overdue one is."""
         ...
 
     # Retention: drop change-log entries, dedupe keys and history recorded before `before`. Never drops

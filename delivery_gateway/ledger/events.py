@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord
+
+
+def _iso(moment: datetime | None) -> str | None:
+    """ISO-8601 in UTC, as webhooks/parse.py spells webhook dates (dates compare as strings)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
 
 
 class ChangeKind(StrEnum):
@@ -42,6 +52,27 @@ class DeliveryEvent:
     def dedupe_key(self) -> str:
         # A receipt takes each status at most once: the status itself identifies the transition.
         return f"dlv:{self.receipt_sid}:{self.status.value}"
+
+    @classmethod
+    def from_receipt(cls, record: ReceiptRecord, *, source: str, service_sid: str | None = None) -> DeliveryEvent:
+        """The event a webhook would have carried for `record` as Twilio's REST API reports it (dates in the
+        webhooks' canonical spelling, so either path orders statuses alike); `record.status` must be set."""
+        if record.status is None:
+            raise ValueError(f"receipt {record.sid} has no status to apply")
+        return cls(
+            conversation_sid=record.conversation_sid,
+            message_sid=record.message_sid,
+            receipt_sid=record.sid,
+            status=record.status,
+            participant_sid=record.participant_sid,
+            channel_message_sid=record.channel_message_sid,
+            error_code=record.error_code,
+            date_created=_iso(record.date_created),
+            date_updated=_iso(record.date_updated),
+            service_sid=record.chat_service_sid or service_sid,
+            account_sid=record.account_sid,
+            source=source,
+        )
 
     def as_receipt(self) -> ReceiptRecord:
         """The receipt as this one webhook describes it (what `delivery.receipts.merge_receipt` merges)."""

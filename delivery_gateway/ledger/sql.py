@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord
+from delivery_gateway.ledger import tracking
 from delivery_gateway.ledger.base import AfterCommit, LedgerUnavailable, sort_history
 from delivery_gateway.ledger.batch import BatchPlan, Snapshot, plan_batch
 from delivery_gateway.ledger.events import (
@@ -401,6 +402,8 @@ class SqlLedger:
             )
             rows = [{"participant_sid": p, "idx": i, "at": at} for p, (i, at) in plan.horizons.items()]
             conn.execute(stmt, rows)
+        if plan.receipts:  # what reconciliation re-reads: the same transaction, so no state goes untracked
+            tracking.record_states(conn, self._insert, plan.receipts.values(), now)
         if plan.last_seq != snapshot.last_seq:
             self._set_meta(conn, "last_seq", plan.last_seq)
 
@@ -491,6 +494,55 @@ class SqlLedger:
     async def resend_of(self, new_sid: str) -> str | None:
         rows = await self._read(select(resends.c.old_sid).where(resends.c.new_sid == new_sid))
         return rows[0].old_sid if rows else None
+
+    # --- tracked receipts (reconciliation) ---
+
+    async def track_receipts(self, receipts: Iterable[ReceiptRecord], *, service_sid: str | None = None) -> int:
+        """See DeliveryLedger.track_receipts. No write at all when none of them can still change."""
+        records = [r for r in receipts if tracking.can_change(r)]
+        if not records:
+            return 0
+        return await self._run(
+            lambda conn: tracking.start_tracking(conn, self._insert, records, self.clock(), service_sid), write=True
+        )
+
+    async def claim_tracked(
+        self, owner: str, *, period: float, lease: float, window: float, limit: int = 100
+    ) -> list[tracking.TrackedReceipt]:
+        """See DeliveryLedger.claim_tracked. PostgreSQL: rows another replica is claiming are skipped (SKIP
+        LOCKED); SQLite: claims run one at a time (one writer, BEGIN IMMEDIATE)."""
+
+        def claim(conn: Connection) -> list[tracking.TrackedReceipt]:
+            # The clock read in the transaction: a lease runs from when it was taken, not from when it was asked.
+            now = self.clock()
+            return tracking.claim(conn, owner, now=now, period=period, lease=lease, window=window, limit=limit)
+
+        return await self._run(claim, write=True)
+
+    async def settle_tracked(
+        self,
+        owner: str,
+        *,
+        seen: Sequence[ReceiptRecord] = (),
+        service_sid: str | None = None,
+        gone: Sequence[str] = (),
+        released: Sequence[str] = (),
+    ) -> None:
+        """See DeliveryLedger.settle_tracked."""
+
+        def settle(conn: Connection) -> None:
+            if seen:
+                tracking.record_states(conn, self._insert, seen, self.clock(), service_sid)
+            for chunk in _chunks(list(gone)):
+                tracking.forget(conn, chunk)
+            for chunk in _chunks(list(released)):
+                tracking.release(conn, owner, chunk)
+
+        await self._run(settle, write=True)
+
+    async def tracked_stats(self, *, period: float, window: float) -> tracking.TrackedStats:
+        """See DeliveryLedger.tracked_stats."""
+        return await self._run(lambda conn: tracking.stats(conn, now=self.clock(), period=period, window=window))
 
     # --- questions across conversations ---
 

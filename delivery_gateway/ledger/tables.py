@@ -138,6 +138,26 @@ resends = Table(
     Index("ix_ledger_resends_old_sid", "old_sid"),
 )
 
+# Receipts seen (by a webhook, a query or reconciliation) in a state that can still change: what reconciliation
+# re-reads from Twilio. `checked_at` is when the gateway last learnt the receipt's state; a process polling it
+# holds the lease (`lease_owner` until `lease_until`), so replicas never poll the same receipt at once.
+tracked = Table(
+    "ledger_tracked",
+    metadata,
+    Column("receipt_sid", SID, primary_key=True),
+    Column("message_sid", SID, nullable=False),
+    Column("conversation_sid", SID, nullable=False),
+    Column("service_sid", SID),  # the Conversation Service to read it from (None: the account's default)
+    Column("channel", String(16), nullable=False),
+    Column("status", String(16)),  # the status last learnt (a query's or a webhook's)
+    Column("created_epoch", BigInteger, nullable=False),  # Twilio's DateCreated, else first seen: the window
+    Column("checked_at", Float, nullable=False),  # epoch seconds
+    Column("lease_owner", String(64)),
+    Column("lease_until", Float, nullable=False),  # epoch seconds; 0: not leased
+    Index("ix_ledger_tracked_due", "checked_at"),
+    Index("ix_ledger_tracked_message", "message_sid"),
+)
+
 # Counters: last_seq (the sequence), published_through (what was handed to the publisher), pruned_through.
 meta = Table(
     "ledger_meta",

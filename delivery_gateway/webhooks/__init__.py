@@ -6,13 +6,15 @@ imports the GraphQL layer: webhooks flow one way, into the ledger, the cache and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.routing import Route
 
 from delivery_gateway.cache import ResourceCache
 from delivery_gateway.cache.responses import ResponseCache
 from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.kernel.settings import Settings
-from delivery_gateway.ledger import DeliveryLedger
+from delivery_gateway.ledger import ApplyResult, DeliveryLedger, LedgerEvent
 from delivery_gateway.pubsub import PubSub
 from delivery_gateway.webhooks.endpoint import TwilioWebhookEndpoint
 from delivery_gateway.webhooks.invalidation import AfterApplyChain, CacheInvalidator, ResponseInvalidator
@@ -66,6 +68,11 @@ class WebhookIngest:
     async def start(self) -> int:
         """Returns how many inbox entries left by a previous run were processed."""
         return await self.processor.start()
+
+    async def apply(self, events: Sequence[LedgerEvent]) -> list[ApplyResult]:
+        """Applies events learnt other than by webhook (reconciliation) exactly as webhooks are applied: ledger,
+        cache, pub/sub. Their `source` tells the receipt history where they came from."""
+        return await self.processor.apply(events)
 
     async def drain(self) -> None:
         await self.processor.drain()

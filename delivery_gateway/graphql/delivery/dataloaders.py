@@ -7,6 +7,7 @@ TTL; histories are batched but never cached (the ledger is the source and change
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from strawberry.dataloader import DataLoader
@@ -15,6 +16,8 @@ from delivery_gateway.cache import ResourceCache, TtlPolicy, keys, read_through
 from delivery_gateway.kernel.records import ReceiptRecord
 from delivery_gateway.ledger import DeliveryLedger, HistoryEntry
 from delivery_gateway.upstream.api import ConversationsAPI
+
+log = logging.getLogger(__name__)
 
 MessageKey = tuple[str | None, str, str]  # (service scope, conversation SID, message SID)
 
@@ -28,13 +31,21 @@ def _from_json(items: list[dict[str, Any]]) -> list[ReceiptRecord]:
 
 
 def receipts_loader(
-    upstream: ConversationsAPI, cache: ResourceCache | None, ttl: TtlPolicy
+    upstream: ConversationsAPI, cache: ResourceCache | None, ttl: TtlPolicy, ledger: DeliveryLedger
 ) -> DataLoader[MessageKey, list[ReceiptRecord]]:
+    async def fetch(key: MessageKey) -> list[ReceiptRecord]:
+        records = await upstream.list_receipts(key[1], key[2], service_sid=key[0])
+        try:  # seen by a query: reconciliation re-reads those that can still change (a webhook may be lost)
+            await ledger.track_receipts(records, service_sid=key[0])
+        except Exception:  # never fails the query: the next webhook or query tracks them
+            log.warning("could not track the receipts of message %s", key[2], exc_info=True)
+        return records
+
     async def load(items: list[MessageKey]) -> list[list[ReceiptRecord] | BaseException]:
         return await read_through(
             cache,
             items,
-            lambda k: upstream.list_receipts(k[1], k[2], service_sid=k[0]),
+            fetch,
             cache_key=lambda k: keys.receipts(*k),
             encode=_to_json,
             decode=_from_json,
