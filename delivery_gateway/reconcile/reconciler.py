@@ -136,17 +136,19 @@ class Reconciler:
         return max(self.backoff, result.retry_after or 0.0)
 
     async def run_pass(self) -> PassResult:
-        """Re-reads every receipt due now, claiming a batch of messages at a time, until none is left or Twilio
-        rate-limits the gateway."""
+        """Re-reads every receipt due at its start, claiming a batch of messages at a time, until none is left
+        (another replica may take some), or Twilio rate-limits the gateway."""
         self.passes += 1
-        await self._observe()
+        due = await self._observe()  # a pass takes what is due at its start: it ends even when it cannot keep up
         result = PassResult()
-        while not result.rate_limited:
+        taken = 0
+        while taken < due and not result.rate_limited:
             claimed = await self.ledger.claim_tracked(
                 self.owner, period=self.period, lease=self.lease, window=self.window, limit=self.messages_per_claim
             )
             if not claimed:
                 break
+            taken += len(claimed)
             self._held.update(t.receipt_sid for t in claimed)
             by_message: dict[str, list[TrackedReceipt]] = {}
             for row in claimed:
@@ -162,10 +164,12 @@ class Reconciler:
                     raise failure
         return result
 
-    async def _observe(self) -> None:
+    async def _observe(self) -> int:
+        """Sets the tracked and lag gauges; how many receipts are due now."""
         stats = await self.ledger.tracked_stats(period=self.period, window=self.window)
         self.metrics.reconcile_tracked.set(stats.tracked)
         self.metrics.reconcile_lag.set(stats.lag)
+        return stats.due
 
     async def _poll(self, rows: list[TrackedReceipt], result: PassResult) -> None:
         """One message: its receipts list, what differs applied, the tracked rows settled and released."""
