@@ -58,7 +58,13 @@ class EmulatorConfig:
     # (onMessageAdded, onParticipantAdded, ...) only with `X-Twilio-Webhook-Enabled: true`;
     # onDeliveryUpdated always fires.
     rest_webhooks_without_header: bool = False  # True: REST actions fire webhooks even without the header
-    webhook_drop_rate: float = 0.0  # share of webhooks never sent (counted in `webhooks.dropped`)
+    # Share of webhooks never sent (counted in `webhooks.dropped`): Twilio gives an event up after its retries, and
+    # post-event webhooks get none by default (the Chat Service resource's post_webhook_retry_count: "the default
+    # is 0"; the Channel Webhook retry count likewise, https://twilio.com/docs/libraries/reference/twilio-php/7.3.0/
+    # classes/Twilio_Rest_Chat_V2_Service_Channel_UpdateWebhookOptions/setConfigurationRetryCount.html), while
+    # Twilio's delivery-failure guide (seed 003) makes the onDeliveryUpdated webhook the way failures are learnt:
+    # one lost post is a receipt state the receiver never hears of. 1.0 loses them all (reconciliation's test).
+    webhook_drop_rate: float = 0.0
     webhook_duplicate_rate: float = 0.0  # probability a webhook is posted twice
     webhook_reorder_rate: float = 0.0  # probability the next queued webhook overtakes the current one
     webhook_concurrency: int = 1  # workers posting webhooks; 1 keeps them in order

@@ -108,8 +108,8 @@ class DeliveryLedger(Protocol):
     async def history_many(self, receipt_sids: Iterable[str]) -> dict[str, list[HistoryEntry]]: ...
     async def read_horizon(self, participant_sid: str) -> int | None: ...
 
-    # Questions across conversations. Both cover what reached the gateway (webhooks; reconciliation once it
-    # writes to the ledger) and is still retained: history and hourly counts are pruned with the retention.
+    # Questions across conversations. Both cover what reached the gateway (webhooks, and reconciliation like
+    # them) and is still retained: history and hourly counts are pruned with the retention.
     async def delivery_report(
         self, service_sid: str, since: datetime, until: datetime, group_by: Sequence[ReportDimension] = ()
     ) -> list[ReportRow]:

@@ -15,10 +15,8 @@ from urllib.parse import urlsplit
 from delivery_gateway.kernel.redact import mask_sid, mask_url
 from delivery_gateway.kernel.settings import Settings
 
-# Settings other parts of the gateway add: the banner reads them once the settings define them. The reconciler's
-# period (DELIVERY_GATEWAY_RECONCILE_SECONDS; until it exists, "not part of this build"), and the bearer key that
+# Settings other parts of the gateway add: the banner reads them once the settings define them. The bearer key that
 # protects /metrics (DELIVERY_GATEWAY_METRICS_KEY; with it, /metrics on a public bind is no warning).
-RECONCILE_FIELD = "reconcile_seconds"
 METRICS_KEY_FIELD = "metrics_key"
 MIN_API_KEY_LENGTH = 16
 TWILIO_API_HOST_SUFFIX = ".twilio.com"
@@ -94,15 +92,19 @@ def _callers(settings: Settings) -> str:
 
 
 def optional_setting(settings: Settings, field_name: str) -> object | None:
-    """The value of a setting the settings may not define yet (None then): see RECONCILE_FIELD."""
+    """The value of a setting the settings may not define yet (None then): see METRICS_KEY_FIELD."""
     return getattr(settings, field_name) if field_name in Settings.model_fields else None
 
 
 def _reconciliation(settings: Settings) -> str:
-    if RECONCILE_FIELD not in Settings.model_fields:
-        return "not part of this build"
-    seconds = optional_setting(settings, RECONCILE_FIELD)
-    return f"every {seconds:g} s" if isinstance(seconds, int | float) and seconds else "off"
+    """Whether lost webhooks are made up for, and how often: DELIVERY_GATEWAY_RECONCILE_SECONDS (0: off)."""
+    seconds = settings.reconcile_seconds
+    if not seconds:
+        return "off (DELIVERY_GATEWAY_RECONCILE_SECONDS=0): a lost webhook is not made up for"
+    return (
+        f"every {seconds:g} s, receipts up to {settings.reconcile_window / 3600:g} h old, "
+        f"{settings.reconcile_parallelism} of {settings.upstream_concurrency} upstream calls at most"
+    )
 
 
 def _response_cache(settings: Settings) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from delivery_gateway.kernel.settings import Settings
-from delivery_gateway.ops.banner import RECONCILE_FIELD, build_report, unsafe_settings
+from delivery_gateway.ops.banner import build_report, unsafe_settings
 
 ACCOUNT = "AC" + "0" * 28 + "9f3e"
 AUTH_TOKEN = "auth-token-do-not-print"
@@ -75,12 +75,15 @@ def test_the_banner_names_every_part_and_masks_every_credential(tmp_path) -> Non
         assert secret not in shown
 
 
-def test_reconciliation_is_shown_from_its_setting_once_the_settings_have_it() -> None:
+def test_reconciliation_says_whether_it_is_on_and_its_period() -> None:
     line = dict(build_report(make(), host="127.0.0.1", port=1).lines)["reconciliation"]
-    if RECONCILE_FIELD in Settings.model_fields:
-        assert line.startswith("every ") or line == "off"
-    else:
-        assert line == "not part of this build"
+    assert line == "every 60 s, receipts up to 24 h old, 8 of 32 upstream calls at most"
+    tuned = make(DELIVERY_GATEWAY_RECONCILE_SECONDS="0.5", DELIVERY_GATEWAY_RECONCILE_WINDOW="7200")
+    line = dict(build_report(tuned, host="127.0.0.1", port=1).lines)["reconciliation"]
+    assert line == "every 0.5 s, receipts up to 2 h old, 8 of 32 upstream calls at most"
+    off = make(DELIVERY_GATEWAY_RECONCILE_SECONDS="0")
+    line = dict(build_report(off, host="127.0.0.1", port=1).lines)["reconciliation"]
+    assert line.startswith("off (DELIVERY_GATEWAY_RECONCILE_SECONDS=0)")
 
 
 def test_demo_mode_says_so_in_callers_and_warns() -> None:

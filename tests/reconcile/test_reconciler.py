@@ -211,3 +211,33 @@ async def test_two_replicas_on_one_postgresql_store_never_reread_a_receipt_withi
             gaps = [b[0] - a[0] for a, b in itertools.pairwise(times)]
             assert all(gap >= PERIOD * 0.9 for gap in gaps), (message_sid, times)  # ...never twice in a period
         assert {name for _, _, name in log} == {"one", "two"}  # by both replicas
+
+
+async def test_a_deleted_message_is_forgotten_after_one_answered_list(tmp_path):
+    async with serve_emulator(emulator_config(webhook_drop_rate=1.0)) as emulator:
+        state = emulator.state
+        conversation = conversation_with_recipients(emulator)
+        message, _ = state.store.create_message(conversation.sid, author="agent", body="hi", notify=True)
+        async with gateway(settings_for(emulator, f"sqlite:///{tmp_path}/l.db")) as (gw, http):
+            await seen_by_query(http, conversation.sid, message.sid)
+            state.store.delete_message(message)
+            metrics = gw.services.metrics
+
+            async def forgotten() -> bool:
+                stats = await gw.services.ledger.tracked_stats(period=PERIOD, window=86400)
+                return stats.tracked == 0
+
+            await wait_for(forgotten)
+            assert metrics.sample("delivery_gateway_reconcile_polls_total", {"outcome": "gone"}) == 1
+            await asyncio.sleep(2 * PERIOD)
+            assert metrics.sample("delivery_gateway_reconcile_polls_total", {"outcome": "gone"}) == 1
+
+
+def test_its_share_of_the_upstream_concurrency_is_bounded() -> None:
+    assert Settings(_env_file=None).reconcile_parallelism == 8
+    assert Settings(_env_file=None, DELIVERY_GATEWAY_UPSTREAM_CONCURRENCY=2).reconcile_parallelism == 1
+    assert Settings(_env_file=None, DELIVERY_GATEWAY_RECONCILE_CONCURRENCY=3).reconcile_parallelism == 3
+    with pytest.raises(ValueError, match="must not exceed DELIVERY_GATEWAY_UPSTREAM_CONCURRENCY"):
+        Settings(_env_file=None, DELIVERY_GATEWAY_RECONCILE_CONCURRENCY=40)
+    with pytest.raises(ValueError, match="DELIVERY_GATEWAY_RECONCILE_SECONDS"):
+        Settings(_env_file=None, DELIVERY_GATEWAY_RECONCILE_SECONDS=-1)

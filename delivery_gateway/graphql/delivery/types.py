@@ -137,7 +137,10 @@ class ReceiptStatusChange:
     status: DeliveryStatus
     error_code: int | None
     at: datetime | None = strawberry.field(description="When Twilio says the receipt reached this status.")
-    source: str = strawberry.field(description="Who reported it (webhook source: api, sdk...).")
+    source: str = strawberry.field(
+        description='How the gateway learnt it: "webhook" (Twilio\'s onDeliveryUpdated) or "reconcile" (re-read '
+        "from Twilio's REST API because no webhook had brought it)."
+    )
     changed_status: bool = strawberry.field(
         description="False for a late, older status: kept in history without changing the receipt."
     )
