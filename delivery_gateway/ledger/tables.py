@@ -156,6 +156,7 @@ tracked = Table(
     Column("lease_until", Float, nullable=False),  # epoch seconds; 0: not leased
     Index("ix_ledger_tracked_due", "checked_at"),
     Index("ix_ledger_tracked_message", "message_sid"),
+    Index("ix_ledger_tracked_created", "created_epoch"),
 )
 
 # Counters: last_seq (the sequence), published_through (what was handed to the publisher), pruned_through.

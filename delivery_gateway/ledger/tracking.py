@@ -84,8 +84,10 @@ def record_states(
         (keep if can_change(record) else drop).append(record)
     if keep:
         stmt = insert(tracked)
-        updated = ("status", "checked_at", "channel", "service_sid")
-        stmt = stmt.on_conflict_do_update(index_elements=["receipt_sid"], set_={c: stmt.excluded[c] for c in updated})
+        updated: dict[str, Any] = {c: stmt.excluded[c] for c in ("status", "checked_at", "channel")}
+        # An event naming no service keeps the scope a query tracked the receipt in.
+        updated["service_sid"] = func.coalesce(stmt.excluded.service_sid, tracked.c.service_sid)
+        stmt = stmt.on_conflict_do_update(index_elements=["receipt_sid"], set_=updated)
         conn.execute(stmt, [tracked_row(r, now, service_sid) for r in keep])
     if drop:
         forget(conn, [r.sid for r in drop])

@@ -160,3 +160,14 @@ async def test_two_ledgers_on_one_store_never_claim_the_same_receipt(ledger_url)
         everything = a + b + c + d
         assert len(everything) == len(set(everything)) == 400
         assert a + c and b + d  # both replicas took a share
+
+
+async def test_a_webhook_naming_no_service_keeps_the_scope_a_query_tracked_in(ledger_url):
+    clock = Clock()
+    service = "IS" + "b" * 32
+    async with opened(ledger_url, clock) as ledger:
+        await ledger.track_receipts([receipt(1, 1, DeliveryStatus.SENT)], service_sid=service)
+        await ledger.apply(event(receipt(1, 1, DeliveryStatus.DELIVERED)))  # no ChatServiceSid in it
+        clock.now += PERIOD
+        [row] = await ledger.claim_tracked("a", period=PERIOD, lease=LEASE, window=WINDOW)
+        assert (row.service_sid, row.status) == (service, "delivered")

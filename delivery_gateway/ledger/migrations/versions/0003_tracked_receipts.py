@@ -38,6 +38,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_ledger_tracked_due", "ledger_tracked", ["checked_at"])
     op.create_index("ix_ledger_tracked_message", "ledger_tracked", ["message_sid"])
+    op.create_index("ix_ledger_tracked_created", "ledger_tracked", ["created_epoch"])
 
 
 def downgrade() -> None:
