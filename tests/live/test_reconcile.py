@@ -30,7 +30,11 @@ from tests.live.test_end_to_end import (
     live,
 )
 
-PERIOD = 0.5  # seconds between re-reads in these tests (DELIVERY_GATEWAY_RECONCILE_SECONDS)
+PERIOD = 0.5  # seconds between re-reads in the in-process test (DELIVERY_GATEWAY_RECONCILE_SECONDS)
+# The restart test's gateway is a process of its own beside the test's emulator: on a loaded 2-core machine one
+# round (a claim, a Receipts list, an apply, a publish, a WebSocket frame) across processes can take a few hundred
+# milliseconds, so its period is a second.
+PROCESS_PERIOD = 1.0
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -118,13 +122,13 @@ async def test_all_webhooks_dropped_subscribers_and_queries_converge_within_two_
 @contextlib.asynccontextmanager
 async def gateway_process(store_url: str, emulator: RunningEmulator):
     """The gateway as a process of its own (tests/live/gateway_process.py) on `store_url`, reading Twilio from
-    `emulator`, reconciling every PERIOD; stopped with SIGTERM (a graceful stop, as a deploy does)."""
+    `emulator`, reconciling every PROCESS_PERIOD; stopped with SIGTERM (a graceful stop, as a deploy does)."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "DELIVERY_GATEWAY_TWILIO_BASE_URL": emulator.base_url,
         "TWILIO_ACCOUNT_SID": emulator.state.config.account_sid,
-        "DELIVERY_GATEWAY_RECONCILE_SECONDS": str(PERIOD),
+        "DELIVERY_GATEWAY_RECONCILE_SECONDS": str(PROCESS_PERIOD),
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -177,7 +181,7 @@ async def test_changes_made_while_the_gateway_was_down_reach_subscribers_within_
                     await asyncio.sleep(0.1)
                     await state.simulator.advance_all()
                     want = emulated(emulator, before.sid)
-                    updates = await converge(client, dict(seen), want, loop.time() + 2 * PERIOD)
+                    updates = await converge(client, dict(seen), want, loop.time() + 2 * PROCESS_PERIOD)
                 cursor = updates[-1]["cursor"]
                 # A second message, seen by a query before the stop; Twilio delivers it while no gateway runs.
                 during, _ = state.store.create_message(conversation.sid, author="agent", body="during", notify=True)
@@ -196,7 +200,7 @@ async def test_changes_made_while_the_gateway_was_down_reach_subscribers_within_
             ws_url = base_url.replace("http", "ws", 1) + "/graphql"
             async with TransportWsClient.connect(ws_url) as client:
                 await client.subscribe(DELIVERY_UPDATES, {"c": conversation.sid, "after": cursor})
-                updates = await converge(client, dict(seen_during), want_during, started + 2 * PERIOD)
+                updates = await converge(client, dict(seen_during), want_during, started + 2 * PROCESS_PERIOD)
             assert all(int(u["cursor"]) > int(cursor) for u in updates)
             async with httpx.AsyncClient(base_url=base_url) as http:
                 now = await query(http, conversation.sid, during.sid)
