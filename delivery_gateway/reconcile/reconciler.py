@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "reconcile"  # the receipt history's `source` of what reconciliation applied
 MESSAGES_PER_CLAIM = 50  # messages leased per claim: a pass claims again until nothing is due
-LEASE_FLOOR = 2.0  # seconds: a lease (and so one receipts list) lasts at least this long, however short the period
+LEASE_FLOOR = 2.0  # seconds: a lease (and so one receipts list) lasts at least this long, whatever the settings
 TICKS_PER_PERIOD = 4  # passes per period: a receipt is re-read at most a quarter period after it became due
 MAX_BACKOFF_PERIODS = 16  # rate-limited: the pause doubles from one period up to this many
 
@@ -79,7 +79,12 @@ class Reconciler:
     ) -> None:
         self.period = settings.reconcile_seconds
         self.window = settings.reconcile_window
-        self.lease = max(self.period, LEASE_FLOOR)
+        # A lease outlives the longest a Receipts list may take (the client rides out 429s for its budget first),
+        # so a poll is never cut short before Twilio's answer, nor outlives the lease that keeps it this replica's.
+        longest_call = (
+            settings.upstream_connect_timeout + settings.upstream_read_timeout + settings.upstream_rate_limit_budget
+        )
+        self.lease = max(self.period, LEASE_FLOOR, longest_call)
         self.parallelism = settings.reconcile_parallelism
         self.ledger = ledger
         self.upstream = upstream

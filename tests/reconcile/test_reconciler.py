@@ -118,7 +118,12 @@ async def test_it_backs_off_while_twilio_answers_429_and_catches_up_after(tmp_pa
         conversation = conversation_with_recipients(emulator)
         message, receipts = state.store.create_message(conversation.sid, author="agent", body="hi", notify=True)
         log: list[tuple[float, str, str]] = []
-        settings = settings_for(emulator, f"sqlite:///{tmp_path}/l.db", DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES=0)
+        settings = settings_for(
+            emulator,
+            f"sqlite:///{tmp_path}/l.db",
+            DELIVERY_GATEWAY_UPSTREAM_MAX_RETRIES=0,
+            DELIVERY_GATEWAY_UPSTREAM_RATE_LIMIT_BUDGET=0,
+        )
         upstream = Recording(UpstreamClient(settings), log, "one")
         async with gateway(settings, upstream) as (gw, http):
             await seen_by_query(http, conversation.sid, message.sid)
