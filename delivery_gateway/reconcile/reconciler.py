@@ -148,6 +148,7 @@ class Reconciler:
         result = PassResult()
         taken = 0
         while taken < due and not result.rate_limited:
+            deadline = asyncio.get_running_loop().time() + self.lease  # the leases end then, or later
             claimed = await self.ledger.claim_tracked(
                 self.owner, period=self.period, lease=self.lease, window=self.window, limit=self.messages_per_claim
             )
@@ -159,7 +160,7 @@ class Reconciler:
             for row in claimed:
                 by_message.setdefault(row.message_sid, []).append(row)
             polls = await asyncio.gather(
-                *(self._poll(rows, result) for rows in by_message.values()), return_exceptions=True
+                *(self._poll(rows, result, deadline) for rows in by_message.values()), return_exceptions=True
             )
             for failure in polls:
                 if isinstance(failure, Exception):  # the ledger failed: its leases expire, retried after them
@@ -176,30 +177,31 @@ class Reconciler:
         self.metrics.reconcile_lag.set(stats.lag)
         return stats.due
 
-    async def _poll(self, rows: list[TrackedReceipt], result: PassResult) -> None:
-        """One message: its receipts list, what differs applied, the tracked rows settled and released."""
+    async def _poll(self, rows: list[TrackedReceipt], result: PassResult, deadline: float) -> None:
+        """One message: its receipts list, what differs applied, the tracked rows settled and released. The list
+        is asked for before `deadline` (loop time; the claim's leases end no earlier) or not at all."""
         sids = [row.receipt_sid for row in rows]
         first = rows[0]
         records: list[ReceiptRecord] | None = None
         outcome = "skipped"
-        async with self._semaphore:  # the reconciler's share of the upstream concurrency
-            if not result.rate_limited:  # else released below: polled again once the pause is over
-                try:
-                    async with asyncio.timeout(self.lease):  # a poll never outlives its lease
+        try:
+            async with asyncio.timeout_at(deadline):  # a poll never outlives its lease, waiting included
+                async with self._semaphore:  # the reconciler's share of the upstream concurrency
+                    if not result.rate_limited:  # else released below: polled again once the pause is over
                         records = await self.upstream.list_receipts(
                             first.conversation_sid, first.message_sid, service_sid=first.service_sid
                         )
-                    outcome = "ok"
-                except UpstreamNotFound:  # the message (or conversation) was deleted: nothing left to reconcile
-                    outcome = "gone"
-                except UpstreamRateLimited as exc:
-                    outcome = "rate_limited"
-                    result.rate_limited = True
-                    result.retry_after = max(result.retry_after or 0.0, exc.retry_after or 0.0) or None
-                except (UpstreamError, TimeoutError) as exc:
-                    outcome = "error"
-                    result.errors += 1
-                    log.warning("reconciling message %s failed: %s", first.message_sid, exc)
+                        outcome = "ok"
+        except UpstreamNotFound:  # the message (or conversation) was deleted: nothing left to reconcile
+            outcome = "gone"
+        except UpstreamRateLimited as exc:
+            outcome = "rate_limited"
+            result.rate_limited = True
+            result.retry_after = max(result.retry_after or 0.0, exc.retry_after or 0.0) or None
+        except (UpstreamError, TimeoutError) as exc:
+            outcome = "error"
+            result.errors += 1
+            log.warning("reconciling message %s failed: %r", first.message_sid, exc)
         if outcome != "skipped":
             self.metrics.reconcile_polls.labels(outcome).inc()
         if records is not None:
