@@ -18,7 +18,7 @@ import functools
 import logging
 import os
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -81,6 +81,10 @@ IN_CHUNK = 500  # values per IN (...) list
 PRUNE_BATCH = 2000  # rows deleted per transaction: applies interleave between batches
 INBOX_BATCH = 500  # inbox bodies written per group commit
 SQLITE_INSERT_ROWS = 5000  # inbox rows per SQLite statement (2 bound values each; SQLite allows 32,766)
+# Receipts a query made this process track: seen again (same status) within TRACKED_MEMO_SECONDS, no write at all.
+# A subscription's every event re-reads its receipts; without this each event would be a write transaction.
+TRACKED_MEMO_SIZE = 10_000
+TRACKED_MEMO_SECONDS = 60.0
 
 
 class SqlLedger:
@@ -96,6 +100,7 @@ class SqlLedger:
         self._inbox_waiting: list[tuple[str, asyncio.Future[int]]] = []
         self._inbox_flusher: asyncio.Task | None = None
         self._file_lock: FileLock | None = None  # SQLite file: the append lock across processes
+        self._tracked_memo: OrderedDict[tuple[str, str | None], float] = OrderedDict()  # -> when written
 
     def __repr__(self) -> str:
         return f"SqlLedger({self.store.display!r})"
@@ -498,13 +503,28 @@ class SqlLedger:
     # --- tracked receipts (reconciliation) ---
 
     async def track_receipts(self, receipts: Iterable[ReceiptRecord], *, service_sid: str | None = None) -> int:
-        """See DeliveryLedger.track_receipts. No write at all when none of them can still change."""
-        records = [r for r in receipts if tracking.can_change(r)]
+        """See DeliveryLedger.track_receipts. No write at all when none of them can still change, nor when this
+        process tracked each of them (in the same status) less than TRACKED_MEMO_SECONDS ago: tracking only ever
+        inserts what is not tracked yet, and a row gone since (a final status, the window) stays gone harmlessly
+        until the memo entry expires."""
+        now = self.clock()
+        records = [r for r in receipts if tracking.can_change(r) and not self._tracked_lately(r, now)]
         if not records:
             return 0
-        return await self._run(
+        count = await self._run(
             lambda conn: tracking.start_tracking(conn, self._insert, records, self.clock(), service_sid), write=True
         )
+        for record in records:
+            key = (record.sid, record.status.value if record.status is not None else None)
+            self._tracked_memo[key] = now
+            self._tracked_memo.move_to_end(key)
+        while len(self._tracked_memo) > TRACKED_MEMO_SIZE:
+            self._tracked_memo.popitem(last=False)
+        return count
+
+    def _tracked_lately(self, record: ReceiptRecord, now: float) -> bool:
+        written = self._tracked_memo.get((record.sid, record.status.value if record.status is not None else None))
+        return written is not None and now - written < TRACKED_MEMO_SECONDS
 
     async def claim_tracked(
         self, owner: str, *, period: float, lease: float, window: float, limit: int = 100

@@ -13,7 +13,7 @@ import pytest
 
 from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord
 from delivery_gateway.ledger.events import DeliveryEvent
-from delivery_gateway.ledger.sql import SqlLedger
+from delivery_gateway.ledger.sql import TRACKED_MEMO_SECONDS, SqlLedger
 
 PERIOD, LEASE, WINDOW = 60.0, 10.0, 86400.0
 START = datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp()
@@ -116,6 +116,20 @@ async def test_a_query_never_postpones_a_tracked_receipt(ledger_url):
         clock.now += PERIOD
         assert await ledger.track_receipts([receipt(1, 1, DeliveryStatus.SENT)]) == 0
         assert await claim(ledger) == [sid("DY", 1)]
+
+
+async def test_a_query_seeing_a_tracked_receipt_again_writes_nothing_until_the_memo_expires(ledger_url):
+    # A subscription re-reads its receipts on every event: the same sight must not be a write transaction each time.
+    clock = Clock()
+    async with opened(ledger_url, clock) as ledger:
+        assert await ledger.track_receipts([receipt(1, 1, DeliveryStatus.SENT)]) == 1
+        await ledger.settle_tracked("a", gone=[sid("DY", 1)])  # the row goes behind the memo's back
+        assert await ledger.track_receipts([receipt(1, 1, DeliveryStatus.SENT)]) == 0  # no write: not re-tracked
+        assert await ledger.track_receipts([receipt(1, 1, DeliveryStatus.DELIVERED)]) == 1  # a new status writes
+        await ledger.settle_tracked("a", gone=[sid("DY", 1)])
+        clock.now += TRACKED_MEMO_SECONDS
+        assert await ledger.track_receipts([receipt(1, 1, DeliveryStatus.DELIVERED)]) == 1  # expired: written again
+        assert (await ledger.tracked_stats(period=PERIOD, window=WINDOW)).tracked == 1
 
 
 async def test_receipts_older_than_the_window_are_dropped(ledger_url):
