@@ -77,10 +77,10 @@ def test_the_banner_names_every_part_and_masks_every_credential(tmp_path) -> Non
 
 def test_reconciliation_says_whether_it_is_on_and_its_period() -> None:
     line = dict(build_report(make(), host="127.0.0.1", port=1).lines)["reconciliation"]
-    assert line == "every 60 s, receipts up to 24 h old, 8 of 32 upstream calls at most"
+    assert line == "every 60 s, receipts up to 24 h old, 16 of 64 upstream calls at most"
     tuned = make(DELIVERY_GATEWAY_RECONCILE_SECONDS="0.5", DELIVERY_GATEWAY_RECONCILE_WINDOW="7200")
     line = dict(build_report(tuned, host="127.0.0.1", port=1).lines)["reconciliation"]
-    assert line == "every 0.5 s, receipts up to 2 h old, 8 of 32 upstream calls at most"
+    assert line == "every 0.5 s, receipts up to 2 h old, 16 of 64 upstream calls at most"
     off = make(DELIVERY_GATEWAY_RECONCILE_SECONDS="0")
     line = dict(build_report(off, host="127.0.0.1", port=1).lines)["reconciliation"]
     assert line.startswith("off (DELIVERY_GATEWAY_RECONCILE_SECONDS=0)")

@@ -257,10 +257,11 @@ async def test_a_deleted_message_is_forgotten_after_one_answered_list(tmp_path):
 
 
 def test_its_share_of_the_upstream_concurrency_is_bounded() -> None:
-    assert Settings(_env_file=None).reconcile_parallelism == 8
+    assert Settings(_env_file=None).upstream_concurrency == 64
+    assert Settings(_env_file=None).reconcile_parallelism == 16  # a quarter of the upstream concurrency
     assert Settings(_env_file=None, DELIVERY_GATEWAY_UPSTREAM_CONCURRENCY=2).reconcile_parallelism == 1
     assert Settings(_env_file=None, DELIVERY_GATEWAY_RECONCILE_CONCURRENCY=3).reconcile_parallelism == 3
     with pytest.raises(ValueError, match="must not exceed DELIVERY_GATEWAY_UPSTREAM_CONCURRENCY"):
-        Settings(_env_file=None, DELIVERY_GATEWAY_RECONCILE_CONCURRENCY=40)
+        Settings(_env_file=None, DELIVERY_GATEWAY_RECONCILE_CONCURRENCY=65)
     with pytest.raises(ValueError, match="DELIVERY_GATEWAY_RECONCILE_SECONDS"):
         Settings(_env_file=None, DELIVERY_GATEWAY_RECONCILE_SECONDS=-1)

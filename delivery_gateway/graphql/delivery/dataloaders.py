@@ -33,16 +33,15 @@ def _from_json(items: list[dict[str, Any]]) -> list[ReceiptRecord]:
 def receipts_loader(
     upstream: ConversationsAPI, cache: ResourceCache | None, ttl: TtlPolicy, ledger: DeliveryLedger
 ) -> DataLoader[MessageKey, list[ReceiptRecord]]:
-    async def fetch(key: MessageKey) -> list[ReceiptRecord]:
-        records = await upstream.list_receipts(key[1], key[2], service_sid=key[0])
-        try:  # seen by a query: reconciliation re-reads those that can still change (a webhook may be lost)
-            await ledger.track_receipts(records, service_sid=key[0])
-        except Exception:  # never fails the query: the next webhook or query tracks them
-            log.warning("could not track the receipts of message %s", key[2], exc_info=True)
-        return records
-
     async def load(items: list[MessageKey]) -> list[list[ReceiptRecord] | BaseException]:
-        return await read_through(
+        fetched: dict[str | None, list[ReceiptRecord]] = {}  # per service scope: what Twilio answered
+
+        async def fetch(key: MessageKey) -> list[ReceiptRecord]:
+            records = await upstream.list_receipts(key[1], key[2], service_sid=key[0])
+            fetched.setdefault(key[0], []).extend(records)
+            return records
+
+        found = await read_through(
             cache,
             items,
             fetch,
@@ -51,6 +50,14 @@ def receipts_loader(
             decode=_from_json,
             ttl_for=ttl.for_receipts,
         )
+        # Seen by a query: reconciliation re-reads those that can still change (a webhook may be lost). One
+        # ledger call per scope for the whole batch (a page's receipts wave), not one per message.
+        for scope, records in fetched.items():
+            try:
+                await ledger.track_receipts(records, service_sid=scope)
+            except Exception:  # never fails the query: the next webhook or query tracks them
+                log.warning("could not track %d receipts read from Twilio", len(records), exc_info=True)
+        return found
 
     return DataLoader(load)
 
