@@ -173,7 +173,10 @@ async def test_two_ledgers_on_one_store_never_claim_the_same_receipt(ledger_url)
         a, b, c, d = await asyncio.gather(claimer(one, "a"), claimer(two, "b"), claimer(one, "c"), claimer(two, "d"))
         everything = a + b + c + d
         assert len(everything) == len(set(everything)) == 400
-        assert a + c and b + d  # both replicas took a share
+        if ledger_url.startswith("postgresql"):
+            # SKIP LOCKED lets both replicas progress at once; SQLite serialises writers, so there one replica may
+            # take every claim while the other waits its turn (no duplicate and no loss is the rule on both).
+            assert a + c and b + d
 
 
 async def test_a_webhook_naming_no_service_keeps_the_scope_a_query_tracked_in(ledger_url):
