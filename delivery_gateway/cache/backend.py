@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from aiocache import SimpleMemoryCache
 from aiocache.serializers import BaseSerializer
 
-from delivery_gateway.kernel.urls import REDIS_SCHEMES, parse_redis_url, scheme_of
+from delivery_gateway.kernel.urls import REDIS_SCHEMES, RedisUrl, parse_redis_url, scheme_of
 
 DEFAULT_OP_TIMEOUT = 1.0  # seconds per cache operation; a slow cache must not slow the gateway down
 
@@ -208,6 +208,13 @@ class RedisBackend:
         await self._client.aclose()
 
 
+def redis_client(parsed: RedisUrl, connect_timeout: float) -> aioredis.Redis:
+    """The one way the caches open Redis: bytes in and out, the URL's `connect_timeout` when it names one (0
+    included), `connect_timeout` otherwise."""
+    timeout = parsed.connect_timeout if parsed.connect_timeout is not None else connect_timeout
+    return aioredis.Redis.from_url(parsed.url, decode_responses=False, socket_connect_timeout=timeout)
+
+
 def backend_from_url(url: str, *, namespace: str, timeout: float = DEFAULT_OP_TIMEOUT) -> CacheBackend:
     """`memory://` or `redis[s]://[:password@]host[:port][/db][?prefix=P&connect_timeout=S]`.
 
@@ -218,10 +225,5 @@ def backend_from_url(url: str, *, namespace: str, timeout: float = DEFAULT_OP_TI
         return MemoryBackend(namespace)
     if scheme in REDIS_SCHEMES:
         parsed = parse_redis_url(url)
-        client = aioredis.Redis.from_url(
-            parsed.url,
-            decode_responses=False,
-            socket_connect_timeout=parsed.connect_timeout if parsed.connect_timeout is not None else timeout,
-        )
-        return RedisBackend(client, namespace=(parsed.prefix or "") + namespace, timeout=timeout)
+        return RedisBackend(redis_client(parsed, timeout), namespace=(parsed.prefix or "") + namespace, timeout=timeout)
     raise ValueError(f"unsupported cache URL scheme {scheme!r}; expected memory://, redis:// or rediss://")

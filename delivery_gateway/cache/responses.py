@@ -29,13 +29,13 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from delivery_gateway.cache.backend import DEFAULT_OP_TIMEOUT, redis_client
 from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.kernel.urls import REDIS_SCHEMES, parse_redis_url, scheme_of
 
 log = logging.getLogger("delivery_gateway.cache")
 
 CHANNEL = "response-cache"  # the pub/sub channel invalidations travel on
-DEFAULT_OP_TIMEOUT = 1.0
 _STORE_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, RedisError)
 
 
@@ -196,13 +196,11 @@ def store_from_url(url: str, *, namespace: str, max_entries: int, max_ttl: float
         return MemoryResponseStore(max_entries)
     if scheme in REDIS_SCHEMES:
         parsed = parse_redis_url(url)
-        client = aioredis.Redis.from_url(
-            parsed.url,
-            decode_responses=False,
-            socket_connect_timeout=parsed.connect_timeout or DEFAULT_OP_TIMEOUT,
-        )
         return RedisResponseStore(
-            client, namespace=(parsed.prefix or "") + namespace, timeout=DEFAULT_OP_TIMEOUT, max_ttl=max_ttl
+            redis_client(parsed, DEFAULT_OP_TIMEOUT),
+            namespace=(parsed.prefix or "") + namespace,
+            timeout=DEFAULT_OP_TIMEOUT,
+            max_ttl=max_ttl,
         )
     raise ValueError(f"unsupported response cache URL scheme {scheme!r}; expected memory://, redis:// or rediss://")
 
