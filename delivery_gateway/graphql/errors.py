@@ -46,7 +46,14 @@ class GatewayError(CodedError):
 
 
 class BadUserInput(GatewayError):
+    """Input the client can fix; `argument` names the argument at fault (surfaced as `extensions.argument`, so a
+    form can put the message next to the right field) when the error is about one argument."""
+
     code = BAD_USER_INPUT
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
 
 
 class Forbidden(GatewayError):
@@ -96,6 +103,8 @@ def error_extensions(exc: BaseException | None) -> dict[str, Any] | None:
         return out
     if isinstance(exc, RateLimited):
         return {"code": exc.code, "retryAfter": exc.retry_after}
+    if isinstance(exc, BadUserInput) and exc.argument is not None:
+        return {"code": exc.code, "argument": exc.argument}
     if isinstance(exc, CodedError):
         return {"code": exc.code}
     if isinstance(exc, GlobalIDValueError):

@@ -26,7 +26,7 @@ def parse_node_id(value: str, sids: int) -> tuple[str | None, list[str]]:
     """(service scope, the `sids` SIDs) of an ID made by `node_id`; the SIDs are checked by whoever loads them."""
     service, *rest = value.split("/")
     if len(rest) != sids:
-        raise BadUserInput("id: not a global ID of this API")
+        raise BadUserInput("id: not a global ID of this API", argument="id")
     return (None if service == _NO_SERVICE else service), rest
 
 

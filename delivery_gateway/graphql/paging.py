@@ -41,7 +41,7 @@ class PageSizes:
     def check(self, name: str, value: int | None) -> None:
         """BAD_USER_INPUT for a page size outside 0..maximum (None: not given)."""
         if value is not None and not 0 <= value <= self.maximum:
-            raise BadUserInput(f"{name} must be between 0 and {self.maximum}")
+            raise BadUserInput(f"{name} must be between 0 and {self.maximum}", argument=name)
 
 
 def upstream_pages(window: int, page_size: int = UPSTREAM_PAGE_SIZE) -> int:
@@ -81,4 +81,4 @@ def decode_cursor(argument: str, value: str, prefix: str, parts: int, what: str)
             raise ValueError(raw)
         return fields
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadUserInput(f"{argument}: not a {what} cursor of this API") from None
+        raise BadUserInput(f"{argument}: not a {what} cursor of this API", argument=argument) from None

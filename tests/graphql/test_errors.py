@@ -5,6 +5,8 @@ Never reaches the network; rejected input never reaches upstream.
 
 from __future__ import annotations
 
+from base64 import b64encode
+
 import pytest
 
 from delivery_gateway.upstream.errors import UpstreamRateLimited, UpstreamUnavailable
@@ -46,3 +48,28 @@ async def test_upstream_failures_keep_their_codes_per_branch(gql, fake):
     assert result.data["conversation"]["sid"] == conv.record.sid
     assert result.data["conversation"]["participants"] is None
     assert result.errors[0].extensions["code"] == "UPSTREAM_UNAVAILABLE"
+
+
+@pytest.mark.parametrize(
+    ("field", "argument"),
+    [
+        ("messages(first: 500) { edges { cursor } }", "first"),
+        ("messages(last: -1) { edges { cursor } }", "last"),
+        ('messages(after: "not-a-cursor") { edges { cursor } }', "after"),
+        ("rollup(window: 0) { messages }", "window"),
+    ],
+)
+async def test_bad_arguments_are_named(gql, fake, field, argument):
+    """An argument a client can fix is named in `extensions.argument`, next to the message that explains it."""
+    conv, *_ = build_chat(fake, messages=2)
+    result = await gql(f'{{ conversation(sid: "{conv.record.sid}") {{ {field} }} }}')
+    assert result.errors, result.data
+    assert result.errors[0].extensions == {"code": "BAD_USER_INPUT", "argument": argument}
+    assert result.errors[0].message.startswith(argument)
+
+
+async def test_bad_global_id_is_named(gql, fake):
+    mangled = b64encode(b"Conversation:no-slashes-here").decode()  # a type this API has, an ID it never made
+    result = await gql(f'{{ node(id: "{mangled}") {{ id }} }}')
+    assert result.errors[0].extensions == {"code": "BAD_USER_INPUT", "argument": "id"}
+    assert sum(fake.calls.values()) == 0

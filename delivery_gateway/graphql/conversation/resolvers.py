@@ -128,7 +128,7 @@ class ConversationCursor:
     def decode(cls, value: str) -> ConversationCursor:
         sid, token = decode_cursor("after", value, _PREFIX, 2, "conversation")
         if not sids.is_sid(sid, sids.CONVERSATION):
-            raise BadUserInput("after: not a conversation cursor of this API")
+            raise BadUserInput("after: not a conversation cursor of this API", argument="after")
         return cls(token=token or None, sid=sid)
 
 
@@ -228,7 +228,7 @@ async def rollup(context: RequestContext, service_scope: str | None, conversatio
     Participants list, and one Receipts list per message with non-chat recipients, all loader-batched.
     """
     if not 1 <= window <= MAX_ROLLUP_WINDOW:
-        raise BadUserInput(f"window must be between 1 and {MAX_ROLLUP_WINDOW}")
+        raise BadUserInput(f"window must be between 1 and {MAX_ROLLUP_WINDOW}", argument="window")
     service_scope = await authorize(context, service_scope, conversation_sid)
     page_sizes = context.page_sizes
     edges: list[MessageEdge] = []

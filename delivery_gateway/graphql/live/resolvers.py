@@ -33,7 +33,7 @@ def parse_cursor(after: str | None) -> int | None:
     except ValueError:
         value = -1
     if value < 0:
-        raise BadUserInput("after: not a cursor of this API (use `cursor` of a received event)")
+        raise BadUserInput("after: not a cursor of this API (use `cursor` of a received event)", argument="after")
     return value
 
 
@@ -66,7 +66,9 @@ async def follow_service(
     """
     cursor = parse_cursor(after)
     if statuses is not None and not statuses:
-        raise BadUserInput("statuses: give at least one status, or leave the argument out for every status")
+        raise BadUserInput(
+            "statuses: give at least one status, or leave the argument out for every status", argument="statuses"
+        )
     ledger_service = await authorize_service_wide(context.for_event(), service_sid)
     services = context.services
     changes = service_delivery_changes(services.ledger, services.pubsub, ledger_service, cursor, statuses)

@@ -40,7 +40,7 @@ class MessageCursor:
                 raise ValueError(order)
             return cls(order=order, token=token or None, index=int(index))
         except ValueError:
-            raise BadUserInput(f"{argument}: not a message cursor of this API") from None
+            raise BadUserInput(f"{argument}: not a message cursor of this API", argument=argument) from None
 
 
 @dataclass(frozen=True)

@@ -52,15 +52,16 @@ def check_window(context: RequestContext, since: datetime, until: datetime) -> N
     """BAD_USER_INPUT unless both carry a time zone, since < until, and since is within the ledger's retention."""
     for name, moment in (("since", since), ("until", until)):
         if moment.tzinfo is None or moment.utcoffset() is None:
-            raise BadUserInput(f"{name}: a time zone is required (e.g. 2026-01-31T00:00:00Z)")
+            raise BadUserInput(f"{name}: a time zone is required (e.g. 2026-01-31T00:00:00Z)", argument=name)
     if until <= since:
-        raise BadUserInput("until: must be later than since")
+        raise BadUserInput("until: must be later than since", argument="until")
     horizon = retention_horizon(context)
     if since < horizon - HORIZON_LEEWAY:
         days = context.settings.ledger_retention_days
         raise BadUserInput(
             f"since: the ledger keeps {days} days of delivery history; since must be at or after "
-            f"{horizon.replace(microsecond=0).isoformat()} (the retention horizon)"
+            f"{horizon.replace(microsecond=0).isoformat()} (the retention horizon)",
+            argument="since",
         )
 
 
@@ -101,7 +102,9 @@ async def failed_messages(
     check_window(context, since, until)
     context.page_sizes.check("first", first)
     if error_codes is not None and not error_codes:
-        raise BadUserInput("errorCodes: give at least one code, or leave the argument out for every code")
+        raise BadUserInput(
+            "errorCodes: give at least one code, or leave the argument out for every code", argument="errorCodes"
+        )
     ledger_after = None
     if after is not None:
         (ledger_after,) = decode_cursor("after", after, _CURSOR_PREFIX, 1, "failedMessages")
@@ -116,7 +119,7 @@ async def failed_messages(
             after=ledger_after,
         )
     except InvalidCursor:
-        raise BadUserInput("after: not a failedMessages cursor of this API") from None
+        raise BadUserInput("after: not a failedMessages cursor of this API", argument="after") from None
 
 
 async def failed_conversation(
