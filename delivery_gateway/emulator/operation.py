@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from starlette.datastructures import FormData, QueryParams
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -51,8 +51,11 @@ class Call:
     def query(self) -> QueryParams:
         return self.request.query_params
 
-    async def form(self) -> FormData:
-        return await self.request.form()
+    async def form(self) -> QueryParams:
+        """The request's parameters, as text: every request body of Twilio's Conversations API is
+        `application/x-www-form-urlencoded` (twilio-oai: each operation's requestBody content type), so no
+        parameter is ever a file; repeated keys (`Filters`) stay readable with `getlist`."""
+        return QueryParams((await self.request.body()).decode("utf-8", "replace"))
 
     @property
     def webhooks_enabled(self) -> bool:

@@ -10,6 +10,7 @@ import json
 import re
 from datetime import UTC, datetime
 
+from starlette.datastructures import QueryParams
 from starlette.routing import Route
 
 from delivery_gateway.emulator import spec
@@ -45,9 +46,14 @@ E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 SERVICE_PREFIX = "/v1/Services/{ChatServiceSid}"
 
 
-def _attributes(form, default: str | None = "{}") -> str | None:
-    """The Attributes parameter, which Twilio requires to be structurally valid JSON."""
-    attributes = form.get("Attributes", default)
+def _attributes(form: QueryParams) -> str:
+    """The Attributes parameter of a create: "{}" when absent (Twilio's default for every resource)."""
+    return _attributes_update(form) or "{}"
+
+
+def _attributes_update(form: QueryParams) -> str | None:
+    """The Attributes parameter, which Twilio requires to be structurally valid JSON; None when absent."""
+    attributes = form.get("Attributes")
     if attributes is not None:
         try:
             json.loads(attributes)
@@ -62,7 +68,7 @@ def _e164(value: str, parameter: str) -> str:
     return value
 
 
-def _date(form, name: str) -> object:
+def _date(form: QueryParams, name: str) -> object:
     """An ISO-8601 date parameter: UNSET when absent, None for an empty value, else a datetime (400 if not one)."""
     if name not in form:
         return UNSET
@@ -157,7 +163,7 @@ async def update_message(call: Call):
     message = call.message(conversation, call.path["Sid"])
     form = await call.form()
     call.store.update_message(
-        message, body=form.get("Body"), author=form.get("Author"), attributes=_attributes(form, None)
+        message, body=form.get("Body"), author=form.get("Author"), attributes=_attributes_update(form)
     )
     params = message_updated_params(call.store, message, sid_key=call.state.config.webhook_media_sid_key)
     call.emit(conversation.service_sid, ON_MESSAGE_UPDATED, params)
@@ -272,7 +278,7 @@ async def update_participant(call: Call):
         if projected is not None:
             _e164(projected, "MessagingBinding.ProjectedAddress")
         participant.binding = MessagingBinding(type=SMS, projected_address=projected) if projected else None
-    attributes = _attributes(form, None)
+    attributes = _attributes_update(form)
     role_sid = form.get("RoleSid")
     # The spec's UpdateConversationParticipant takes Identity ("non-null if (and only if) the participant is using
     # the Conversations SDK"): a chat participant may be renamed; an SMS or WhatsApp one cannot take one.

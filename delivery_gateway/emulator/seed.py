@@ -21,7 +21,7 @@ from delivery_gateway.emulator.delivery import (
     UNDELIVERED_CODES,
 )
 from delivery_gateway.emulator.models import WHATSAPP, Message, Participant
-from delivery_gateway.emulator.store import ConversationStore
+from delivery_gateway.emulator.store import ConversationStore, ReceiptPath
 
 SMS_PROXY = "+15017122661"
 WHATSAPP_PROXY = "whatsapp:+14155238886"
@@ -177,12 +177,12 @@ class DemoSeeder:
                 receipt.advance(status, error_code, when + timedelta(seconds=5 + step + 20 * len(receipt.reached)))
         return message
 
-    def plan(self, participant: Participant, message: Message) -> list[tuple[str, int | None]]:
+    def plan(self, participant: Participant, message: Message) -> ReceiptPath:
         channel = participant.channel
         forced = self.forced[channel]
         outcome = forced.pop(0) if forced else self._weighted(OUTCOMES[channel])
         codes = {FAILED: FAILED_CODES[channel], UNDELIVERED: UNDELIVERED_CODES[channel]}.get(outcome)
-        path: list[tuple[str, int | None]] = [(status, None) for status in PATHS[outcome]]
+        path: ReceiptPath = [(status, None) for status in PATHS[outcome]]
         if codes:
             path[-1] = (outcome, self.rng.choice(codes))
         return path

@@ -11,6 +11,7 @@ import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from delivery_gateway.emulator.config import EmulatorConfig
 from delivery_gateway.emulator.delivery import (
@@ -100,13 +101,13 @@ class DeliverySimulator:
             at = 0.0
             for _ in receipt.planned:
                 at += self._delay()
-                steps.append(TimedStep(at, lambda r=receipt: self._advance_receipt(r)))
+                steps.append(TimedStep(at, partial(self._advance_receipt, receipt)))
         for participant in self.store.participants[message.conversation_sid].values():
             if participant.channel != CHAT or participant.sid == message.participant_sid:
                 continue
             if self._rng.random() < self.config.chat_read_rate:
                 at = self._delay()
-                steps.append(TimedStep(at, lambda p=participant: self._mark_read(p, message.index)))
+                steps.append(TimedStep(at, partial(self._mark_read, participant, message.index)))
         if not steps:
             return
         steps.sort(key=lambda step: step.at)
