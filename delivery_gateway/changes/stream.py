@@ -56,8 +56,10 @@ def conversation_changes(
     conversation_sid: str,
     after: int | None,
     kinds: Iterable[ChangeKind],
+    on_live: Callable[[], None] | None = None,
 ) -> AsyncGenerator[LedgerChange, None]:
     """Changes of the conversation of the given kinds after sequence `after` (from the ledger), then live ones.
+    `on_live` is called once the live subscription receives what is published (before any replay).
 
     Raises CursorExpired for a pruned cursor, and pub/sub's SlowConsumer when this follower falls behind.
     """
@@ -66,7 +68,8 @@ def conversation_changes(
     async def replay(cursor: int, limit: int) -> list[LedgerChange]:
         return await ledger.changes_after(conversation_sid, cursor, limit=limit)
 
-    return _follow(ledger, pubsub, conversation_channel(conversation_sid), replay, lambda c: c.kind in wanted, after)
+    channel = conversation_channel(conversation_sid)
+    return _follow(ledger, pubsub, channel, replay, lambda c: c.kind in wanted, after, on_live)
 
 
 def delivery_status_filter(statuses: Collection[DeliveryStatus] | None) -> Callable[[LedgerChange], bool]:
@@ -88,6 +91,7 @@ def service_delivery_changes(
     service_sid: str,
     after: int | None,
     statuses: Collection[DeliveryStatus] | None = None,
+    on_live: Callable[[], None] | None = None,
 ) -> AsyncGenerator[LedgerChange, None]:
     """Delivery changes of every conversation of the Conversation Service `service_sid` after sequence `after`
     (from the ledger), then live ones from the service's channel; only those that moved a receipt to one of
@@ -103,7 +107,7 @@ def service_delivery_changes(
     async def replay(cursor: int, limit: int) -> list[LedgerChange]:
         return await ledger.service_changes_after(service_sid, cursor, statuses=only, limit=limit)
 
-    return _follow(ledger, pubsub, service_channel(service_sid), replay, delivery_status_filter(only), after)
+    return _follow(ledger, pubsub, service_channel(service_sid), replay, delivery_status_filter(only), after, on_live)
 
 
 async def _follow(
@@ -113,10 +117,13 @@ async def _follow(
     replay: Replay,
     wanted: Callable[[LedgerChange], bool],
     after: int | None,
+    on_live: Callable[[], None] | None = None,
 ) -> AsyncGenerator[LedgerChange, None]:
     """The changes `replay` reads after `after`, then the live ones of `channel`, each once, in sequence order;
     only those `wanted` (replay may return others: they still advance the cursor)."""
     async with pubsub.subscribe(channel) as live:
+        if on_live is not None:
+            on_live()
         replayed_up_to = 0
         if after is not None:  # the live subscription is already buffering: nothing falls in between
             await _check_cursor(ledger, after)

@@ -18,6 +18,8 @@ from delivery_gateway.cache.rate_limits import RateLimiter
 from delivery_gateway.cache.responses import ResponseCache
 from delivery_gateway.graphql.dataloaders import Loaders
 from delivery_gateway.graphql.live.fanout import EventFanout
+from delivery_gateway.graphql.live.hub import LiveHubs
+from delivery_gateway.graphql.live.roles import LiveRole
 from delivery_gateway.graphql.paging import PageSizes
 from delivery_gateway.kernel.callers import Caller
 from delivery_gateway.kernel.metrics import Metrics
@@ -45,12 +47,14 @@ class GatewayServices:
     limits: RateLimiter = field(default_factory=RateLimiter.in_memory)
     responses: ResponseCache | None = None  # the whole-response cache in front of execution (None: off)
     fanout: EventFanout = field(init=False)  # subscription events shared by subscribers of one group
+    hubs: LiveHubs = field(init=False)  # one stream and execution per event for a group's WebSocket subscribers
 
     def __post_init__(self) -> None:
         events = self.metrics.subscription_events
         self.fanout = EventFanout(
             on_execute=events.labels(outcome="executed").inc, on_share=events.labels(outcome="shared").inc
         )
+        self.hubs = LiveHubs(self.metrics, self.fanout)
 
     def new_loaders(self) -> Loaders:
         return Loaders(self)
@@ -85,6 +89,7 @@ class RequestContext:
         self.response = response
         # Set by Strawberry from a WebSocket's `connection_init` payload (on_ws_connect authenticates it).
         self.connection_params: dict[str, Any] | None = None
+        self.live: LiveRole | None = None  # what a live hub runs this subscription for (graphql/live/roles.py)
 
     @property
     def caller(self) -> Caller:
@@ -131,3 +136,8 @@ class RequestContext:
         event = RequestContext(self.services, self._caller, self.request, self.response)
         event.connection_params = self.connection_params
         return event
+
+    def for_group(self) -> RequestContext:
+        """The context a live hub runs its group's subscription with (graphql/live/hub.py): this caller (whose
+        scope the group shares) and the services, without this request or socket, which the hub outlives."""
+        return RequestContext(self.services, self._caller)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from functools import partial
 from datetime import timedelta
 from typing import Any
 
@@ -25,8 +26,13 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.schema.schema import StreamResult
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+    _OperationStreamClosed,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage as LegacyConnectionInitMessage
@@ -34,9 +40,11 @@ from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
+from strawberry.utils.aio import aclosing
 
 from delivery_gateway.auth import AuthenticationFailed, Authenticator, is_ide_page_request, send_unauthorized
 from delivery_gateway.graphql.context import GatewayServices, MissingCaller, RequestContext
+from delivery_gateway.graphql.live.hub import HubConnection, HubMember, SubscriptionRequest, admit, group_of
 from delivery_gateway.graphql.response_cache import (
     FINGERPRINT_SCOPE_KEY,
     PENDING_SCOPE_KEY,
@@ -126,6 +134,92 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
             await super().handle_connection_init(message)
         except WebSocketRefused as refused:
             await self.websocket.close(code=WS_UNAUTHORIZED, reason=refused.code)
+
+    hub_connection: HubConnection | None = None  # made when the socket's first subscription joins a live hub
+
+    async def run_operation(self, operation: Operation[RequestContext, None]) -> None:
+        """A subscription of a group (graphql/live/hub.py) is authorized as itself, then served by its group's
+        hub: this task ends there, and the subscription holds no task, generator or queue of its own while idle.
+        Anything else (queries, mutations, `after`, fields that are not shared) runs as Strawberry runs it."""
+        view = self.view
+        if not isinstance(view, GatewayGraphQL):
+            await super().run_operation(operation)
+            return
+        schema = self.schema
+        key = group_of(schema._schema, operation.query, operation.variables, operation.operation_name, self.context)  # type: ignore[attr-defined]
+        if key is None:
+            await super().run_operation(operation)
+            return
+        request = SubscriptionRequest(
+            operation.query, operation.variables, operation.operation_name, view.encode_json_string
+        )
+        try:
+            admitted = await admit(schema, request, self.context.for_event(), partial(self._send_counted, operation))
+        except _OperationStreamClosed:
+            return
+        except Exception as error:  # as Strawberry's own run_operation: logged, and the operation completes
+            await self.handle_task_exception(error)
+            with contextlib.suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            self.operations.pop(operation.id, None)
+            return
+        if not admitted:
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            return
+        connection = self.hub_connection
+        if connection is None:
+            connection = self.hub_connection = HubConnection(
+                self.context,
+                self._send_text,
+                view.services.pubsub.queue_size,
+                view.encode_json_string,
+                self._forget_hub_operation,
+            )
+        hub = view.services.hubs.hub_for(key, schema, request)
+        member = HubMember(connection, operation.id, hub)
+        connection.members[operation.id] = member
+        try:
+            await hub.join(member, self.context)
+        except BaseException:
+            hub.leave(member)
+            connection.members.pop(operation.id, None)
+            raise
+
+    async def _send_counted(self, operation: Operation[RequestContext, None], results: StreamResult) -> int:
+        """Strawberry's sending of a result stream (errors, or a 4400 close), counting what was sent."""
+        sent = 0
+
+        async def counted() -> StreamResult:
+            nonlocal sent
+            async for result in results:
+                sent += 1
+                yield result
+
+        async with aclosing(counted()) as stream:
+            await self._send_result_stream(operation, stream)
+        return sent
+
+    async def _send_text(self, text: str) -> None:
+        await self.view_websocket.send({"type": "websocket.send", "text": text})
+
+    @property
+    def view_websocket(self) -> WebSocket:
+        return self.websocket.ws  # type: ignore[attr-defined, no-any-return]
+
+    def _forget_hub_operation(self, operation_id: str) -> None:
+        operation = self.operations.get(operation_id)
+        if operation is not None:
+            operation.completed = True
+            del self.operations[operation_id]
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        """`complete` from the client, or the socket closing: a hub's subscriber leaves its hub (the hub goes
+        with its last subscriber)."""
+        connection = self.hub_connection
+        member = connection.members.pop(operation_id, None) if connection is not None else None
+        if member is not None:
+            member.hub.leave(member)
+        await super().cleanup_operation(operation_id)
 
     async def send_message(self, message: Message) -> None:
         """A `next` whose result subscribers of one group share goes out with the payload serialised once for all

@@ -43,11 +43,13 @@ class SharedEvent:
 class EventFanout:
     """Per process: each group's latest event (one entry per group, gone SHARE_SECONDS after it was made)."""
 
-    def __init__(self, on_execute: Callable[[], None] | None = None, on_share: Callable[[], None] | None = None):
+    def __init__(
+        self, on_execute: Callable[[], None] | None = None, on_share: Callable[[float], None] | None = None
+    ):
         self._events: dict[Hashable, SharedEvent] = {}
         self._by_data: dict[int, SharedEvent] = {}  # id(result.data) -> entry, while the entry lives
         self._on_execute = on_execute or (lambda: None)
-        self._on_share = on_share or (lambda: None)
+        self._on_share = on_share or (lambda n=1: None)
         self.executions = 0  # events executed (first of their group, or unshareable)
         self.shared = 0  # events served from another subscriber's execution
 
@@ -68,7 +70,7 @@ class EventFanout:
                 return await self._execute(execute)  # the one executing it went away first
             if not result.errors:
                 self.shared += 1
-                self._on_share()
+                self._on_share(1)
                 return result
             return await self._execute(execute)
         if entry is not None:
@@ -93,6 +95,12 @@ class EventFanout:
         elif isinstance(result.data, dict) and self._events.get(group) is entry:
             self._by_data[id(result.data)] = entry
         return result
+
+    def note_shared(self, subscribers: int) -> None:
+        """`subscribers` more subscribers received an event executed once (a live hub's, graphql/live/hub.py)."""
+        if subscribers > 0:
+            self.shared += subscribers
+            self._on_share(subscribers)
 
     async def _execute(self, execute: Callable[[], Awaitable[ExecutionResult]]) -> ExecutionResult:
         self.executions += 1

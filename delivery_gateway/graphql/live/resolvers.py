@@ -4,7 +4,9 @@ caller.
 Never reads anything before the caller is authorized for the conversation (or the service), and holds no
 request-scoped state while a subscription waits: authorization reads through a context of its own, dropped once
 done, and each event is resolved with its own (graphql/live/execution.py). The stream itself (replay, live,
-dedupe) is changes/'s, not GraphQL's.
+dedupe) is changes/'s, not GraphQL's. Under a live hub (graphql/live/hub.py) the context's role says whose stream
+it is: a joining subscriber is only authorized, the hub follows one stream for all, and a subscriber executing one
+change alone gets that change (live/roles.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from delivery_gateway.changes import conversation_changes, service_delivery_changes
 from delivery_gateway.graphql.access import authorize, authorize_service_wide
 from delivery_gateway.graphql.errors import BadUserInput
+from delivery_gateway.graphql.live.roles import Admission, HubSource, PinnedChange
 from delivery_gateway.kernel.records import DeliveryStatus, MessageRecord
 from delivery_gateway.ledger import ChangeKind, LedgerChange
 from delivery_gateway.upstream.errors import UpstreamError
@@ -48,8 +51,14 @@ async def follow(
     """
     cursor = parse_cursor(after)
     scope = await authorize(context.for_event(), service_sid, conversation_sid, must_exist=True)
+    role = context.live
+    if isinstance(role, Admission | PinnedChange):
+        async for change in _by_role(role):
+            yield change, scope
+        return
     services = context.services
-    changes = conversation_changes(services.ledger, services.pubsub, conversation_sid, cursor, [kind])
+    on_live = role.listening.set if isinstance(role, HubSource) else None
+    changes = conversation_changes(services.ledger, services.pubsub, conversation_sid, cursor, [kind], on_live)
     async with aclosing(_each_event(context, changes)) as events:
         async for change in events:
             yield change, scope
@@ -70,26 +79,53 @@ async def follow_service(
             "statuses: give at least one status, or leave the argument out for every status", argument="statuses"
         )
     ledger_service = await authorize_service_wide(context.for_event(), service_sid)
+    role = context.live
+    if isinstance(role, Admission | PinnedChange):
+        async for change in _by_role(role):
+            yield change, service_sid
+        return
     services = context.services
-    changes = service_delivery_changes(services.ledger, services.pubsub, ledger_service, cursor, statuses)
+    on_live = role.listening.set if isinstance(role, HubSource) else None
+    changes = service_delivery_changes(services.ledger, services.pubsub, ledger_service, cursor, statuses, on_live)
     async with aclosing(_each_event(context, changes)) as events:
         async for change in events:
             yield change, service_sid
 
 
+async def _by_role(role: Admission | PinnedChange) -> AsyncGenerator[LedgerChange, None]:
+    """An authorized subscriber's changes under a hub: none to a joining one (the hub sends its events), the
+    one change it executes alone otherwise."""
+    if isinstance(role, Admission):
+        role.admitted = True
+        return
+    yield role.change
+
+
 async def _each_event(
     context: RequestContext, changes: AsyncGenerator[LedgerChange, None]
 ) -> AsyncGenerator[LedgerChange, None]:
-    """Counts the subscription while it is open; closes the stream (its pub/sub subscription) as soon as the
-    subscription ends."""
+    """Counts the subscription while it is open (a hub counts its subscribers, not its stream); closes the stream
+    (its pub/sub subscription) as soon as the subscription ends; tells a hub which change is being executed."""
     services = context.services
-    services.metrics.subscriptions_active.inc()
+    role = context.live
+    hub = role if isinstance(role, HubSource) else None
+    if hub is None:
+        services.metrics.subscriptions_active.inc()
     try:
         async with aclosing(changes):
-            async for change in changes:
+            while True:
+                if hub is not None:
+                    hub.current = None  # an error raised while waiting belongs to the stream, not to a change
+                try:
+                    change = await anext(changes)
+                except StopAsyncIteration:
+                    return
+                if hub is not None:
+                    hub.current = change
                 yield change
     finally:
-        services.metrics.subscriptions_active.dec()
+        if hub is None:
+            services.metrics.subscriptions_active.dec()
 
 
 async def message_now(context: RequestContext, service_scope: str | None, payload: dict[str, Any]) -> MessageRecord:

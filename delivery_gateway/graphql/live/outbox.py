@@ -1,0 +1,109 @@
+"""One WebSocket's frames on their way out: written at once while the socket keeps up, queued (bounded) while it
+does not, so that a hub writing one event to thousands of sockets never waits for any of them.
+
+A write starts in the caller's own step (no task, no queue while the socket keeps up: the ASGI send of a
+writable socket completes without suspending); only a write that has to wait for the socket (its transport is
+paused: the peer does not read) goes on in a task of its own, and later frames queue behind it in order. More
+than `limit` frames waiting means the peer cannot keep up: `put` says so and the owner decides (live/hub.py ends
+the socket's hub subscriptions with SLOW_CONSUMER, as pub/sub ends a subscriber that falls behind).
+
+Never reorders a socket's frames, never holds more than `limit` of them plus the final ones `force` adds, and holds
+no task while nothing waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+log = logging.getLogger("delivery_gateway.live")
+
+Send = Callable[[str], Coroutine[Any, Any, None]]
+
+
+class Outbox:
+    """A socket's pending frames (text), written in order by `send`."""
+
+    __slots__ = ("_frames", "_send", "_writer", "limit")
+
+    def __init__(self, send: Send, limit: int) -> None:
+        self._send = send
+        self.limit = limit
+        self._frames: deque[str] = deque()
+        self._writer: asyncio.Task[None] | None = None  # only while a write waits for the socket
+
+    @property
+    def waiting(self) -> int:
+        """Frames queued behind a write that waits for the socket."""
+        return len(self._frames)
+
+    def put(self, frame: str) -> bool:
+        """Write `frame` now, or queue it behind a waiting write; False (nothing queued) when `limit` frames wait
+        already."""
+        if self._writer is not None:
+            if len(self._frames) >= self.limit:
+                return False
+            self._frames.append(frame)
+            return True
+        self._start(frame)
+        return True
+
+    def force(self, frame: str) -> None:
+        """Write or queue `frame` whatever the bound (a subscription's last frames: its error, its `complete`)."""
+        if self._writer is not None:
+            self._frames.append(frame)
+        else:
+            self._start(frame)
+
+    def drop_waiting(self) -> None:
+        """Forget the frames still queued (the subscriptions they belong to ended)."""
+        self._frames.clear()
+
+    def _start(self, frame: str) -> None:
+        """Runs the write's first step here; if it has to wait for the socket, a task finishes it and then writes
+        whatever queued meanwhile."""
+        write = self._send(frame)
+        try:
+            awaiting = write.send(None)
+        except StopIteration:
+            return  # written without waiting: the common case
+        except Exception as exc:  # noqa: BLE001 - the socket is gone; its handler cleans up on the disconnect
+            log.debug("websocket write failed: %r", exc)
+            return
+        self._writer = asyncio.ensure_future(self._finish(write, awaiting))
+
+    async def _finish(self, write: Coroutine[Any, Any, None], awaiting: Any) -> None:
+        try:
+            await _resume(write, awaiting)
+            while self._frames:
+                await self._send(self._frames.popleft())
+        except Exception as exc:  # noqa: BLE001 - the socket is gone; its handler cleans up on the disconnect
+            log.debug("websocket write failed: %r", exc)
+            self._frames.clear()
+        finally:
+            self._writer = None
+
+
+async def _resume(write: Coroutine[Any, Any, None], awaiting: Any) -> None:
+    """Drives `write` on from a step that yielded `awaiting`, as the task running it would: wait for what it
+    waits for, then step it again (it reads that future's outcome itself)."""
+    while True:
+        try:
+            if awaiting is None:
+                await asyncio.sleep(0)  # a bare yield
+            else:
+                await awaiting
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                write.close()
+                raise
+        except Exception:  # noqa: BLE001, S110 - the write reads its future's exception itself when stepped
+            pass
+        try:
+            awaiting = write.send(None)
+        except StopIteration:
+            return
