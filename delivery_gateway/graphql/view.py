@@ -134,6 +134,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
             await super().handle_connection_init(message)
         except WebSocketRefused as refused:
             await self.websocket.close(code=WS_UNAUTHORIZED, reason=refused.code)
+        if self.connection_init_received:  # the timeout was cancelled: a long-lived socket keeps no such task
+            self.connection_init_timeout_task = None
 
     hub_connection: HubConnection | None = None  # made when the socket's first subscription joins a live hub
 
@@ -184,6 +186,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
             hub.leave(member)
             connection.members.pop(operation.id, None)
             raise
+        # What stays while the subscription waits: the operation's entry (its id, counted against the
+        # connection's limit) with the hub's copy of what it asked, and no task.
+        operation.query, operation.variables, operation.task = hub.request.query, hub.request.variables, None
 
     async def _send_counted(self, operation: Operation[RequestContext, None], results: StreamResult) -> int:
         """Strawberry's sending of a result stream (errors, or a 4400 close), counting what was sent."""
@@ -219,6 +224,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
         member = connection.members.pop(operation_id, None) if connection is not None else None
         if member is not None:
             member.hub.leave(member)
+        operation = self.operations.get(operation_id)
+        if operation is not None and operation.task is None:  # a hub's: nothing runs for it
+            del self.operations[operation_id]
+            return
         await super().cleanup_operation(operation_id)
 
     async def send_message(self, message: Message) -> None:

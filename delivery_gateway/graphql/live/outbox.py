@@ -32,21 +32,21 @@ class Outbox:
     def __init__(self, send: Send, limit: int) -> None:
         self._send = send
         self.limit = limit
-        self._frames: deque[str] = deque()
+        self._frames: deque[str] | None = None  # made when a write first waits (an idle socket holds none)
         self._writer: asyncio.Task[None] | None = None  # only while a write waits for the socket
 
     @property
     def waiting(self) -> int:
         """Frames queued behind a write that waits for the socket."""
-        return len(self._frames)
+        return len(self._frames) if self._frames is not None else 0
 
     def put(self, frame: str) -> bool:
         """Write `frame` now, or queue it behind a waiting write; False (nothing queued) when `limit` frames wait
         already."""
         if self._writer is not None:
-            if len(self._frames) >= self.limit:
+            if self.waiting >= self.limit:
                 return False
-            self._frames.append(frame)
+            self._queue(frame)
             return True
         self._start(frame)
         return True
@@ -54,13 +54,18 @@ class Outbox:
     def force(self, frame: str) -> None:
         """Write or queue `frame` whatever the bound (a subscription's last frames: its error, its `complete`)."""
         if self._writer is not None:
-            self._frames.append(frame)
+            self._queue(frame)
         else:
             self._start(frame)
 
     def drop_waiting(self) -> None:
         """Forget the frames still queued (the subscriptions they belong to ended)."""
-        self._frames.clear()
+        self._frames = None
+
+    def _queue(self, frame: str) -> None:
+        if self._frames is None:
+            self._frames = deque()
+        self._frames.append(frame)
 
     def _start(self, frame: str) -> None:
         """Runs the write's first step here; if it has to wait for the socket, a task finishes it and then writes
@@ -82,8 +87,8 @@ class Outbox:
                 await self._send(self._frames.popleft())
         except Exception as exc:  # noqa: BLE001 - the socket is gone; its handler cleans up on the disconnect
             log.debug("websocket write failed: %r", exc)
-            self._frames.clear()
         finally:
+            self._frames = None
             self._writer = None
 
 
