@@ -26,7 +26,7 @@ from delivery_gateway.graphql.context import GatewayServices
 from delivery_gateway.graphql.view import create_graphql_app
 from delivery_gateway.http.drain import OpenStreams, StreamDrainMiddleware
 from delivery_gateway.http.forwarded import ForwardedHeadersMiddleware
-from delivery_gateway.http.guards import guard_middleware
+from delivery_gateway.http.guards import guard_middleware, http_only
 from delivery_gateway.http.request_log import RequestLogMiddleware
 from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.kernel.redact import mask_url, scrub, url_secrets
@@ -297,7 +297,9 @@ def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI |
         *(forwarded if settings.forwarded_allow_ips else []),
         Middleware(RequestLogMiddleware),
         # A cached answer's whole hit path: one layer applying the guards' rules (graphql/cached_answers.py).
-        Middleware(CachedAnswersMiddleware, front=gateway.graphql.responses, settings=settings, path=GRAPHQL_PATH),
+        http_only(
+            Middleware(CachedAnswersMiddleware, front=gateway.graphql.responses, settings=settings, path=GRAPHQL_PATH)
+        ),
         Middleware(StreamDrainMiddleware, streams=gateway.streams),
         *guard_middleware(
             settings,

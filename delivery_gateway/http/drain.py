@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,16 +19,31 @@ GOING_AWAY_REASON = "going away"
 _STREAM_TYPES = (b"text/event-stream", b"multipart/mixed")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Open:
-    """One open stream: how to close it, and the task serving it (cancelled if it does not end by itself)."""
+    """One open stream: how to close it, and the task serving it (cancelled if it does not end by itself).
+
+    Slotted, and its event made only when a shutdown waits for it: one lives as long as each WebSocket."""
 
     kind: str  # "websocket" | "stream"
     send: Send
     task: asyncio.Task[object] | None
     content_type: bytes = b""
     closed: bool = False  # this module ended it: later sends from the app are dropped
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: bool = False  # its handler returned
+    done: asyncio.Event | None = None
+
+    def finish(self) -> None:
+        self.finished = True
+        if self.done is not None:
+            self.done.set()
+
+    async def wait_finished(self) -> None:
+        if self.finished:
+            return
+        if self.done is None:
+            self.done = asyncio.Event()
+        await self.done.wait()
 
 
 class OpenStreams:
@@ -52,12 +67,12 @@ class OpenStreams:
         for entry in entries:
             await _end(entry)
         if entries:
-            waiters = [asyncio.ensure_future(entry.done.wait()) for entry in entries]
+            waiters = [asyncio.ensure_future(entry.wait_finished()) for entry in entries]
             _, pending = await asyncio.wait(waiters, timeout=grace)
             for waiter in pending:
                 waiter.cancel()
             for entry in entries:
-                if not entry.done.is_set() and entry.task is not None:
+                if not entry.finished and entry.task is not None:
                     entry.task.cancel()
         return len(entries)
 
@@ -142,7 +157,7 @@ class StreamDrainMiddleware:
         finally:
             if entry is not None:
                 streams._open.discard(entry)
-                entry.done.set()
+                entry.finish()
 
     async def _run(self, entry: _Open, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -152,7 +167,7 @@ class StreamDrainMiddleware:
                 raise
         finally:
             self.streams._open.discard(entry)
-            entry.done.set()
+            entry.finish()
 
 
 def _stopped_here(entry: _Open) -> bool:

@@ -21,11 +21,11 @@ from typing import Any
 
 log = logging.getLogger("delivery_gateway.live")
 
-Send = Callable[[str], Coroutine[Any, Any, None]]
+Send = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]  # the socket's ASGI send (Starlette's WebSocket.send)
 
 
 class Outbox:
-    """A socket's pending frames (text), written in order by `send`."""
+    """A socket's pending frames (text), written in order as `websocket.send` messages through `send`."""
 
     __slots__ = ("_frames", "_send", "_writer", "limit")
 
@@ -70,7 +70,7 @@ class Outbox:
     def _start(self, frame: str) -> None:
         """Runs the write's first step here; if it has to wait for the socket, a task finishes it and then writes
         whatever queued meanwhile."""
-        write = self._send(frame)
+        write = self._send({"type": "websocket.send", "text": frame})
         try:
             awaiting = write.send(None)
         except StopIteration:
@@ -84,7 +84,7 @@ class Outbox:
         try:
             await _resume(write, awaiting)
             while self._frames:
-                await self._send(self._frames.popleft())
+                await self._send({"type": "websocket.send", "text": self._frames.popleft()})
         except Exception as exc:  # noqa: BLE001 - the socket is gone; its handler cleans up on the disconnect
             log.debug("websocket write failed: %r", exc)
         finally:
