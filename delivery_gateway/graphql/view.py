@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import MissingQueryError
-from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived, WebSocketDisconnected
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http import GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -129,35 +129,27 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
         """Strawberry's loop over the socket's messages, keeping neither the last message nor its text while
         waiting for the next (Strawberry's generator does: a few hundred bytes per idle socket)."""
         self.on_request_accepted()
+        websocket: WebSocket = self.websocket.ws  # type: ignore[attr-defined]
+        decode = self.view.decode_json
         try:
-            try:
-                await self._read_messages()
-            except NonTextMessageReceived:
-                await self.handle_invalid_message("WebSocket message type must be text")
-            except NonJsonMessageReceived:
-                await self.handle_invalid_message("WebSocket message must be valid JSON")
-        except WebSocketDisconnected:
+            while websocket.application_state != WebSocketState.DISCONNECTED:
+                try:
+                    text = await websocket.receive_text()
+                except KeyError:
+                    await self.handle_invalid_message("WebSocket message type must be text")
+                    return
+                try:
+                    message = decode(text)
+                except JSONDecodeError:
+                    await self.handle_invalid_message("WebSocket message must be valid JSON")
+                    return
+                del text
+                await self.handle_message(message)
+                del message
+        except (WebSocketDisconnect, WebSocketDisconnected):
             pass
         finally:
             await self.shutdown()
-
-    async def _read_messages(self) -> None:
-        websocket: WebSocket = self.websocket.ws  # type: ignore[attr-defined]
-        decode = self.view.decode_json
-        while websocket.application_state != WebSocketState.DISCONNECTED:
-            try:
-                text = await websocket.receive_text()
-            except KeyError as exc:
-                raise NonTextMessageReceived from exc
-            except WebSocketDisconnect:
-                return
-            try:
-                message = decode(text)
-            except JSONDecodeError as exc:
-                raise NonJsonMessageReceived from exc
-            del text
-            await self.handle_message(message)
-            del message
 
     async def handle_message(self, message: Message) -> None:
         if not isinstance(message, dict):  # the wire is JSON, whatever the annotation says

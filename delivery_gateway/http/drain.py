@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -101,14 +102,14 @@ class StreamDrainMiddleware:
         self.app = app
         self.streams = streams
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Dispatched without a frame of its own: a WebSocket holds the frames below for as long as it lives.
         kind = scope["type"]
         if kind == "websocket":
-            await self._websocket(scope, receive, send)
-        elif kind == "http":
-            await self._http(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+            return self._websocket(scope, receive, send)
+        if kind == "http":
+            return self._http(scope, receive, send)
+        return self.app(scope, receive, send)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         streams = self.streams
@@ -123,7 +124,14 @@ class StreamDrainMiddleware:
                 if streams.draining:
                     await _end(entry)
 
-        await self._run(entry, scope, receive, tracked_send)
+        try:
+            await self.app(scope, receive, tracked_send)
+        except asyncio.CancelledError:
+            if not _stopped_here(entry):
+                raise
+        finally:
+            streams._open.discard(entry)
+            entry.finish()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not _asks_for_a_stream(scope):  # Strawberry streams only to clients that accept a stream type
@@ -158,17 +166,6 @@ class StreamDrainMiddleware:
             if entry is not None:
                 streams._open.discard(entry)
                 entry.finish()
-
-    async def _run(self, entry: _Open, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await self.app(scope, receive, send)
-        except asyncio.CancelledError:
-            if not _stopped_here(entry):
-                raise
-        finally:
-            self.streams._open.discard(entry)
-            entry.finish()
-
 
 def _stopped_here(entry: _Open) -> bool:
     """True when this module cancelled the stream's task (after ending the stream): the task then ends normally."""
