@@ -147,6 +147,8 @@ class HubConnection:
     def fell_behind(self) -> None:
         """The socket did not read `limit` frames: every hub subscription on it ends with SLOW_CONSUMER (what it
         did not receive is dropped; it resumes with `after`)."""
+        if not self.members:
+            return  # ended already (another of its subscriptions fell behind first)
         self.outbox.drop_waiting()
         payload = {"data": None, "errors": [_slow_consumer_error(self.outbox.limit)]}
         for member in list(self.members.values()):
@@ -259,11 +261,11 @@ class Hub:
             payload["extensions"] = result.extensions
         text = self.request.encode(payload) + "}"
         members = list(self.members.values())
-        slow: list[HubConnection] = []
+        slow: dict[int, HubConnection] = {}
         for member in members:
             if not member.connection.outbox.put(member.prefix + text):
-                slow.append(member.connection)
-        for connection in slow:
+                slow[id(member.connection)] = member.connection
+        for connection in slow.values():
             connection.fell_behind()
         self.events += 1
         self.hubs.fanout.note_shared(len(members) - 1)
