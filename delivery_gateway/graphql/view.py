@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine, Mapping
-from json import JSONDecodeError
-from functools import partial
 from datetime import timedelta
-from typing import Any
+from functools import partial
+from json import JSONDecodeError
+from typing import Any, cast
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
@@ -24,9 +24,9 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import MissingQueryError
-from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http import GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.schema import StreamResult
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -144,7 +144,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
                     await self.handle_invalid_message("WebSocket message must be valid JSON")
                     return
                 del text
-                await self.handle_message(message)
+                await self.handle_message(cast("Message", message))
                 del message
         except (WebSocketDisconnect, WebSocketDisconnected):
             pass

@@ -167,6 +167,7 @@ class StreamDrainMiddleware:
                 streams._open.discard(entry)
                 entry.finish()
 
+
 def _stopped_here(entry: _Open) -> bool:
     """True when this module cancelled the stream's task (after ending the stream): the task then ends normally."""
     if not entry.closed or entry.task is None:

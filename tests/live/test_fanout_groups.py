@@ -41,7 +41,11 @@ async def test_subscribers_of_one_subscription_get_one_execution_and_identical_f
             ]
             for client in clients:
                 await client.subscribe(TICKS, {"c": conversation.sid})
-            await asyncio.sleep(0.3)  # every subscription listens
+            metrics = lv.gateway.services.metrics
+            for _ in range(1000):  # every subscription listens (counted once its stream does)
+                if metrics.subscriptions_active._value.get() == SUBSCRIBERS:
+                    break
+                await asyncio.sleep(0.01)
             fanout = lv.gateway.services.fanout
             for receipt in receipts:
                 receipt.planned = []

@@ -13,7 +13,6 @@ import json
 import tracemalloc
 from datetime import UTC, datetime
 
-
 from delivery_gateway.emulator.webhook_events import ON_DELIVERY_UPDATED, delivery_params
 from delivery_gateway.graphql.message import resolvers as message_resolvers
 from delivery_gateway.kernel.records import DeliveryStatus
@@ -128,7 +127,8 @@ async def test_the_hub_goes_with_its_last_subscriber(tmp_path):
             await until(lambda: len(services.hubs) == 0, "the hub to go")
             await until(lambda: services.pubsub.subscriber_count(channel) == 0, "its pub/sub subscription to close")
             # The id is free again, and a new hub serves it.
-            await first.ws.send(json.dumps({"id": one, "type": "subscribe", "payload": {"query": CURSORS, "variables": {"c": conversation.sid}}}))
+            payload = {"query": CURSORS, "variables": {"c": conversation.sid}}
+            await first.ws.send(json.dumps({"id": one, "type": "subscribe", "payload": payload}))
             await until(lambda: active(gateway) == 1, "the new subscription")
             await ledger_event(gateway, conversation.sid)
             assert (await first.next())["id"] == one

@@ -30,6 +30,10 @@ def variables_key(variables: dict[str, Any] | None) -> str:
     return json.dumps(variables or {}, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def _ignore(count: float) -> None:
+    return None
+
+
 @dataclass
 class SharedEvent:
     """A group's latest event: its result, made once and awaited by the others, serialised once."""
@@ -43,13 +47,11 @@ class SharedEvent:
 class EventFanout:
     """Per process: each group's latest event (one entry per group, gone SHARE_SECONDS after it was made)."""
 
-    def __init__(
-        self, on_execute: Callable[[], None] | None = None, on_share: Callable[[float], None] | None = None
-    ):
+    def __init__(self, on_execute: Callable[[], None] | None = None, on_share: Callable[[float], None] | None = None):
         self._events: dict[Hashable, SharedEvent] = {}
         self._by_data: dict[int, SharedEvent] = {}  # id(result.data) -> entry, while the entry lives
         self._on_execute = on_execute or (lambda: None)
-        self._on_share = on_share or (lambda n=1: None)
+        self._on_share: Callable[[float], None] = on_share or _ignore
         self.executions = 0  # events executed (first of their group, or unshareable)
         self.shared = 0  # events served from another subscriber's execution
 

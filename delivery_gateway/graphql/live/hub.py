@@ -340,7 +340,10 @@ class LiveHubs:
 
 
 async def admit(
-    schema: BaseSchema, request: SubscriptionRequest, context: RequestContext, send_results: Callable[[Any], Awaitable[int]]
+    schema: BaseSchema,
+    request: SubscriptionRequest,
+    context: RequestContext,
+    send_results: Callable[[Any], Awaitable[int]],
 ) -> bool:
     """Runs the subscriber's own subscription as an `Admission`: True when it was authorized and nothing was sent
     (it may join the hub); otherwise `send_results` sent what the subscription answered (its errors)."""

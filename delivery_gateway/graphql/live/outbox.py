@@ -75,7 +75,7 @@ class Outbox:
             awaiting = write.send(None)
         except StopIteration:
             return  # written without waiting: the common case
-        except Exception as exc:  # noqa: BLE001 - the socket is gone; its handler cleans up on the disconnect
+        except Exception as exc:
             log.debug("websocket write failed: %r", exc)
             return
         self._writer = asyncio.ensure_future(self._finish(write, awaiting))
@@ -85,7 +85,7 @@ class Outbox:
             await _resume(write, awaiting)
             while self._frames:
                 await self._send({"type": "websocket.send", "text": self._frames.popleft()})
-        except Exception as exc:  # noqa: BLE001 - the socket is gone; its handler cleans up on the disconnect
+        except Exception as exc:
             log.debug("websocket write failed: %r", exc)
         finally:
             self._frames = None
@@ -106,7 +106,7 @@ async def _resume(write: Coroutine[Any, Any, None], awaiting: Any) -> None:
             if task is not None and task.cancelling():
                 write.close()
                 raise
-        except Exception:  # noqa: BLE001, S110 - the write reads its future's exception itself when stepped
+        except Exception:
             pass
         try:
             awaiting = write.send(None)

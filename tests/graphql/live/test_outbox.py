@@ -95,6 +95,11 @@ async def test_past_its_bound_a_socket_leaves_its_hub_with_slow_consumer_and_the
     # subscription's end.
     assert frames[0] == {"id": "s1", "type": "next", "payload": {"data": {"n": 0}}}
     ends = frames[1:]
-    assert [(f["id"], f["type"]) for f in ends] == [("s1", "next"), ("s1", "complete"), ("s2", "next"), ("s2", "complete")]
+    assert [(f["id"], f["type"]) for f in ends] == [
+        ("s1", "next"),
+        ("s1", "complete"),
+        ("s2", "next"),
+        ("s2", "complete"),
+    ]
     assert ends[0]["payload"]["errors"][0]["extensions"]["code"] == "SLOW_CONSUMER"
     assert fast.frames and len(fast.frames) == 4
