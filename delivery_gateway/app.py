@@ -28,6 +28,7 @@ from delivery_gateway.http.drain import OpenStreams, StreamDrainMiddleware
 from delivery_gateway.http.forwarded import ForwardedHeadersMiddleware
 from delivery_gateway.http.guards import guard_middleware, http_only
 from delivery_gateway.http.request_log import RequestLogMiddleware
+from delivery_gateway.http.transport_send import TransportSendMiddleware
 from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.kernel.redact import mask_url, scrub, url_secrets
 from delivery_gateway.kernel.settings import Settings
@@ -294,6 +295,7 @@ def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI |
     # Outermost: every later layer (webhook signatures, origin checks, logs) sees the request the proxy received.
     forwarded = [Middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips)]
     middleware = [
+        Middleware(TransportSendMiddleware),  # a WebSocket's own send, for a live hub's frames (no frame of its own)
         *(forwarded if settings.forwarded_allow_ips else []),
         Middleware(RequestLogMiddleware),
         # A cached answer's whole hit path: one layer applying the guards' rules (graphql/cached_answers.py).

@@ -59,6 +59,7 @@ from delivery_gateway.graphql.response_cache import (
 )
 from delivery_gateway.graphql.schema import build_schema
 from delivery_gateway.http.guards import OriginPolicy
+from delivery_gateway.http.transport_send import transport_send
 from delivery_gateway.kernel import read_set
 from delivery_gateway.kernel.callers import DEMO_CALLER, Caller
 from delivery_gateway.pages import graphiql_page
@@ -200,7 +201,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
         if connection is None:
             connection = self.hub_connection = HubConnection(
                 self.context,
-                self.websocket.ws.send,  # type: ignore[attr-defined]
+                # Frames go straight to the server when it can: no per-frame wrapper of the layers in between.
+                transport_send(self.context.request.scope) or self.websocket.ws.send,  # type: ignore[attr-defined, union-attr]
                 view.services.pubsub.queue_size,
                 view.encode_json_string,
                 self._forget_hub_operation,
