@@ -155,12 +155,6 @@ class HubConnection:
             member.hub.leave(member)
             self.end(member, payload)
 
-    def leave_all(self) -> None:
-        """The socket is gone: leave every hub (nothing more is written)."""
-        for member in list(self.members.values()):
-            member.hub.leave(member)
-        self.members.clear()
-
 
 class HubMember:
     """One subscription a hub serves: its socket and its operation id, spliced into each frame's prefix."""
@@ -187,7 +181,6 @@ class Hub:
         self.source = HubSource()
         self.task: asyncio.Task[None] | None = None
         self.ended = False  # the stream is over: members still listed are being told
-        self.events = 0  # events delivered (each executed once for every member)
 
     def __len__(self) -> int:
         return len(self.members)
@@ -236,7 +229,9 @@ class Hub:
                 async for result in stream:
                     change, self.source.current = self.source.current, None
                     if change is None or isinstance(result, PreExecutionError):
-                        ended = _payload(result)  # the stream's own failure (e.g. it fell behind): it ends
+                        # The stream's own failure, not an event's (its pub/sub queue overflowed: SLOW_CONSUMER;
+                        # the schema refused it): every subscription ends with it, and resumes with `after`.
+                        ended = _payload(result)
                         break
                     if result.errors:
                         await self._each_alone(change)
@@ -267,7 +262,6 @@ class Hub:
                 slow[id(member.connection)] = member.connection
         for connection in slow.values():
             connection.fell_behind()
-        self.events += 1
         self.hubs.fanout.note_shared(len(members) - 1)
 
     async def _each_alone(self, change: Any) -> None:
@@ -289,7 +283,10 @@ class Hub:
                         if not connection.outbox.put(connection.encode(frame)):
                             connection.fell_behind()
 
-        await asyncio.gather(*(alone(m) for m in list(self.members.values())), return_exceptions=True)
+        outcomes = await asyncio.gather(*(alone(m) for m in list(self.members.values())), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                log.error("live hub: a subscriber's own execution failed", exc_info=outcome)
 
 
 def _payload(result: ExecutionResult) -> dict[str, Any]:
