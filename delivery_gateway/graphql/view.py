@@ -480,6 +480,7 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
             log.info("websocket refused: %s", exc.reason)
             raise WebSocketRefused(exc.reason, exc.code) from None
         context.authenticate(caller)
+        context.connection_params = None  # read once: the socket keeps its caller, not the credential
         return UNSET
 
 

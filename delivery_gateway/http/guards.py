@@ -84,18 +84,26 @@ class CorrelationIdMiddleware:
         correlation_id = correlation_id_for(_header(scope, CORRELATION_HEADER))
         scope[CORRELATION_SCOPE_KEY] = correlation_id
         token = _correlation_id.set(correlation_id)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != CORRELATION_HEADER]
-                headers.append((CORRELATION_HEADER, correlation_id.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
+            if scope["type"] == "http":
+                await self.app(scope, receive, _sending_id(send, correlation_id))
+            else:  # a WebSocket has no response headers to add it to (and holds no wrapper for its life)
+                await self.app(scope, receive, send)
         finally:
             _correlation_id.reset(token)
+
+
+def _sending_id(send: Send, correlation_id: str) -> Send:
+    """`send` adding the correlation id header to the response."""
+
+    async def send_with_id(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != CORRELATION_HEADER]
+            headers.append((CORRELATION_HEADER, correlation_id.encode()))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_with_id
 
 
 def declared_length_refusal(scope: Scope, limit: int) -> tuple[int, str, str] | None:
