@@ -276,3 +276,32 @@ async def test_random_first_frames_never_crash(serve, frame) -> None:
     if reply["type"] == "connection_ack":
         assert f"Bearer {API_KEY}" in str(frame)
     assert fake.calls.total() == 0
+
+
+async def test_hubs_never_mix_caller_scopes_and_admit_each_subscriber_as_itself(world: World, serve) -> None:
+    """The same subscription from alice (twice), bob and an API key: one live hub per caller scope (alice's two
+    sockets share hers), one stream each; mallory, not a participant, is refused before joining any hub."""
+    app = world.build()
+    host = await serve(app)
+    services = app.state.gateway.services
+    credentials = [mint("alice"), mint("alice"), mint("bob"), API_KEY, mint("mallory")]
+    sockets = [connect(f"ws://{host}/graphql", subprotocols=[PROTOCOL], open_timeout=5) for _ in credentials]
+    opened = [await socket.__aenter__() for socket in sockets]
+    try:
+        for ws, credential in zip(opened, credentials, strict=True):
+            assert (await init(ws, {"Authorization": f"Bearer {credential}"}))["type"] == "connection_ack"
+            await subscribe(ws, "1", CONV_ALICE)
+        refused = await next_for(opened[-1], "1")
+        assert [e["extensions"]["code"] for e in errors_of(refused)] == ["FORBIDDEN"]
+        for _ in range(500):
+            if services.metrics.subscriptions_active._value.get() == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(len(hub) for hub in services.hubs.hubs()) == [1, 1, 2]
+        assert services.pubsub.subscriber_count(conversation_channel(CONV_ALICE)) == 3
+        await deliver(app, CONV_ALICE)
+        for ws in opened[:4]:
+            assert (await next_for(ws, "1"))["payload"]["data"]["deliveryUpdates"]["receipt"]["status"] == "DELIVERED"
+    finally:
+        for socket in sockets:
+            await socket.__aexit__(None, None, None)
