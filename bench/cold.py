@@ -60,6 +60,7 @@ class Sample:
     calls: int
     waves: int
     peak_in_flight: int
+    cpu_ms: float = float("nan")  # the serving process's CPU time for this request (gateway only)
 
 
 def _peak(timeline: list[list]) -> int:
@@ -87,6 +88,10 @@ class ColdReport:
         return median([s.ms for s in self.floor])
 
     @property
+    def gateway_cpu_ms(self) -> float:
+        return median([s.cpu_ms for s in self.gateway])
+
+    @property
     def limit_ms(self) -> float:
         return max(2 * self.latency_ms, self.floor_ms)
 
@@ -106,9 +111,20 @@ class ColdReport:
                 f"{median([s.calls for s in samples]):.0f}",
                 f"{median([s.waves for s in samples]):.0f}",
                 f"{median([s.peak_in_flight for s in samples]):.0f}",
+                f"{median([s.cpu_ms for s in samples]):.1f}" if samples is self.gateway else "-",
             ]
 
-        head = ["cold chat screen", "requests", "p50 ms", "p95 ms", "max ms", "calls", "waves", "peak in flight"]
+        head = [
+            "cold chat screen",
+            "requests",
+            "p50 ms",
+            "p95 ms",
+            "max ms",
+            "calls",
+            "waves",
+            "peak in flight",
+            "CPU ms/req",
+        ]
         waves = sorted({s.waves for s in self.gateway})
         return "\n".join(
             [
@@ -117,6 +133,8 @@ class ColdReport:
                 f"{self.upstream_concurrency}; waves seen per gateway request: {waves}",
                 f"limit = max(2 x latency = {2 * self.latency_ms:.0f} ms, floor = {self.floor_ms:.1f} ms) = "
                 f"{self.limit_ms:.1f} ms",
+                "CPU ms/req: the gateway process's CPU time (user + system, /proc) from the request's start until its "
+                "answer and the emulator's timeline are read (median; unaffected by other processes' load)",
                 f"RATIO gateway/limit {self.ratio:.2f} (target <= {TARGET})",
             ]
         )
@@ -125,7 +143,7 @@ class ColdReport:
         waves = median([s.waves for s in self.gateway])
         return RowResult(
             row=f"3 cold chat screen, {self.latency_ms:.0f} ms upstream",
-            measured=f"{self.gateway_ms:.0f} ms, {waves:.0f} waves",
+            measured=f"{self.gateway_ms:.0f} ms, {waves:.0f} waves, {self.gateway_cpu_ms:.1f} ms CPU",
             reference=f"floor {self.floor_ms:.0f} ms (2 rounds)",
             ratio=self.ratio,
             ratio_target=TARGET,
@@ -133,6 +151,7 @@ class ColdReport:
             target=f"<= {TARGET} x max(2 x latency, floor)",
             numbers={
                 "gateway_ms": self.gateway_ms,
+                "gateway_cpu_ms": self.gateway_cpu_ms,
                 "floor_ms": self.floor_ms,
                 "limit_ms": self.limit_ms,
                 "gateway_waves": waves,
@@ -176,9 +195,9 @@ async def _timeline(session: aiohttp.ClientSession, emulator: ServerProcess) -> 
         return await resp.json()
 
 
-def _sample(ms: float, timeline: list[list], latency_s: float) -> Sample:
+def _sample(ms: float, timeline: list[list], latency_s: float, cpu_ms: float = float("nan")) -> Sample:
     waves = count_waves(timeline, gap=latency_s / 4)
-    return Sample(ms=ms, calls=len(timeline), waves=waves, peak_in_flight=_peak(timeline))
+    return Sample(ms=ms, calls=len(timeline), waves=waves, peak_in_flight=_peak(timeline), cpu_ms=cpu_ms)
 
 
 async def run_cold(
@@ -204,8 +223,11 @@ async def run_cold(
                 for i in range(iterations):
                     if time.monotonic() > deadline:
                         break
+                    cpu = gateway.cpu_seconds()
                     _, ms = await post_query(session, gateway.url, request_body(sid, f"ChatScreenCold{i}"))
-                    report.gateway.append(_sample(ms, await _timeline(session, emulator), latency_ms / 1000))
+                    timeline = await _timeline(session, emulator)
+                    cpu_ms = (gateway.cpu_seconds() - cpu) * 1000
+                    report.gateway.append(_sample(ms, timeline, latency_ms / 1000, cpu_ms))
                     started = time.perf_counter()
                     await floor.chat_screen()
                     ms = (time.perf_counter() - started) * 1000

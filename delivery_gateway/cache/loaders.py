@@ -68,7 +68,9 @@ async def cached_many(
             value = fetched[item]
             results[item] = value
             if not isinstance(value, BaseException):
-                to_store[key_of[item]] = (encode(value), ttl_for(value))
+                # A TTL of 0 stores nothing (set_many only notes the key for the response cache): nothing to encode.
+                ttl = ttl_for(value)
+                to_store[key_of[item]] = (encode(value) if ttl > 0 else None, ttl)
         await cache.set_many_ttls(to_store)
     return [results[item] for item in items]
 

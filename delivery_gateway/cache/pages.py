@@ -80,8 +80,9 @@ async def cached_message_pages(
     for r, page in zip(missing, fetched, strict=True):
         results[r] = page
         if isinstance(page, Page):
-            to_store[page_key[r]] = page_entry(page)
+            # A TTL of 0 stores nothing (set_many only notes the keys for the response cache): nothing to encode.
+            to_store[page_key[r]] = page_entry(page) if ttl > 0 else None
             for m in page.items:
-                to_store[_message_key(r, m.sid)] = m.to_dict()
+                to_store[_message_key(r, m.sid)] = m.to_dict() if ttl > 0 else None
     await cache.set_many(to_store, ttl)
     return [results[r] for r in requests]

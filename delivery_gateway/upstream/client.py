@@ -1,10 +1,17 @@
 """`UpstreamClient`: the `ConversationsAPI` over the official twilio SDK's async API, in both scopes.
 
+The chat screen's reads (a conversation, its participants, a messages page, each message's receipts: up to 53
+calls per cold screen) are sent through the same HTTP client with the SDK's own headers and credentials, and their
+JSON is read straight into records (`mapping.from_payload`): the SDK's instance and page objects parse every date
+with `strptime` and build a Request, headers and a user agent per call, about half the gateway's CPU per upstream
+call (docs/upstream.md, "Hot reads"). Every other call goes through the SDK.
+
 Never returns SDK objects (records only) and never raises twilio exceptions: failures are `UpstreamError`s.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -95,6 +102,9 @@ class UpstreamClient:
             coalesce_reads=coalesce_reads,
         )
         self._twilio: Client | None = None
+        self._v1_url = ""  # the Conversations v1 root URL, with a trailing slash
+        self._read_headers: dict[str, str] = {}  # the SDK's headers for a GET (user agent, Accept, ...)
+        self._auth: tuple[str, str] | None = None
 
     @staticmethod
     def _breaker_from(settings: Settings) -> CircuitBreaker:
@@ -127,6 +137,12 @@ class UpstreamClient:
         # Explicit credentials: the SDK must never fall back to reading the environment itself.
         client = Client(username, password, account_sid=account_sid, http_client=self.http, environment=_NO_ENVIRONMENT)
         client.conversations.base_url = self.settings.twilio_base_url
+        # The hot reads send what the SDK would send: its headers, its credentials, its URL for the version.
+        self._read_headers = client.get_headers("GET", {"Accept": "application/json"})
+        self._auth = client.get_auth(None)
+        self._v1_url = client.conversations.v1.absolute_url("")
+        if not self._v1_url.endswith("/"):
+            self._v1_url += "/"
         self._twilio = client
 
     async def close(self) -> None:
@@ -191,6 +207,67 @@ class UpstreamClient:
         except (TwilioException, ValueError) as exc:  # ValueError: a body that is not JSON
             raise UpstreamError(f"unreadable upstream response: {exc}") from exc
 
+    # Hot reads: the same HTTP client (counting, single-flight, breaker, retries, rate-limit budget), the SDK's
+    # headers and credentials, Twilio's JSON read into records once.
+
+    def _scope_path(self, service_sid: str | None) -> str:
+        if service_sid:
+            return f"Services/{require_sid('service_sid', service_sid, sids.SERVICE)}/Conversations"
+        return "Conversations"
+
+    def _conversation_path(self, conversation_sid: str, service_sid: str | None) -> str:
+        sid = require_sid("conversation_sid", conversation_sid, sids.CONVERSATION)
+        return f"{self._scope_path(service_sid)}/{sid}"
+
+    async def _read(self, path: str, params: dict[str, object] | None) -> tuple[int, Any]:
+        """(status, JSON) of one GET below the v1 root. Non-2xx answers are raised typed by the HTTP client."""
+        if self._twilio is None:
+            raise RuntimeError("UpstreamClient used before `await start()` (or after close())")
+        url = self._twilio.get_hostname(self._v1_url + path)
+        response = await self.http.request("GET", url, params=params, headers=self._read_headers, auth=self._auth)
+        return response.status_code, json.loads(response.text)
+
+    async def _fetch_direct(self, path: str, record_cls: type[Item], service_sid: str | None) -> Item:
+        async with self._sdk_errors():
+            status, payload = await self._read(path, None)
+            if not 200 <= status < 300 or not isinstance(payload, dict):
+                raise UpstreamError(f"unreadable upstream response: HTTP {status}, not a resource")
+            return mapping.from_payload(record_cls, payload, service_sid)
+
+    async def _page_direct(
+        self,
+        path: str,
+        record_cls: type[Item],
+        service_sid: str | None,
+        page_size: int,
+        page_token: str | None,
+        **params: object,
+    ) -> Page[Item]:
+        query: dict[str, object] = {**params, "PageSize": page_size}
+        if page_token is not None:
+            query["PageToken"] = page_token
+        async with self._sdk_errors():
+            status, payload = await self._read(path, query)
+            if status != 200:  # as the SDK's Page: a page is a 200 answer
+                raise UpstreamError(f"unreadable upstream response: HTTP {status} for a page")
+            try:
+                items = [mapping.from_payload(record_cls, item, service_sid) for item in mapping.page_items(payload)]
+            except mapping.UnreadablePage as exc:
+                raise UpstreamError(f"unreadable upstream response: {exc}") from exc
+            next_token, previous_token = mapping.page_tokens(payload)
+            return Page(items, page_size, next_page_token=next_token, previous_page_token=previous_token)
+
+    async def _all_direct(self, path: str, record_cls: type[Item], service_sid: str | None) -> list[Item]:
+        items: list[Item] = []
+        token: str | None = None
+        for _ in range(self.MAX_PAGES):
+            page = await self._page_direct(path, record_cls, service_sid, self.PAGE_SIZE_ALL, token)
+            items.extend(page.items)
+            token = page.next_page_token
+            if token is None:
+                return items
+        raise UpstreamError(f"more than {self.MAX_PAGES} pages; refusing to read on")
+
     async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
         async with self._sdk_errors():
             return await op()
@@ -222,8 +299,7 @@ class UpstreamClient:
     # -- ConversationsAPI ------------------------------------------------------------------------------
 
     async def fetch_conversation(self, sid: str, *, service_sid: str | None = None) -> ConversationRecord:
-        instance = await self._call(lambda: self._conversation(sid, service_sid).fetch_async())
-        return mapping.conversation(instance, service_sid)
+        return await self._fetch_direct(self._conversation_path(sid, service_sid), ConversationRecord, service_sid)
 
     async def list_conversations(
         self,
@@ -255,13 +331,8 @@ class UpstreamClient:
         page_size: int = 50,
         page_token: str | None = None,
     ) -> Page[MessageRecord]:
-        return await self._page(
-            self._messages(conversation_sid, service_sid),
-            lambda i: mapping.message(i, service_sid),
-            page_size,
-            page_token,
-            order=order,
-        )
+        path = self._conversation_path(conversation_sid, service_sid) + "/Messages"
+        return await self._page_direct(path, MessageRecord, service_sid, page_size, page_token, Order=order)
 
     async def create_message(
         self,
@@ -288,14 +359,15 @@ class UpstreamClient:
     async def list_participants(
         self, conversation_sid: str, *, service_sid: str | None = None
     ) -> list[ParticipantRecord]:
-        lst = self._conversation(conversation_sid, service_sid).participants
-        return await self._all(lst, lambda i: mapping.participant(i, service_sid))
+        path = self._conversation_path(conversation_sid, service_sid) + "/Participants"
+        return await self._all_direct(path, ParticipantRecord, service_sid)
 
     async def list_receipts(
         self, conversation_sid: str, message_sid: str, *, service_sid: str | None = None
     ) -> list[ReceiptRecord]:
-        lst = self._receipts(conversation_sid, message_sid, service_sid)
-        return await self._all(lst, lambda i: mapping.receipt(i, service_sid))
+        message = require_sid("message_sid", message_sid, sids.MESSAGE)
+        path = f"{self._conversation_path(conversation_sid, service_sid)}/Messages/{message}/Receipts"
+        return await self._all_direct(path, ReceiptRecord, service_sid)
 
     async def fetch_receipt(
         self, conversation_sid: str, message_sid: str, sid: str, *, service_sid: str | None = None
