@@ -74,7 +74,7 @@ class Record:
         screen builds about 200 records, and `dataclasses.fields` per record was a visible share of its CPU."""
         names = _FIELD_NAMES.get(cls)
         if names is None:
-            names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+            names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
         return names
 
     def to_dict(self) -> dict[str, Any]:
