@@ -5,6 +5,8 @@ Never talks to upstream: fetchers are counting fakes.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from delivery_gateway.cache import (
@@ -15,6 +17,7 @@ from delivery_gateway.cache import (
     fetch_each,
 )
 from delivery_gateway.cache import keys as k
+from delivery_gateway.kernel import read_set
 from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.kernel.records import MessageRecord, Page
 from delivery_gateway.upstream.errors import UpstreamNotFound
@@ -96,6 +99,47 @@ async def test_cached_many_uses_per_value_ttls(cache):
     assert await cache.get_many([k.receipts(None, CONV, "a"), k.receipts(None, CONV, "b")]) == {
         k.receipts(None, CONV, "b"): {"final": True}
     }
+
+
+async def test_ttl_zero_encodes_nothing_stores_nothing_and_still_notes_the_read(cache):
+    # A TTL of 0 ("do not cache": every read reaches Twilio) must cost no encoding, while a recorded execution still
+    # learns what it read (and that its answer expires at once).
+    encoded: list[object] = []
+
+    def encode(value: MessageRecord) -> dict:
+        encoded.append(value)
+        return value.to_dict()
+
+    async def fetch_missing(items: list[int]):
+        return {i: msg(i) for i in items}
+
+    reads, token = read_set.begin()
+    try:
+        out = await cached_many(
+            cache,
+            [1, 2],
+            cache_key=lambda i: k.message(None, CONV, f"IM{i:032x}"),
+            fetch_missing=fetch_missing,
+            encode=encode,
+            decode=MessageRecord.from_dict,
+            ttl_for=lambda m: 0,
+        )
+        req = MessagesPageRequest(CONV, order="desc", page_size=2)
+
+        async def fetch_page(r: MessagesPageRequest) -> Page[MessageRecord]:
+            return Page(items=[msg(4), msg(3)], page_size=2)
+
+        [page] = await cached_message_pages(cache, [req], fetch_page=fetch_page, ttl=0)
+    finally:
+        read_set.end(token)
+    assert out == [msg(1), msg(2)] and page.items == [msg(4), msg(3)]
+    assert encoded == []
+    keys = [k.message(None, CONV, msg(i).sid) for i in (1, 2, 3, 4)] + [
+        k.messages_page(None, CONV, "desc", 2, None, None)
+    ]
+    assert await cache.get_many(keys) == {}
+    assert {f"m:{msg(i).sid}" for i in (1, 2, 3, 4)} | {f"c:{CONV}"} <= reads.deps
+    assert reads.expires <= time.time()
 
 
 async def test_message_pages_are_sids_and_messages_update_alone(cache):

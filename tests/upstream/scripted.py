@@ -28,7 +28,8 @@ class Reply:
 class ScriptedServer:
     """Answers each path with its scripted replies in order (the last one repeats); 404 for unknown paths.
 
-    Tracks hits per (method, path), requests currently in flight and the maximum seen.
+    Tracks hits per (method, path), each request's headers, requests currently in flight and the maximum seen,
+    and the TCP connections requests came on (client address and port: a reused keep-alive connection is one).
     """
 
     def __init__(self) -> None:
@@ -37,6 +38,8 @@ class ScriptedServer:
         self.queries: list[dict[str, str]] = []
         self.forms: list[dict[str, str]] = []
         self.form_pairs: list[list[tuple[str, str]]] = []  # keeps repeated keys
+        self.headers: list[dict[str, str]] = []
+        self.connections: set[tuple[str, int]] = set()
         self.in_flight = 0
         self.max_in_flight = 0
         self.url = ""
@@ -50,6 +53,9 @@ class ScriptedServer:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.hits[(request.method, request.path)] += 1
         self.queries.append(dict(request.query))
+        self.headers.append(dict(request.headers))
+        if request.transport is not None:
+            self.connections.add(request.transport.get_extra_info("peername"))
         if request.method == "POST":
             form = await request.post()
             self.forms.append(dict(form))

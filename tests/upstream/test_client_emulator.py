@@ -199,3 +199,33 @@ async def test_injected_faults_map_to_typed_errors(emulator, upstream):
 
     config.server_error_rate = 0.0
     assert (await upstream.list_conversations()).items
+
+
+async def test_json_reads_equal_the_sdk_reads_in_both_scopes(emulator, upstream):
+    # The hot reads (conversation, participants, messages page, receipts lists) read Twilio's JSON themselves; the
+    # same resources read through the SDK's instance classes must give equal records, in either scope.
+    from delivery_gateway.upstream import mapping
+
+    store = emulator.state.store
+    for conversation in store.conversations.values():
+        if len(store.messages.get(conversation.sid, {})) >= 3 and store.participants.get(conversation.sid):
+            break
+    scope = conversation.service_sid
+    for service_sid in (scope, None) if scope == store.default_service.sid else (scope,):
+        direct = await upstream.fetch_conversation(conversation.sid, service_sid=service_sid)
+        listed = await upstream.list_conversations(service_sid=service_sid, page_size=100)
+        assert direct in listed.items
+
+        sdk_participants = await upstream._conversation(conversation.sid, service_sid).participants.list_async()
+        assert sorted(await upstream.list_participants(conversation.sid, service_sid=service_sid), key=str) == sorted(
+            (mapping.participant(i, service_sid) for i in sdk_participants), key=str
+        )
+
+        page = await upstream.list_messages(conversation.sid, service_sid=service_sid, page_size=50)
+        assert page.items
+        for message in page.items:
+            assert message == await upstream.fetch_message(conversation.sid, message.sid, service_sid=service_sid)
+            for receipt in await upstream.list_receipts(conversation.sid, message.sid, service_sid=service_sid):
+                assert receipt == await upstream.fetch_receipt(
+                    conversation.sid, message.sid, receipt.sid, service_sid=service_sid
+                )

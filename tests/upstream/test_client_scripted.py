@@ -1,4 +1,5 @@
-"""UpstreamClient through the real twilio SDK against a scripted server: both scopes, paging, error mapping.
+"""UpstreamClient against a scripted server: both scopes, paging, error mapping, for the calls that go through the
+real twilio SDK and for the hot reads whose JSON the client reads itself (with the SDK's headers and credentials).
 
 Never talks to Twilio; the emulator tests live in test_client_emulator.py.
 """
@@ -226,6 +227,79 @@ async def test_concurrent_identical_reads_coalesce_through_the_sdk(server, upstr
         pages = await asyncio.gather(*(upstream.list_messages(p.CONV, page_size=10) for _ in range(8)))
     assert calls.count() == 1 and server.count(DEFAULT_MSGS) == 1
     assert all(pg.items == pages[0].items for pg in pages)
+
+
+async def test_hot_reads_send_what_the_sdk_sends(server, upstream):
+    # The chat screen's reads skip the SDK's objects, not its request: same user agent, Accept and credentials as
+    # a read the SDK makes itself (fetch_message).
+    path = f"/v1/Conversations/{p.CONV}/Participants"
+    server.script(path, Reply(200, p.page("participants", [p.participant()], base=server.url, path=path)))
+    server.script(f"/v1/Conversations/{p.CONV}/Messages/{p.MSG}", Reply(200, p.message()))
+    await upstream.list_participants(p.CONV)
+    await upstream.fetch_message(p.CONV, p.MSG)
+    hot, sdk = server.headers
+    for name in ("User-Agent", "X-Twilio-Client", "Accept", "Accept-Charset", "Authorization"):
+        assert hot[name] == sdk[name], name
+    assert hot["User-Agent"].startswith("twilio-python/") and hot["Accept"] == "application/json"
+    assert hot["Authorization"].startswith("Basic ")
+
+
+async def test_hot_read_pages_follow_legacy_page_uris(server, upstream):
+    # Twilio's older list shape: paging under `next_page_uri` (relative), no `meta`; the records under their key.
+    path = f"/v1/Conversations/{p.CONV}/Messages/{p.MSG}/Receipts"
+    first = {"delivery_receipts": [p.receipt("DY" + "1" * 32)], "next_page_uri": f"{path}?PageSize=50&PageToken=PT9"}
+    second = {"delivery_receipts": [p.receipt("DY" + "2" * 32)], "next_page_uri": None}
+    server.script(path, Reply(200, first), Reply(200, second))
+    receipts = await upstream.list_receipts(p.CONV, p.MSG)
+    assert [r.sid for r in receipts] == ["DY" + "1" * 32, "DY" + "2" * 32]
+    assert [q.get("PageToken") for q in server.queries] == [None, "PT9"]
+
+
+async def test_hot_read_page_that_is_not_a_200_is_unreadable(server, upstream):
+    # As the SDK's Page: a list answer is a 200; another success status is not a page (and is not retried).
+    server.script(DEFAULT_MSGS, Reply(204, ""))
+    with pytest.raises(UpstreamError, match="unreadable"):
+        await upstream.list_messages(p.CONV)
+    assert server.count(DEFAULT_MSGS) == 1
+
+
+async def test_hot_read_payload_values_as_the_sdk_reads_them(server, upstream):
+    # Integers sent as strings are read as the SDK reads them (deserialize.integer); an empty optional timestamp
+    # is none; a status this version does not know degrades to none and keeps its text.
+    path = f"/v1/Conversations/{p.CONV}/Participants"
+    participant = {**p.participant(), "last_read_message_index": "7", "last_read_timestamp": "2026-11-23T05:00:00Z"}
+    server.script(path, Reply(200, p.page("participants", [participant], base=server.url, path=path)))
+    receipts_path = f"/v1/Conversations/{p.CONV}/Messages/{p.MSG}/Receipts"
+    receipt = {**p.receipt(status="bounced"), "error_code": 0, "date_updated": ""}
+    server.script(
+        receipts_path, Reply(200, p.page("delivery_receipts", [receipt], base=server.url, path=receipts_path))
+    )
+    (read,) = await upstream.list_participants(p.CONV)
+    assert read.last_read_message_index == 7 and read.last_read_timestamp is not None
+    assert read.last_read_timestamp.isoformat() == "2026-11-23T05:00:00+00:00"
+    (got,) = await upstream.list_receipts(p.CONV, p.MSG)
+    assert got.status is None and got.reported_status == "bounced"
+    assert got.error_code is None and got.date_updated is None
+
+
+async def test_a_wave_of_reads_reuses_at_most_pool_size_connections(server):
+    # Connection reuse: 3 waves of 40 concurrent Receipts lists with a concurrency of 8 open at most 8 connections
+    # at the server, and a wave after the first opens none (keep-alive), so no call pays a TCP set-up.
+    for i in range(40):
+        path = f"/v1/Conversations/{p.CONV}/Messages/IM{i:032x}/Receipts"
+        server.script(
+            path, Reply(200, p.page("delivery_receipts", [p.receipt()], base=server.url, path=path), delay=0.01)
+        )
+    settings = settings_for(server.url, upstream_concurrency=8)
+    async with UpstreamClient(settings) as client:
+        with client.calls.capture() as calls:
+            await asyncio.gather(*(client.list_receipts(p.CONV, f"IM{i:032x}") for i in range(40)))
+            opened = set(server.connections)
+            for _ in range(2):
+                await asyncio.gather(*(client.list_receipts(p.CONV, f"IM{i:032x}") for i in range(40)))
+    assert calls.count() == 120 and sum(server.hits.values()) == 120
+    assert 1 <= len(opened) <= 8 and server.max_in_flight <= 8
+    assert server.connections == opened
 
 
 async def test_missing_credentials_fail_fast():
