@@ -3,8 +3,8 @@
 The chat screen's reads (a conversation, its participants, a messages page, each message's receipts: up to 53
 calls per cold screen) are sent through the same HTTP client with the SDK's own headers and credentials, and their
 JSON is read straight into records (`mapping.from_payload`): the SDK's instance and page objects parse every date
-with `strptime` and build a Request, headers and a user agent per call, about half the gateway's CPU per upstream
-call (docs/upstream.md, "Hot reads"). Every other call goes through the SDK.
+with `strptime` and build a Request, headers and a user agent per call: about 30 ms of CPU for those 53 calls against
+21 ms read directly (docs/architecture.md, "How a call reaches Twilio"). Every other call goes through the SDK.
 
 Never returns SDK objects (records only) and never raises twilio exceptions: failures are `UpstreamError`s.
 """
