@@ -298,6 +298,8 @@ def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI |
         Middleware(TransportSendMiddleware),  # a WebSocket's own send, for a live hub's frames (no frame of its own)
         *(forwarded if settings.forwarded_allow_ips else []),
         Middleware(RequestLogMiddleware),
+        # A signed URL-encoded webhook's whole path: one layer applying the guards' rules (webhooks/front.py).
+        gateway.ingest.front_middleware(),
         # A cached answer's whole hit path: one layer applying the guards' rules (graphql/cached_answers.py).
         http_only(
             Middleware(CachedAnswersMiddleware, front=gateway.graphql.responses, settings=settings, path=GRAPHQL_PATH)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-import os
 import re
 from collections.abc import Awaitable, Iterable, Mapping
+from random import getrandbits as _random_bits
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -64,8 +64,24 @@ async def _too_large(send: Send, limit: int) -> None:
 
 
 def correlation_id_for(offered: str | None) -> str:
-    """A client's `X-Request-ID` when it is 1–64 plain characters, else a fresh random one (32 hex digits)."""
-    return offered if offered and _CLIENT_ID.match(offered) else os.urandom(16).hex()
+    """A client's `X-Request-ID` when it is 1–64 plain characters, else a fresh random one (32 hex digits).
+
+    From the `random` module (seeded from the OS at start-up and again in a forked child), not `os.urandom`: an
+    id labels logs and needs no secrecy, and the system call releases the GIL on every request, which lets the
+    ledger's thread take it for a whole switch interval while the event loop waits."""
+    if offered and _CLIENT_ID.match(offered):
+        return offered
+    return f"{_random_bits(128):032x}"
+
+
+def set_correlation_id(correlation_id: str) -> contextvars.Token[str | None]:
+    """`current_correlation_id()` is `correlation_id` until `reset_correlation_id(token)` (logs written meanwhile
+    carry it)."""
+    return _correlation_id.set(correlation_id)
+
+
+def reset_correlation_id(token: contextvars.Token[str | None]) -> None:
+    _correlation_id.reset(token)
 
 
 class CorrelationIdMiddleware:
@@ -83,14 +99,14 @@ class CorrelationIdMiddleware:
             return
         correlation_id = correlation_id_for(_header(scope, CORRELATION_HEADER))
         scope[CORRELATION_SCOPE_KEY] = correlation_id
-        token = _correlation_id.set(correlation_id)
+        token = set_correlation_id(correlation_id)
         try:
             if scope["type"] == "http":
                 await self.app(scope, receive, _sending_id(send, correlation_id))
             else:  # a WebSocket has no response headers to add it to (and holds no wrapper for its life)
                 await self.app(scope, receive, send)
         finally:
-            _correlation_id.reset(token)
+            reset_correlation_id(token)
 
 
 def _sending_id(send: Send, correlation_id: str) -> Send:

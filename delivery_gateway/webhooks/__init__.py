@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from delivery_gateway.cache import ResourceCache
@@ -17,6 +18,7 @@ from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import ApplyResult, DeliveryLedger, LedgerEvent
 from delivery_gateway.pubsub import PubSub
 from delivery_gateway.webhooks.endpoint import TwilioWebhookEndpoint
+from delivery_gateway.webhooks.front import WebhookFront
 from delivery_gateway.webhooks.invalidation import AfterApplyChain, CacheInvalidator, ResponseInvalidator
 from delivery_gateway.webhooks.processor import WebhookProcessor
 
@@ -45,6 +47,7 @@ class WebhookIngest:
         path: str = WEBHOOK_PATH,
     ) -> None:
         self.path = path
+        self.settings = settings
         self.ledger = ledger
         steps: list[CacheInvalidator | ResponseInvalidator] = []
         if cache is not None:
@@ -61,6 +64,11 @@ class WebhookIngest:
             processor=self.processor,
             metrics=metrics,
         )
+
+    def front_middleware(self) -> Middleware:
+        """The route's lean path (webhooks/front.py), for the app's middleware list: inside the request log, in
+        front of the guards (it applies their rules itself)."""
+        return Middleware(WebhookFront, endpoint=self.endpoint, settings=self.settings, path=self.path)
 
     def routes(self) -> list[Route]:
         return [Route(self.path, self.endpoint.handle, methods=["POST"], name="twilio_webhook")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -23,6 +24,12 @@ from delivery_gateway.webhooks.signature import SignedParams, called_url, signat
 log = logging.getLogger(__name__)
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+ACCEPTED: dict[str, str] = {"status": "accepted"}
+MAX_REMEMBERED_COUNTERS = 256
+
+Answer = tuple[int, dict[str, str]]  # (HTTP status, JSON body)
+# The inbox body: `json.dumps(params, separators=(",", ":"))` without building an encoder per call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class TwilioWebhookEndpoint:
@@ -44,40 +51,66 @@ class TwilioWebhookEndpoint:
         self.ledger = ledger
         self.processor = processor
         self.metrics = metrics
+        self._counters: dict[tuple[str, str], Any] = {}
 
     def _count(self, event_type: str | None, outcome: str) -> None:
-        self.metrics.webhooks_received.labels(event_type or "unknown", outcome).inc()
+        key = (event_type or "unknown", outcome)
+        counter = self._counters.get(key)
+        if counter is None:  # `labels` looks the child up under a lock on every call: once per pair is enough
+            counter = self.metrics.webhooks_received.labels(*key)
+            if len(self._counters) < MAX_REMEMBERED_COUNTERS:  # event types come from the (signed) request
+                self._counters[key] = counter
+        counter.inc()
         note_webhook(event_type, outcome)
 
     async def handle(self, request: Request) -> JSONResponse:
-        signature = request.headers.get("x-twilio-signature")
-        if not signature:
-            self._count(None, "rejected")
-            return JSONResponse({"error": "missing X-Twilio-Signature"}, status_code=403)
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type not in FORM_TYPES:
-            self._count(None, "malformed")
-            return JSONResponse(
-                {"error": f"expected a form-encoded body, got {content_type or 'no content type'}"},
-                status_code=400,
-            )
+        """The route: any form type Twilio may use (multipart through Starlette's parser)."""
+        headers = request.headers
+        signature = headers.get("x-twilio-signature")
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        refusal = self.refusal_before_body(signature, content_type)
+        if refusal is not None:
+            return JSONResponse(refusal[1], status_code=refusal[0])
         try:
             form = await _read_form(request, content_type)
         except Exception as exc:
+            return JSONResponse(*self.unreadable(exc))
+        status, payload = await self.ingest(
+            form,
+            url=called_url(request.url, self.public_url),
+            signature=signature or "",
+            settings_header=headers.get("x-twilio-webhooks-signature-settings"),
+        )
+        return JSONResponse(payload, status_code=status)
+
+    def refusal_before_body(self, signature: str | None, content_type: str) -> Answer | None:
+        """What to answer from the headers alone (no signature: 403; not a form: 400), before any body is read."""
+        if not signature:
+            self._count(None, "rejected")
+            return 403, {"error": "missing X-Twilio-Signature"}
+        if content_type not in FORM_TYPES:
             self._count(None, "malformed")
-            return JSONResponse({"error": f"unreadable form body: {exc}"}, status_code=400)
+            return 400, {"error": f"expected a form-encoded body, got {content_type or 'no content type'}"}
+        return None
+
+    def unreadable(self, exc: Exception) -> tuple[dict[str, str], int]:
+        """The 400 for a body that is no form (the JSONResponse arguments)."""
+        self._count(None, "malformed")
+        return {"error": f"unreadable form body: {exc}"}, 400
+
+    async def ingest(self, form: SignedParams, *, url: str, signature: str, settings_header: str | None) -> Answer:
+        """(status, JSON body) for a signed form: verified once, validated, durably recorded, then 200. The one
+        rule of the route and of its lean path (webhooks/front.py)."""
         params = form.last_values()
         event_type = params.get("EventType")
-        url = called_url(request, self.public_url)
-        settings_header = request.headers.get("x-twilio-webhooks-signature-settings")
         if not signature_valid(self.auth_token, url, form, signature, settings_header):
             self._count(event_type, "rejected")
-            return JSONResponse({"error": "X-Twilio-Signature does not match"}, status_code=403)
+            return 403, {"error": "X-Twilio-Signature does not match"}
         try:
             event = parse_event(params)
         except MalformedWebhook as exc:
             self._count(event_type, "malformed")
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return 400, {"error": str(exc)}
         if event is None:
             self._count(event_type, "ignored")
             reason = (
@@ -85,23 +118,23 @@ class TwilioWebhookEndpoint:
                 if event_type == "onDeliveryUpdated"
                 else f"{event_type} is not tracked"
             )
-            return JSONResponse({"status": "ignored", "reason": reason})
+            return 200, {"status": "ignored", "reason": reason}
         if self.account_sid and event.account_sid and event.account_sid != self.account_sid:
             # Signed with our auth token, yet about another account (a subaccount's, a copied configuration): a
             # 200 so that nobody retries it, and nothing of it reaches the ledger.
             self._count(event_type, "foreign_account")
             log.warning("webhook %s for account %s ignored: not this gateway's account", event_type, event.account_sid)
-            return JSONResponse({"status": "ignored", "reason": "AccountSid is not this gateway's account"})
+            return 200, {"status": "ignored", "reason": "AccountSid is not this gateway's account"}
         await self.processor.admit()  # waits while acknowledged events wait to be applied at the backlog's limit
         try:
-            entry_id = await self.ledger.inbox_add(json.dumps(params, separators=(",", ":")))
+            entry_id = await self.ledger.inbox_add(_compact_json(params))
         except Exception:
             log.exception("could not record webhook %s", event_type)
             self._count(event_type, "unavailable")
-            return JSONResponse({"error": "ledger unavailable; retry"}, status_code=503)
+            return 503, {"error": "ledger unavailable; retry"}
         self.processor.submit(entry_id, event)
         self._count(event_type, "accepted")
-        return JSONResponse({"status": "accepted"})
+        return 200, ACCEPTED
 
 
 async def _read_form(request: Request, content_type: str) -> SignedParams:

@@ -7,6 +7,8 @@ writes comes from the event and what is already cached (no upstream call here).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from delivery_gateway.cache import ResourceCache, keys
 from delivery_gateway.cache.responses import ResponseCache
@@ -37,10 +39,31 @@ class CacheInvalidator:
         self.ttl = TtlPolicy.from_settings(settings)  # the TTLs the loaders use for the same entries
 
     async def after_apply(self, event: LedgerEvent, result: ApplyResult) -> None:
-        if isinstance(event, DeliveryEvent):
-            if result.change is not None and result.change.receipt is not None:
-                await self._delivery(event, result.change.receipt)
-        elif isinstance(event, ReadHorizonEvent):
+        await self.after_apply_many([event], [result])
+
+    async def after_apply_many(self, events: Sequence[LedgerEvent], results: Sequence[ApplyResult]) -> None:
+        """The events of one commit group, in order. Consecutive deliveries share one read of every entry they
+        may update (one `get_many` per run, not per event); each later one sees what the earlier ones wrote, so the
+        outcome is that of the events applied one by one. An event that fails logs and never skips the next."""
+        prefetched: dict[str, Any] | None = None
+        for n, (event, result) in enumerate(zip(events, results, strict=True)):
+            try:
+                if isinstance(event, DeliveryEvent):
+                    receipt = result.change.receipt if result.change is not None else None
+                    if receipt is None:
+                        continue
+                    if prefetched is None:
+                        prefetched = await self._prefetch_deliveries(events[n:], results[n:])
+                    await self._delivery(event, receipt, prefetched)
+                    continue
+                prefetched = None  # what it changes is read again by the deliveries after it
+                await self._other(event, result)
+            except Exception:
+                prefetched = None
+                log.warning("cache update after %s failed", type(event).__name__, exc_info=True)
+
+    async def _other(self, event: LedgerEvent, result: ApplyResult) -> None:
+        if isinstance(event, ReadHorizonEvent):
             if not result.duplicate:
                 await self._participant_updated(event, horizon_moved=result.change is not None)
         elif isinstance(event, MembershipEvent):
@@ -52,13 +75,26 @@ class CacheInvalidator:
         elif isinstance(event, ConversationEvent) and not result.duplicate:
             await self._conversation(event)
 
+    async def _prefetch_deliveries(
+        self, events: Sequence[LedgerEvent], results: Sequence[ApplyResult]
+    ) -> dict[str, Any]:
+        """One read of every entry the run of deliveries starting the sequence may update."""
+        wanted: list[str] = []
+        for event, result in zip(events, results, strict=True):
+            if not isinstance(event, DeliveryEvent):
+                break
+            if result.change is not None and result.change.receipt is not None:
+                wanted += _delivery_keys(event)
+        return await self.cache.get_many(list(dict.fromkeys(wanted)))
+
     # Delivery: the receipts list of the message, and the message's delivery summary
-    async def _delivery(self, event: DeliveryEvent, receipt: ReceiptRecord) -> None:
+    async def _delivery(self, event: DeliveryEvent, receipt: ReceiptRecord, found: dict[str, Any]) -> None:
+        """`found`: the entries as cached (read for the whole run of deliveries), kept up to date with what this
+        writes and deletes, so the next delivery of the run reads them as the cache now holds them."""
         conv, msg = event.conversation_sid, event.message_sid
         receipt_keys = {s: keys.receipts(s, conv, msg) for s in keys.scopes(event.service_sid)}
         message_keys = {s: keys.message(s, conv, msg) for s in keys.scopes(event.service_sid)}
         participant_keys = keys.invalidation_keys_participants(event.service_sid, conv)
-        found = await self.cache.get_many([*receipt_keys.values(), *message_keys.values(), *participant_keys])
         await self._participants_named_by(receipt, participant_keys, found)
 
         updated_lists: dict[str, list[ReceiptRecord]] = {}
@@ -72,7 +108,9 @@ class CacheInvalidator:
                 replaced.append(receipt)
             updated_lists[key] = replaced
         for key, records in updated_lists.items():
-            await self.cache.set_many({key: [r.to_dict() for r in records]}, self.ttl.for_receipts(records))
+            value = [r.to_dict() for r in records]
+            await self.cache.set_many({key: value}, self.ttl.for_receipts(records))
+            found[key] = value
 
         cached_messages = {k: found[k] for k in message_keys.values() if found.get(k) is not None}
         if not cached_messages:
@@ -80,6 +118,8 @@ class CacheInvalidator:
         receipts = next(iter(updated_lists.values()), None)
         if receipts is None:  # the summary cannot be recomputed without every receipt: evict
             await self.cache.delete_many(list(cached_messages))
+            for key in cached_messages:
+                found.pop(key, None)
             return
         histories = await self.ledger.history_many([r.sid for r in receipts])
         fresh = {}
@@ -87,9 +127,10 @@ class CacheInvalidator:
             record = MessageRecord.from_dict(value)  # the summary rule: what a fresh read of Twilio would show
             fresh[key] = {**record.to_dict(), "delivery": current_summary(record.delivery, receipts, histories)}
         await self.cache.set_many(fresh, self.ttl.messages)
+        found.update(fresh)
 
     async def _participants_named_by(
-        self, receipt: ReceiptRecord, participant_keys: list[str], found: dict[str, object]
+        self, receipt: ReceiptRecord, participant_keys: list[str], found: dict[str, Any]
     ) -> None:
         """A receipt for a participant a cached participants list lacks: the list is older than the participant
         (who joined since) or the participant left. Either way the next read refetches it, so a new participant
@@ -104,6 +145,8 @@ class CacheInvalidator:
         ]
         if stale:
             await self.cache.delete_many(stale)
+            for key in stale:
+                found.pop(key, None)
 
     async def _participant_keys(self, service_sid: str | None, conversation_sid: str) -> list[str]:
         """Every key a participants list of the conversation may sit under. Participant webhooks name no
@@ -190,6 +233,18 @@ class CacheInvalidator:
         await self.cache.delete_many(keys.invalidation_keys_conversation(event.service_sid, event.conversation_sid))
 
 
+def _delivery_keys(event: DeliveryEvent) -> list[str]:
+    """Every resource-cache entry a delivery may update: its message's receipts lists and records, and the
+    conversation's participants lists."""
+    conv, msg = event.conversation_sid, event.message_sid
+    scopes = keys.scopes(event.service_sid)
+    return [
+        *(keys.receipts(s, conv, msg) for s in scopes),
+        *(keys.message(s, conv, msg) for s in scopes),
+        *keys.invalidation_keys_participants(event.service_sid, conv),
+    ]
+
+
 def response_dependencies(event: LedgerEvent, result: ApplyResult) -> list[str]:
     """The response-cache dependencies an applied event changes (kernel/read_set.py): a delivery or an edited
     message changes what was read of that message; anything else (a message added or removed, a participant joining,
@@ -216,20 +271,30 @@ class ResponseInvalidator:
         self.responses = responses
 
     async def after_apply(self, event: LedgerEvent, result: ApplyResult) -> None:
-        deps = response_dependencies(event, result)
-        if deps:
-            await self.responses.invalidate(deps, reason=type(event).__name__)
+        await self.after_apply_many([event], [result])
+
+    async def after_apply_many(self, events: Sequence[LedgerEvent], results: Sequence[ApplyResult]) -> None:
+        """One invalidation per event type of the commit group (the metric's label), not one per event: each is a
+        drop here and one message to the other replicas."""
+        by_reason: dict[str, list[str]] = {}
+        for event, result in zip(events, results, strict=True):
+            deps = response_dependencies(event, result)
+            if deps:
+                by_reason.setdefault(type(event).__name__, []).extend(deps)
+        for reason, deps in by_reason.items():
+            await self.responses.invalidate(deps, reason=reason)
 
 
 class AfterApplyChain:
-    """Several `after_apply` steps in order; one failing never skips the next."""
+    """Several `after_apply_many` steps in order, each over the whole commit group; one failing never skips the
+    next."""
 
     def __init__(self, *steps: CacheInvalidator | ResponseInvalidator) -> None:
         self.steps = steps
 
-    async def after_apply(self, event: LedgerEvent, result: ApplyResult) -> None:
+    async def after_apply_many(self, events: Sequence[LedgerEvent], results: Sequence[ApplyResult]) -> None:
         for step in self.steps:
             try:
-                await step.after_apply(event, result)
+                await step.after_apply_many(events, results)
             except Exception:
-                log.warning("%s after %s failed", type(step).__name__, type(event).__name__, exc_info=True)
+                log.warning("%s after %d events failed", type(step).__name__, len(events), exc_info=True)

@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.ledger import AfterCommit, ApplyResult, DeliveryLedger, LedgerChange, LedgerEvent
@@ -30,7 +30,9 @@ PUBLISH_TIMEOUT = 5.0  # seconds one publish may take while the append lock is h
 
 
 class AfterApply(Protocol):
-    async def after_apply(self, event: LedgerEvent, result: ApplyResult) -> None: ...
+    """Cache work after a commit group: the group's events and their results, in order, in one call."""
+
+    async def after_apply_many(self, events: Sequence[LedgerEvent], results: Sequence[ApplyResult]) -> None: ...
 
 
 class WebhookProcessor:
@@ -65,6 +67,7 @@ class WebhookProcessor:
         self._room = asyncio.Event()  # set while the backlog is below its limit
         self._room.set()
         self._worker: asyncio.Task[None] | None = None
+        self._counters: dict[tuple[str, str], Any] = {}
         self.processed = 0
 
     async def start(self) -> int:
@@ -147,12 +150,11 @@ class WebhookProcessor:
 
     def _after_commit(self, events: Sequence[LedgerEvent]) -> AfterCommit:
         async def after_commit(results: Sequence[ApplyResult], unpublished: Sequence[LedgerChange]) -> None:
-            if self.invalidator is not None:  # before publishing: a subscriber's re-query must see fresh data
-                for event, result in zip(events, results, strict=True):
-                    try:
-                        await self.invalidator.after_apply(event, result)
-                    except Exception:
-                        log.warning("cache update after %s failed", type(event).__name__, exc_info=True)
+            if self.invalidator is not None and events:  # before publishing: a re-query must see fresh data
+                try:
+                    await self.invalidator.after_apply_many(events, results)
+                except Exception:
+                    log.warning("cache update after %d events failed", len(events), exc_info=True)
             for n, change in enumerate(unpublished):
                 if not await self._publish(change):
                     # The broker is failing: the rest of the batch is not published either (the append lock is
@@ -179,7 +181,11 @@ class WebhookProcessor:
 
     def _count(self, event: LedgerEvent, result: ApplyResult) -> None:
         outcome = "duplicate" if result.duplicate else ("applied" if result.change is not None else "stale")
-        self.metrics.webhooks_received.labels(type(event).__name__, outcome).inc()
+        key = (type(event).__name__, outcome)  # a few event classes x three outcomes
+        counter = self._counters.get(key)
+        if counter is None:  # `labels` takes a lock and builds a tuple on every call: once per pair is enough
+            counter = self._counters[key] = self.metrics.webhooks_received.labels(*key)
+        counter.inc()
 
     async def _work(self) -> None:
         while True:

@@ -10,7 +10,7 @@ import hmac
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlparse
 
-from starlette.requests import Request
+from starlette.datastructures import URL
 
 # twilio >= 9.13 (pinned) names the algorithm in X-Twilio-Webhooks-Signature-Settings.
 from twilio.request_validator import (
@@ -42,12 +42,13 @@ class SignedParams(dict[str, list[str]]):
         return {name: values[-1] for name, values in self.items()}
 
 
-def called_url(request: Request, public_url: str | None) -> str:
-    """The URL Twilio signed: `public_url` + path (+ query) behind a proxy, else the URL as received."""
+def called_url(url: URL, public_url: str | None) -> str:
+    """The URL Twilio signed: `public_url` + path (+ query) behind a proxy, else the URL as received (`url`: the
+    request's, `request.url` or `URL(scope=scope)`)."""
     if not public_url:
-        return str(request.url)
-    query = request.url.query
-    return public_url.rstrip("/") + request.url.path + (f"?{query}" if query else "")
+        return str(url)
+    query = url.query
+    return public_url.rstrip("/") + url.path + (f"?{query}" if query else "")
 
 
 def signature_valid(
