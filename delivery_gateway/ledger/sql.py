@@ -20,11 +20,12 @@ import os
 import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -328,7 +329,7 @@ class SqlLedger:
         await self._run_append(locked, lambda conn: self._set_meta(conn, "published_through", seq))
 
     def _set_meta(self, conn: Connection, key: str, value: int) -> None:
-        conn.execute(update(meta).where(meta.c.key == key).values(value=value))
+        conn.execute(_SET_META, {"meta_key": key, "meta_value": value})
 
     def _snapshot(self, conn: Connection, events: list[LedgerEvent]) -> tuple[Snapshot, int]:
         """Everything `events` can touch, rows locked (SELECT … FOR UPDATE on PostgreSQL)."""
@@ -374,39 +375,28 @@ class SqlLedger:
 
     def _write_plan(self, conn: Connection, plan: BatchPlan, snapshot: Snapshot) -> None:
         now = self.clock()
+        statements = _write_statements(conn.dialect.name)
         if plan.changes:
-            conn.execute(insert(changes), [change_row(c, now) for c in plan.changes])
+            conn.execute(statements.changes, [change_row(c, now) for c in plan.changes])
         if plan.receipts:
-            stmt = self._insert(receipts)
-            columns = [c.name for c in receipts.c if c.name != "sid"]
-            stmt = stmt.on_conflict_do_update(index_elements=["sid"], set_={c: stmt.excluded[c] for c in columns})
-            conn.execute(stmt, [receipt_row(r, now) for r in plan.receipts.values()])
+            conn.execute(statements.receipts, [receipt_row(r, now) for r in plan.receipts.values()])
         if plan.history:
             rows = [history_row(record, entry, now) for record, entry in plan.history]
-            conn.execute(insert(history), rows)
+            conn.execute(statements.history, rows)
             counts = Counter(key for key in map(report_key, rows) if key is not None)
             if counts:
-                stmt = self._insert(report_hours)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["service_sid", "hour", "status", "error_code", "channel"],
-                    set_={"count": report_hours.c.count + stmt.excluded["count"]},
-                )
                 conn.execute(
-                    stmt,
+                    statements.report_hours,
                     [
                         {"service_sid": s, "hour": h, "status": st, "error_code": e, "channel": ch, "count": n}
                         for (s, h, st, e, ch), n in counts.items()
                     ],
                 )
         if plan.seen:
-            conn.execute(insert(seen), [{"key": k, "seq": s, "ts": now} for k, s in plan.seen.items()])
+            conn.execute(statements.seen, [{"key": k, "seq": s, "ts": now} for k, s in plan.seen.items()])
         if plan.horizons:
-            stmt = self._insert(horizons)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["participant_sid"], set_={"idx": stmt.excluded.idx, "at": stmt.excluded.at}
-            )
             rows = [{"participant_sid": p, "idx": i, "at": at} for p, (i, at) in plan.horizons.items()]
-            conn.execute(stmt, rows)
+            conn.execute(statements.horizons, rows)
         if plan.receipts:  # what reconciliation re-reads: the same transaction, so no state goes untracked
             tracking.record_states(conn, self._insert, plan.receipts.values(), now)
         if plan.last_seq != snapshot.last_seq:
@@ -639,6 +629,49 @@ class SqlLedger:
     async def count_rows(self, table: Table) -> int:
         rows = await self._read(select(func.count()).select_from(table))
         return int(rows[0][0])
+
+
+# Every batch writes with the same statements: built once per dialect, so SQLAlchemy neither rebuilds them (an
+# upsert's `excluded` columns are a fresh alias each time) nor recomputes their cache keys, batch after batch.
+_SET_META = update(meta).where(meta.c.key == bindparam("meta_key")).values(value=bindparam("meta_value"))
+
+
+@dataclass(frozen=True)
+class _WriteStatements:
+    changes: Any
+    receipts: Any
+    history: Any
+    report_hours: Any
+    seen: Any
+    horizons: Any
+
+
+@functools.cache
+def _write_statements(dialect: str) -> _WriteStatements:
+    """The batch write statements for `dialect` ('sqlite' or 'postgresql')."""
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    receipts_upsert = dialect_insert(receipts)
+    columns = [c.name for c in receipts.c if c.name != "sid"]
+    receipts_upsert = receipts_upsert.on_conflict_do_update(
+        index_elements=["sid"], set_={c: receipts_upsert.excluded[c] for c in columns}
+    )
+    hours = dialect_insert(report_hours)
+    hours = hours.on_conflict_do_update(
+        index_elements=["service_sid", "hour", "status", "error_code", "channel"],
+        set_={"count": report_hours.c.count + hours.excluded["count"]},
+    )
+    marks = dialect_insert(horizons)
+    marks = marks.on_conflict_do_update(
+        index_elements=["participant_sid"], set_={"idx": marks.excluded.idx, "at": marks.excluded.at}
+    )
+    return _WriteStatements(
+        changes=insert(changes),
+        receipts=receipts_upsert,
+        history=insert(history),
+        report_hours=hours,
+        seen=insert(seen),
+        horizons=marks,
+    )
 
 
 class FileLock:

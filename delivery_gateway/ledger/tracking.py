@@ -73,6 +73,9 @@ def can_change(record: ReceiptRecord) -> bool:
     return may_still_change(record.status, channel_of(record))
 
 
+_STATES_UPSERT: dict[str, Any] = {}  # dialect name -> the upsert of `record_states`
+
+
 def record_states(
     conn: Connection, insert: Insert, records: Iterable[ReceiptRecord], now: float, service_sid: str | None = None
 ) -> None:
@@ -83,11 +86,15 @@ def record_states(
     for record in records:
         (keep if can_change(record) else drop).append(record)
     if keep:
-        stmt = insert(tracked)
-        updated: dict[str, Any] = {c: stmt.excluded[c] for c in ("status", "checked_at", "channel")}
-        # An event naming no service keeps the scope a query tracked the receipt in.
-        updated["service_sid"] = func.coalesce(stmt.excluded.service_sid, tracked.c.service_sid)
-        stmt = stmt.on_conflict_do_update(index_elements=["receipt_sid"], set_=updated)
+        stmt = _STATES_UPSERT.get(conn.dialect.name)
+        if stmt is None:  # built once per dialect: every applied batch runs it
+            stmt = insert(tracked)
+            updated: dict[str, Any] = {c: stmt.excluded[c] for c in ("status", "checked_at", "channel")}
+            # An event naming no service keeps the scope a query tracked the receipt in.
+            updated["service_sid"] = func.coalesce(stmt.excluded.service_sid, tracked.c.service_sid)
+            stmt = _STATES_UPSERT[conn.dialect.name] = stmt.on_conflict_do_update(
+                index_elements=["receipt_sid"], set_=updated
+            )
         conn.execute(stmt, [tracked_row(r, now, service_sid) for r in keep])
     if drop:
         forget(conn, [r.sid for r in drop])

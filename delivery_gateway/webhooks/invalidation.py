@@ -45,15 +45,20 @@ class CacheInvalidator:
         """The events of one commit group, in order. Consecutive deliveries share one read of every entry they
         may update (one `get_many` per run, not per event); each later one sees what the earlier ones wrote, so the
         outcome is that of the events applied one by one. An event that fails logs and never skips the next."""
+        # A delivery change's receipt is rebuilt from its payload on each read: once per event here.
+        receipts = [
+            r.change.receipt if isinstance(e, DeliveryEvent) and r.change is not None else None
+            for e, r in zip(events, results, strict=True)
+        ]
         prefetched: dict[str, Any] | None = None
         for n, (event, result) in enumerate(zip(events, results, strict=True)):
             try:
                 if isinstance(event, DeliveryEvent):
-                    receipt = result.change.receipt if result.change is not None else None
+                    receipt = receipts[n]
                     if receipt is None:
                         continue
                     if prefetched is None:
-                        prefetched = await self._prefetch_deliveries(events[n:], results[n:])
+                        prefetched = await self._prefetch_deliveries(events[n:], receipts[n:])
                     await self._delivery(event, receipt, prefetched)
                     continue
                 prefetched = None  # what it changes is read again by the deliveries after it
@@ -76,14 +81,14 @@ class CacheInvalidator:
             await self._conversation(event)
 
     async def _prefetch_deliveries(
-        self, events: Sequence[LedgerEvent], results: Sequence[ApplyResult]
+        self, events: Sequence[LedgerEvent], receipts: Sequence[ReceiptRecord | None]
     ) -> dict[str, Any]:
         """One read of every entry the run of deliveries starting the sequence may update."""
         wanted: list[str] = []
-        for event, result in zip(events, results, strict=True):
+        for event, receipt in zip(events, receipts, strict=True):
             if not isinstance(event, DeliveryEvent):
                 break
-            if result.change is not None and result.change.receipt is not None:
+            if receipt is not None:
                 wanted += _delivery_keys(event)
         return await self.cache.get_many(list(dict.fromkeys(wanted)))
 
