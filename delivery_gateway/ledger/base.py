@@ -59,7 +59,11 @@ class DeliveryLedger(Protocol):
         ...
 
     async def apply_many(
-        self, events: Iterable[LedgerEvent], *, after_commit: AfterCommit | None = None
+        self,
+        events: Iterable[LedgerEvent],
+        *,
+        after_commit: AfterCommit | None = None,
+        inbox_done: Sequence[int] = (),
     ) -> list[ApplyResult]:
         """Applies `events` in order, in ONE transaction; one result per event, as if applied one by one.
 
@@ -69,6 +73,9 @@ class DeliveryLedger(Protocol):
         sequence order: this batch's, preceded by any a process committed but died before handing over. Once
         the hook returns (or raises: it is logged), they count as published. Without a hook they count as
         published at commit. Raises if the transaction fails (nothing of the batch is then recorded).
+
+        `inbox_done`: inbox entries the events came from, removed once the hook returned (with the mark that the
+        changes were published: no transaction of its own), or in the batch's transaction without a hook.
         """
         ...
 

@@ -270,14 +270,10 @@ class SqlLedger:
         ids = sorted(set(entry_ids))
         if not ids:
             return
-        chunks = list(_chunks(ids))
-
-        def done(conn: Connection) -> None:
-            for chunk in chunks:
-                conn.execute(delete(inbox).where(inbox.c.id.in_(chunk)))
-
         # SQLite commits a lone statement by itself (autocommit): no BEGIN and COMMIT around one DELETE.
-        await self._run(done, write=self.store.engine != "sqlite" or len(chunks) > 1)
+        await self._run(
+            lambda conn: _delete_inbox(conn, ids), write=self.store.engine != "sqlite" or len(ids) > IN_CHUNK
+        )
 
     # --- applying events ---
 
@@ -285,10 +281,15 @@ class SqlLedger:
         return (await self.apply_many([event]))[0]
 
     async def apply_many(
-        self, events: Iterable[LedgerEvent], *, after_commit: AfterCommit | None = None
+        self,
+        events: Iterable[LedgerEvent],
+        *,
+        after_commit: AfterCommit | None = None,
+        inbox_done: Sequence[int] = (),
     ) -> list[ApplyResult]:
         """Applies `events` in one transaction, in order; one result per event (see DeliveryLedger)."""
         batch = list(events)
+        done = sorted(set(inbox_done))
 
         def transaction(conn: Connection) -> tuple[BatchPlan, int, list[LedgerChange]]:
             snapshot, published_through = self._snapshot(conn, batch)
@@ -298,8 +299,10 @@ class SqlLedger:
             if published_through < snapshot.last_seq:  # committed by a process that died before publishing
                 unpublished = self._changes_between(conn, published_through, snapshot.last_seq)
             unpublished += plan.changes
-            if after_commit is None and plan.last_seq > published_through:
-                self._set_meta(conn, "published_through", plan.last_seq)
+            if after_commit is None:
+                if plan.last_seq > published_through:
+                    self._set_meta(conn, "published_through", plan.last_seq)
+                _delete_inbox(conn, done)
             return plan, published_through, unpublished
 
         async with self._append_section() as locked:
@@ -309,8 +312,10 @@ class SqlLedger:
                     await after_commit(plan.results, unpublished)
                 except Exception:
                     log.exception("after-commit hook failed for changes %s", [c.seq for c in unpublished])
-                if plan.last_seq > published_through:
-                    await self._mark_published(locked, plan.last_seq)
+                if plan.last_seq > published_through or done:
+                    await self._mark_published(
+                        locked, plan.last_seq if plan.last_seq > published_through else None, done
+                    )
         return plan.results
 
     async def publish_pending(self, after_commit: AfterCommit) -> int:
@@ -325,8 +330,16 @@ class SqlLedger:
         await self.apply_many([], after_commit=collect)
         return len(pending)
 
-    async def _mark_published(self, locked: AsyncConnection | None, seq: int) -> None:
-        await self._run_append(locked, lambda conn: self._set_meta(conn, "published_through", seq))
+    async def _mark_published(self, locked: AsyncConnection | None, seq: int | None, inbox_done: Sequence[int]) -> None:
+        """After the hook: the changes through `seq` count as published, and the inbox entries they came from are
+        done, in one transaction."""
+
+        def mark(conn: Connection) -> None:
+            if seq is not None:
+                self._set_meta(conn, "published_through", seq)
+            _delete_inbox(conn, inbox_done)
+
+        await self._run_append(locked, mark)
 
     def _set_meta(self, conn: Connection, key: str, value: int) -> None:
         conn.execute(_SET_META, {"meta_key": key, "meta_value": value})
@@ -720,6 +733,14 @@ def _sqlite_inbox_insert(conn: Connection, chunks: Sequence[Sequence[str]], now:
 @functools.lru_cache(maxsize=64)
 def _sqlite_inbox_statement(rows: int) -> str:
     return f"INSERT INTO {inbox.name} (body, received_at) VALUES " + ", ".join(["(?, ?)"] * rows)
+
+
+_INBOX_DONE = delete(inbox).where(inbox.c.id.in_(bindparam("ids", expanding=True)))  # built once
+
+
+def _delete_inbox(conn: Connection, entry_ids: Sequence[int]) -> None:
+    for chunk in _chunks(entry_ids):
+        conn.execute(_INBOX_DONE, {"ids": list(chunk)})
 
 
 def _chunks(values: Sequence[T]) -> Iterable[Sequence[T]]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, func, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, func, select, update
 
 from delivery_gateway.delivery.statuses import may_still_change
 from delivery_gateway.kernel.records import ReceiptRecord
@@ -112,9 +112,12 @@ def start_tracking(
     return int(conn.execute(stmt, rows).rowcount or 0)
 
 
+_FORGET = delete(tracked).where(tracked.c.receipt_sid.in_(bindparam("sids", expanding=True)))  # built once
+
+
 def forget(conn: Connection, receipt_sids: Sequence[str]) -> None:
     if receipt_sids:
-        conn.execute(delete(tracked).where(tracked.c.receipt_sid.in_(receipt_sids)))
+        conn.execute(_FORGET, {"sids": list(receipt_sids)})
 
 
 def _due(now: float, period: float, window: float) -> Any:

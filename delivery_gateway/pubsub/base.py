@@ -93,6 +93,7 @@ class PubSub(ABC):
     def __init__(self, *, queue_size: int = 256, metrics: Metrics | None = None) -> None:
         self.queue_size = queue_size
         self.metrics = metrics
+        self._published_counter: Any = None
         self._channels: dict[str, set[Subscriber]] = {}
         self._channel_lock = asyncio.Lock()
 
@@ -165,4 +166,7 @@ class PubSub(ABC):
 
     def _count_published(self) -> None:
         if self.metrics is not None:
-            self.metrics.pubsub_messages.labels("published").inc()
+            counter = self._published_counter
+            if counter is None:  # `labels` takes a lock on every call; the child never changes
+                counter = self._published_counter = self.metrics.pubsub_messages.labels("published")
+            counter.inc()

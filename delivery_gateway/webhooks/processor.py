@@ -134,19 +134,19 @@ class WebhookProcessor:
         return (await self.process_batch([(entry_id, event)]))[0]
 
     async def process_batch(self, items: Sequence[tuple[int, LedgerEvent]]) -> list[ApplyResult]:
-        """Apply the inbox entries' events (`apply`), count them as webhooks, then drop the entries."""
+        """Apply the inbox entries' events (`apply`) and count them as webhooks; the entries are dropped once the
+        cache was updated and the changes published (in the transaction marking them published)."""
         events = [event for _, event in items]
-        results = await self.apply(events)
+        results = await self.apply(events, inbox_done=[entry_id for entry_id, _ in items])
         for event, result in zip(events, results, strict=True):
             self._count(event, result)
-        await self.ledger.inbox_done_many(entry_id for entry_id, _ in items)
         self.processed += len(items)
         return results
 
-    async def apply(self, events: Sequence[LedgerEvent]) -> list[ApplyResult]:
+    async def apply(self, events: Sequence[LedgerEvent], *, inbox_done: Sequence[int] = ()) -> list[ApplyResult]:
         """The one way an event changes delivery state, whatever brought it (a webhook, reconciliation): the
         events in one ledger transaction, then (in its hook) the cache updated and the changes published."""
-        return await self.ledger.apply_many(events, after_commit=self._after_commit(events))
+        return await self.ledger.apply_many(events, after_commit=self._after_commit(events), inbox_done=inbox_done)
 
     def _after_commit(self, events: Sequence[LedgerEvent]) -> AfterCommit:
         async def after_commit(results: Sequence[ApplyResult], unpublished: Sequence[LedgerChange]) -> None:

@@ -7,7 +7,7 @@ computes an HMAC it does not need: the URL as called first, the port variants on
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import urlparse
 
 from starlette.datastructures import URL
@@ -74,7 +74,11 @@ def signature_valid(
     return False
 
 
-def _url_variants(url: str) -> list[str]:
-    """The URL as called, then the other spelling of its port that Twilio may have signed (with or without)."""
+def _url_variants(url: str) -> Iterator[str]:
+    """The URL as called, then (only when that did not verify) the other spellings of its port that Twilio may have
+    signed (with or without)."""
+    yield url
     parsed = urlparse(url)
-    return list(dict.fromkeys((url, remove_port(parsed), add_port(parsed))))
+    for variant in dict.fromkeys((remove_port(parsed), add_port(parsed))):
+        if variant != url:
+            yield variant

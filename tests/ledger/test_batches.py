@@ -219,3 +219,29 @@ async def test_the_processor_applies_what_is_queued_in_one_batch_and_publishes_i
     finally:
         await processor.close()
         await broker.close()
+
+
+async def test_inbox_entries_of_a_batch_are_done_once_its_hook_returned(ledger):
+    """`apply_many(inbox_done=...)`: the entries stay while the hook runs (a crash then reprocesses them) and are
+    gone once it returned, in the transaction marking the changes published; without a hook, in the batch's
+    own transaction; and a batch whose transaction fails leaves them all."""
+    ids = await ledger.inbox_add_many([f'{{"n":"{n}"}}' for n in range(6)])
+    pending_in_hook: list[list[int]] = []
+
+    async def hook(results: Sequence[ApplyResult], unpublished: Sequence[LedgerChange]) -> None:
+        pending_in_hook.append([entry_id for entry_id, _ in await ledger.inbox_pending()])
+
+    await ledger.apply_many(EVENTS[:10], after_commit=hook, inbox_done=ids[:2])
+    assert pending_in_hook == [ids]
+    assert [entry_id for entry_id, _ in await ledger.inbox_pending()] == ids[2:]
+    await ledger.apply_many(EVENTS[:10], after_commit=hook, inbox_done=ids[2:3])  # duplicates only: no change
+    assert [entry_id for entry_id, _ in await ledger.inbox_pending()] == ids[3:]
+    await ledger.apply_many(EVENTS[10:20], inbox_done=ids[3:4])
+    assert [entry_id for entry_id, _ in await ledger.inbox_pending()] == ids[4:]
+
+    class NotAnEvent:
+        dedupe_key = "not-an-event"
+
+    with pytest.raises(TypeError):
+        await ledger.apply_many([*EVENTS[20:30], NotAnEvent()], after_commit=hook, inbox_done=ids[4:])
+    assert [entry_id for entry_id, _ in await ledger.inbox_pending()] == ids[4:]
