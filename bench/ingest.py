@@ -67,6 +67,13 @@ class IngestReport:
         return min(self.acked_per_second, self.applied_per_second)
 
     @property
+    def cpu_ms_per_event(self) -> float:
+        """Server CPU (every thread) over the window per acknowledged event: what a busy machine does not skew."""
+        if self.wrk is None or not self.wrk.ok_requests:
+            return float("nan")
+        return 1000 * self.wrk.server_cpu_s / self.wrk.ok_requests
+
+    @property
     def durable(self) -> bool:
         return self.wrk is not None and self.recorded_after_kill >= self.wrk.ok_requests - self.wrk.wrapped
 
@@ -81,7 +88,10 @@ class IngestReport:
         return RowResult(
             row=name,
             measured=f"{self.events_per_second:.0f} events/s",
-            reference=f"acked {self.acked_per_second:.0f}/s, applied {self.applied_per_second:.0f}/s",
+            reference=(
+                f"acked {self.acked_per_second:.0f}/s, applied {self.applied_per_second:.0f}/s, "
+                f"{self.cpu_ms_per_event:.3f} ms CPU/event"
+            ),
             target=target,
             checks=checks,
             numbers={
@@ -92,6 +102,7 @@ class IngestReport:
                 "p99_ms": self.wrk.p99_ms,
                 "wrk_cpu_share": self.wrk.wrk_cpu_share,
                 "server_cpu_share": self.wrk.server_cpu_share,
+                "server_cpu_ms_per_event": self.cpu_ms_per_event,
                 "acknowledged": float(self.wrk.ok_requests),
                 "recorded_after_kill": float(self.recorded_after_kill),
                 "pending_after_kill": float(self.pending_after_kill),
@@ -105,7 +116,7 @@ def render(reports: list[IngestReport]) -> str:
     notes = []
     for r in reports:
         if r.wrk is None:
-            rows.append([r.store, *["-"] * 9])
+            rows.append([r.store, *["-"] * 10])
             notes.append(f"{r.store}: not available ({r.skipped})")
             continue
         w = r.wrk
@@ -119,6 +130,7 @@ def render(reports: list[IngestReport]) -> str:
                 w.p50_ms,
                 w.p99_ms,
                 f"{w.server_cpu_share:.0%}",
+                f"{r.cpu_ms_per_event:.3f}",
                 f"{w.wrk_cpu_share:.0%}",
                 f"{r.recorded_after_kill} of {w.ok_requests} ({r.pending_after_kill} in inbox)",
             ]
@@ -136,13 +148,15 @@ def render(reports: list[IngestReport]) -> str:
         "p50 ms",
         "p99 ms",
         "server CPU",
+        "CPU ms/event",
         "wrk CPU",
         "in ledger after SIGKILL",
     ]
     lines = [
         table(head, rows),
         "events/s = min(acknowledged, applied) per second of the window; drain/s = applied per second after the "
-        "window, with no new webhooks (+: the backlog emptied, a lower bound); then the gateway is killed with "
+        "window, with no new webhooks (+: the backlog emptied, a lower bound); CPU ms/event = the server process's "
+        "CPU time (all threads) over the window per acknowledged event; then the gateway is killed with "
         "SIGKILL and the ledger reopened: every acknowledged event must be applied or waiting in the inbox",
         f"RATIO n/a (target >= {TARGET:.0f} events/s per process on the SQLite default)",
         *notes,

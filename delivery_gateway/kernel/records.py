@@ -60,6 +60,7 @@ def _dt(value: Any) -> datetime | None:
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_PLAIN = frozenset({str, int, float, bool})  # exact types (a str enum is not one of them)
 
 
 class Record:
@@ -81,6 +82,9 @@ class Record:
         out: dict[str, Any] = {}
         for name in self.field_names():
             value = getattr(self, name)
+            if value is None or type(value) in _PLAIN:  # most fields: nothing to convert, no isinstance chain
+                out[name] = value
+                continue
             if isinstance(value, datetime):
                 value = value.isoformat()
             elif isinstance(value, Enum):
