@@ -26,7 +26,7 @@ from delivery_gateway.graphql.context import GatewayServices
 from delivery_gateway.graphql.view import create_graphql_app
 from delivery_gateway.http.drain import OpenStreams, StreamDrainMiddleware
 from delivery_gateway.http.forwarded import ForwardedHeadersMiddleware
-from delivery_gateway.http.guards import guard_middleware, http_only
+from delivery_gateway.http.guards import OriginPolicy, guard_middleware, http_only
 from delivery_gateway.http.request_log import RequestLogMiddleware
 from delivery_gateway.http.transport_send import TransportSendMiddleware
 from delivery_gateway.kernel.metrics import Metrics
@@ -299,7 +299,7 @@ def create_app(settings: Settings | None = None, *, upstream: ConversationsAPI |
         *(forwarded if settings.forwarded_allow_ips else []),
         Middleware(RequestLogMiddleware),
         # A signed URL-encoded webhook's whole path: one layer applying the guards' rules (webhooks/front.py).
-        gateway.ingest.front_middleware(),
+        http_only(gateway.ingest.front_middleware(OriginPolicy.from_settings(settings).cors_headers)),
         # A cached answer's whole hit path: one layer applying the guards' rules (graphql/cached_answers.py).
         http_only(
             Middleware(CachedAnswersMiddleware, front=gateway.graphql.responses, settings=settings, path=GRAPHQL_PATH)

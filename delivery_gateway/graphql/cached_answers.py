@@ -16,14 +16,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from delivery_gateway.auth import AuthenticationFailed, Authenticator
 from delivery_gateway.graphql.response_cache import FINGERPRINT_SCOPE_KEY, ResponseCacheFront
-from delivery_gateway.http.guards import (
+from delivery_gateway.http.exchange import (
     CORRELATION_HEADER,
     CORRELATION_SCOPE_KEY,
-    OriginPolicy,
     correlation_id_for,
     read_bounded_body,
     replayed,
 )
+from delivery_gateway.http.guards import OriginPolicy
 from delivery_gateway.kernel import request_stats
 from delivery_gateway.kernel.settings import Settings
 

@@ -22,7 +22,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionContext
 from strawberry.types.execution import PreExecutionError
 
-from delivery_gateway.http.guards import CORRELATION_SCOPE_KEY, current_correlation_id
+from delivery_gateway.http.exchange import CORRELATION_SCOPE_KEY, current_correlation_id
 from delivery_gateway.kernel.errors import CodedError
 from delivery_gateway.kernel.sids import InvalidSid
 from delivery_gateway.upstream.errors import UpstreamBadRequest, UpstreamError, UpstreamNotFound, UpstreamRateLimited

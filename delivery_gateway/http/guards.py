@@ -1,17 +1,16 @@
 """ASGI guards in front of every route: correlation ids, body size limits (413), CORS, and the origin policy.
 
+The correlation id and the bounded body read themselves live in http/exchange.py.
+
 Never reads a body it will not bound, never reads one before the request is authenticated (where it must be),
 never trusts a client's correlation id unless it is short and plain.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import json
 import re
 from collections.abc import Awaitable, Iterable, Mapping
-from random import getrandbits as _random_bits
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -20,20 +19,20 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.http.websocket_origin import is_same_origin, normalize_allowed_origins, normalize_origin
 
+from delivery_gateway.http.exchange import (
+    CORRELATION_HEADER,
+    CORRELATION_SCOPE_KEY,
+    correlation_id_for,
+    read_bounded_body,
+    replayed,
+    reset_correlation_id,
+    send_error,
+    set_correlation_id,
+)
 from delivery_gateway.kernel.settings import Settings
 
-CORRELATION_HEADER = b"x-request-id"
-CORRELATION_SCOPE_KEY = "correlation_id"
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 LOCALHOST_ORIGIN_REGEX = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$"
 _LOCALHOST = re.compile(LOCALHOST_ORIGIN_REGEX)
-
-_correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
-
-
-def current_correlation_id() -> str | None:
-    """The correlation id of the request this task serves (None outside a request)."""
-    return _correlation_id.get()
 
 
 def _under(path: str, prefix: str) -> bool:
@@ -45,43 +44,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return value.decode("latin-1")
     return None
-
-
-async def _send_json(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _too_large(send: Send, limit: int) -> None:
-    await _send_json(send, 413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {limit} bytes.")
-
-
-def correlation_id_for(offered: str | None) -> str:
-    """A client's `X-Request-ID` when it is 1–64 plain characters, else a fresh random one (32 hex digits).
-
-    From the `random` module (seeded from the OS at start-up and again in a forked child), not `os.urandom`: an
-    id labels logs and needs no secrecy, and the system call releases the GIL on every request, which lets the
-    ledger's thread take it for a whole switch interval while the event loop waits."""
-    if offered and _CLIENT_ID.match(offered):
-        return offered
-    return f"{_random_bits(128):032x}"
-
-
-def set_correlation_id(correlation_id: str) -> contextvars.Token[str | None]:
-    """`current_correlation_id()` is `correlation_id` until `reset_correlation_id(token)` (logs written meanwhile
-    carry it)."""
-    return _correlation_id.set(correlation_id)
-
-
-def reset_correlation_id(token: contextvars.Token[str | None]) -> None:
-    _correlation_id.reset(token)
 
 
 class CorrelationIdMiddleware:
@@ -165,49 +127,9 @@ class DeclaredLengthGuard:
         if scope["type"] == "http":
             refusal = declared_length_refusal(scope, self.limits.limit_for(scope.get("path", "")))
             if refusal is not None:
-                await _send_json(send, *refusal)
+                await send_error(send, *refusal)
                 return
         await self.app(scope, receive, send)
-
-
-async def read_bounded_body(receive: Receive, send: Send, limit: int, read_timeout: float) -> bytes | None:
-    """The whole body, or None when the client left or was answered: 413 beyond `limit` bytes, 408 when it does
-    not arrive within `read_timeout` seconds. The one body reader of the guards and of the response cache's hit
-    path."""
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(read_timeout):
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return None
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    await _too_large(send, limit)
-                    return None
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-    except TimeoutError:
-        await _send_json(send, 408, "REQUEST_TIMEOUT", "Request body not received in time.")
-        return None
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def replayed(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that gives the app the body already read, then the connection's own messages."""
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 class BodySizeLimitMiddleware:
@@ -262,13 +184,13 @@ class BodySizeLimitMiddleware:
         limit = self.limit_for(scope.get("path", ""))
         refusal = declared_length_refusal(scope, limit)
         if refusal is not None:
-            await _send_json(send, *refusal)
+            await send_error(send, *refusal)
             return
         body = await read_bounded_body(receive, send, limit, self.read_timeout)
         if body is None:
             return
         if self._bad_json_shape(scope, body):
-            await _send_json(send, 400, "BAD_REQUEST", "The request body must be a JSON object.")
+            await send_error(send, 400, "BAD_REQUEST", "The request body must be a JSON object.")
             return
         await self.app(scope, replayed(body, receive), send)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from delivery_gateway.http.guards import CORRELATION_SCOPE_KEY  # set inside this middleware, read after the app
+from delivery_gateway.http.exchange import CORRELATION_SCOPE_KEY  # set inside this middleware, read after the app
 from delivery_gateway.kernel import request_stats
 
 REQUEST_LOGGER = "delivery_gateway.requests"

@@ -18,7 +18,7 @@ from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ledger import ApplyResult, DeliveryLedger, LedgerEvent
 from delivery_gateway.pubsub import PubSub
 from delivery_gateway.webhooks.endpoint import TwilioWebhookEndpoint
-from delivery_gateway.webhooks.front import WebhookFront
+from delivery_gateway.webhooks.front import CorsHeaders, WebhookFront
 from delivery_gateway.webhooks.invalidation import AfterApplyChain, CacheInvalidator, ResponseInvalidator
 from delivery_gateway.webhooks.processor import WebhookProcessor
 
@@ -65,10 +65,12 @@ class WebhookIngest:
             metrics=metrics,
         )
 
-    def front_middleware(self) -> Middleware:
+    def front_middleware(self, cors_headers: CorsHeaders) -> Middleware:
         """The route's lean path (webhooks/front.py), for the app's middleware list: inside the request log, in
-        front of the guards (it applies their rules itself)."""
-        return Middleware(WebhookFront, endpoint=self.endpoint, settings=self.settings, path=self.path)
+        front of the guards (it applies their rules itself; `cors_headers`: the origin policy's)."""
+        return Middleware(
+            WebhookFront, endpoint=self.endpoint, settings=self.settings, path=self.path, cors_headers=cors_headers
+        )
 
     def routes(self) -> list[Route]:
         return [Route(self.path, self.endpoint.handle, methods=["POST"], name="twilio_webhook")]

@@ -4,7 +4,7 @@ request and response objects (about half of the CPU an ingested event cost).
 
 What it applies, each from the code the full stack uses: the correlation id (`X-Request-ID`, the request's log
 line, the context variable logs read), the headers CORS adds for the request's `Origin`
-(`http/guards.OriginPolicy`), the webhook body limit (announced size and bounded read: 413, 408), and the
+(`http/guards.OriginPolicy`, handed in), the webhook body limit (announced size and bounded read: 413, 408), and the
 endpoint's one rule (`TwilioWebhookEndpoint.ingest`: signature verified once, validation, durable inbox write
 before the 200). What it leaves to the full stack unchanged: any other method or path, a WebSocket, a body that is
 not URL-encoded (multipart), an unannounced, malformed or oversize Content-Length, a missing signature, and
@@ -15,14 +15,14 @@ per request, as before); stream draining has nothing to do for a webhook (it tra
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import URL
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from delivery_gateway.http.guards import (
+from delivery_gateway.http.exchange import (
     CORRELATION_HEADER,
     CORRELATION_SCOPE_KEY,
-    OriginPolicy,
     correlation_id_for,
     read_bounded_body,
     reset_correlation_id,
@@ -34,6 +34,8 @@ from delivery_gateway.webhooks.parse import parse_urlencoded
 from delivery_gateway.webhooks.signature import SignedParams, called_url
 
 URLENCODED = b"application/x-www-form-urlencoded"
+# (Origin header or None, a Cookie header was sent) -> the headers CORS adds to an ordinary response
+CorsHeaders = Callable[[bytes | None, bool], Awaitable[list[tuple[bytes, bytes]]]]
 _JSON_TYPE = (b"content-type", b"application/json")
 
 
@@ -48,13 +50,17 @@ _ACCEPTED_BODY = render_json(ACCEPTED)
 class WebhookFront:
     """Handles signed URL-encoded POSTs to `path` (the webhook route) itself; passes everything else through."""
 
-    def __init__(self, app: ASGIApp, *, endpoint: TwilioWebhookEndpoint, settings: Settings, path: str) -> None:
+    def __init__(
+        self, app: ASGIApp, *, endpoint: TwilioWebhookEndpoint, settings: Settings, path: str, cors_headers: CorsHeaders
+    ) -> None:
+        """`cors_headers`: the origin policy's (`http.guards.OriginPolicy.cors_headers`), handed in by the app
+        factory: this package never imports the policy (it parses origins with Strawberry's helpers)."""
         self.app = app
         self.endpoint = endpoint
         self.path = path
         self.limit = settings.max_webhook_bytes
         self.read_timeout = settings.body_read_timeout
-        self.origins = OriginPolicy.from_settings(settings)
+        self.cors_headers = cors_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
@@ -89,7 +95,7 @@ class WebhookFront:
             await self.app(scope, receive, send)  # the full stack answers exactly as it always did
             return
         correlation_id = correlation_id_for(request_id.decode("latin-1") if request_id is not None else None)
-        headers = [*await self.origins.cors_headers(origin, cookie), (CORRELATION_HEADER, correlation_id.encode())]
+        headers = [*await self.cors_headers(origin, cookie), (CORRELATION_HEADER, correlation_id.encode())]
         scope[CORRELATION_SCOPE_KEY] = correlation_id  # for the request's log line
         token = set_correlation_id(correlation_id)
         try:

@@ -15,11 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from delivery_gateway.http.guards import (
-    BodySizeLimitMiddleware,
-    CorrelationIdMiddleware,
-    current_correlation_id,
-)
+from delivery_gateway.http.exchange import current_correlation_id
+from delivery_gateway.http.guards import BodySizeLimitMiddleware, CorrelationIdMiddleware
 from tests.security.conftest import API_KEY, World
 
 
