@@ -390,15 +390,16 @@ class SqlLedger:
         now = self.clock()
         statements = _write_statements(conn.dialect.name)
         if plan.changes:
-            conn.execute(statements.changes, [change_row(c, now) for c in plan.changes])
+            _execute_many(conn, statements.changes, [change_row(c, now) for c in plan.changes])
         if plan.receipts:
-            conn.execute(statements.receipts, [receipt_row(r, now) for r in plan.receipts.values()])
+            _execute_many(conn, statements.receipts, [receipt_row(r, now) for r in plan.receipts.values()])
         if plan.history:
             rows = [history_row(record, entry, now) for record, entry in plan.history]
-            conn.execute(statements.history, rows)
+            _execute_many(conn, statements.history, rows)
             counts = Counter(key for key in map(report_key, rows) if key is not None)
             if counts:
-                conn.execute(
+                _execute_many(
+                    conn,
                     statements.report_hours,
                     [
                         {"service_sid": s, "hour": h, "status": st, "error_code": e, "channel": ch, "count": n}
@@ -406,10 +407,10 @@ class SqlLedger:
                     ],
                 )
         if plan.seen:
-            conn.execute(statements.seen, [{"key": k, "seq": s, "ts": now} for k, s in plan.seen.items()])
+            _execute_many(conn, statements.seen, [{"key": k, "seq": s, "ts": now} for k, s in plan.seen.items()])
         if plan.horizons:
             rows = [{"participant_sid": p, "idx": i, "at": at} for p, (i, at) in plan.horizons.items()]
-            conn.execute(statements.horizons, rows)
+            _execute_many(conn, statements.horizons, rows)
         if plan.receipts:  # what reconciliation re-reads: the same transaction, so no state goes untracked
             tracking.record_states(conn, self._insert, plan.receipts.values(), now)
         if plan.last_seq != snapshot.last_seq:
@@ -657,6 +658,28 @@ class _WriteStatements:
     report_hours: Any
     seen: Any
     horizons: Any
+
+
+def _execute_many(conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
+    """`conn.execute(statement, rows)`; on SQLite straight through the driver's `executemany` with the statement
+    compiled once (named parameters, the rows' dicts as they are): SQLAlchemy's per-row parameter processing was
+    a tenth of the ledger thread's time per batch, and these columns need no conversion (text, numbers). The same
+    connection and transaction either way."""
+    if conn.dialect.name != "sqlite":
+        conn.execute(statement, rows)
+        return
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    dbapi.executemany(_sqlite_sql(statement, tuple(rows[0])), rows)
+
+
+_SQLITE_NAMED = sqlite.dialect(paramstyle="named")
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_sql(statement: Any, keys: tuple[str, ...]) -> str:
+    """`statement` as SQLite SQL for rows with these keys (`:name` parameters)."""
+    return str(statement.compile(dialect=_SQLITE_NAMED, column_keys=list(keys)))
 
 
 @functools.cache
