@@ -74,7 +74,8 @@ class TwilioWebhookEndpoint:
         try:
             form = await _read_form(request, content_type)
         except Exception as exc:
-            return JSONResponse(*self.unreadable(exc))
+            status, payload = self.unreadable(exc)
+            return JSONResponse(payload, status_code=status)
         status, payload = await self.ingest(
             form,
             url=called_url(request.url, self.public_url),
@@ -93,10 +94,10 @@ class TwilioWebhookEndpoint:
             return 400, {"error": f"expected a form-encoded body, got {content_type or 'no content type'}"}
         return None
 
-    def unreadable(self, exc: Exception) -> tuple[dict[str, str], int]:
-        """The 400 for a body that is no form (the JSONResponse arguments)."""
+    def unreadable(self, exc: Exception) -> Answer:
+        """The 400 for a body that is no form."""
         self._count(None, "malformed")
-        return {"error": f"unreadable form body: {exc}"}, 400
+        return 400, {"error": f"unreadable form body: {exc}"}
 
     async def ingest(self, form: SignedParams, *, url: str, signature: str, settings_header: str | None) -> Answer:
         """(status, JSON body) for a signed form: verified once, validated, durably recorded, then 200. The one

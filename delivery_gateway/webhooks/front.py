@@ -106,7 +106,7 @@ class WebhookFront:
             try:
                 form = SignedParams.of(parse_urlencoded(body))
             except Exception as exc:
-                payload, status = endpoint.unreadable(exc)
+                status, payload = endpoint.unreadable(exc)
             else:
                 status, payload = await endpoint.ingest(
                     form,

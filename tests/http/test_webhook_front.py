@@ -93,6 +93,7 @@ CASES = {
     "untracked event": ({"EventType": "onConversationAdded", "ConversationSid": CONVERSATION}, None),
     "another account": (delivery(5, "sent", AccountSid="AC" + "9" * 32), None),
     "unknown status": (delivery(6, "queued-somewhere"), None),
+    "more fields than a form may have": ({f"F{n}": "x" for n in range(1001)}, None),
 }
 
 
@@ -143,6 +144,7 @@ async def test_each_outcome_of_the_lean_path(tmp_path, route_calls):
             "untracked event": (200, "ignored"),
             "another account": (200, "ignored"),
             "unknown status": (200, "ignored"),
+            "more fields than a form may have": (400, None),
         }
         assert route_calls == []
         assert [r.status.value for r in await g.ledger.receipts_for_message(MESSAGE)] == ["sent"]
