@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from delivery_gateway.ops.runner import run_served
+from delivery_gateway.ops.runner import run_served, server_config
 
 HOST = "127.0.0.1"
 TIMELINE_PATH = "/__bench/timeline"
@@ -32,8 +32,13 @@ GRAPHQL_TRANSPORT_WS = "graphql-transport-ws"
 
 
 def uvicorn_config(app: object) -> uvicorn.Config:
-    """The one uvicorn configuration every benchmarked server uses: 1 worker, no access log, port 0."""
-    return uvicorn.Config(app, host=HOST, port=0, log_level="warning", access_log=False, lifespan="on")
+    """The one uvicorn configuration every benchmarked server uses: the one `delivery-gateway serve` runs
+    (ops.runner.server_config: no access log, no uvicorn forwarded-headers layer, bounded headers), one worker, on
+    a free loopback port. The raw references run under it too, so the gateway and its reference pay for the same
+    server."""
+    config = server_config(app, shutdown_timeout=5)  # type: ignore[arg-type]
+    config.host, config.port = HOST, 0
+    return config
 
 
 async def _serve(app: object, ready: dict[str, object]) -> None:
