@@ -2,6 +2,11 @@
 API) and `redis://` (redis.asyncio directly: aiocache's Redis backend still speaks redis-py APIs that version 8
 deprecates, and cannot express SET PX in a pipeline).
 
+Values are JSON values. Redis holds them as JSON text and every read parses it (another replica may have written
+it). The in-process store holds them as read-only Python objects (kernel/frozen.py): nothing to parse on a read,
+and an entry is decoded into its record once, the first time a reader asks for it with a `decode` function, then
+handed as that same immutable object to every later reader until the entry is replaced, deleted or expires.
+
 Never pickles (JSON text only: a compromised Redis must not mean code execution); never leaks a warning.
 """
 
@@ -11,25 +16,38 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from aiocache import SimpleMemoryCache
-from aiocache.serializers import BaseSerializer
+from aiocache.serializers import NullSerializer
 
+from delivery_gateway.kernel.frozen import freeze
 from delivery_gateway.kernel.urls import REDIS_SCHEMES, RedisUrl, parse_redis_url, scheme_of
 
 DEFAULT_OP_TIMEOUT = 1.0  # seconds per cache operation; a slow cache must not slow the gateway down
 
+# What a decode function raises on an entry of another shape (an older version's, another kind's): a miss.
+DECODE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
+
+Decode = Callable[[Any], Any]
+
 
 class CacheBackend(Protocol):
-    """What ResourceCache needs of a store. Keys are the cache's own (the backend adds its namespace)."""
+    """What ResourceCache needs of a store. Keys are the cache's own (the backend adds its namespace).
 
-    async def multi_get(self, keys: Sequence[str]) -> list[Any | None]: ...
+    With `decode`, a read returns `decode(value)` for each entry found, and None (a miss) for an entry `decode`
+    refuses (DECODE_ERRORS); an in-process store may return the same decoded object to every reader, so a decoded
+    value must be treated as immutable (records are frozen; their lists and dicts are read-only)."""
+
+    async def multi_get(self, keys: Sequence[str], decode: Decode | None = None) -> list[Any | None]: ...
 
     async def multi_set(self, pairs: Sequence[tuple[str, Any]], ttl: float | None) -> None: ...
 
-    async def multi_get_expiring(self, keys: Sequence[str]) -> list[tuple[Any | None, float | None]]:
+    async def multi_get_expiring(
+        self, keys: Sequence[str], decode: Decode | None = None
+    ) -> list[tuple[Any | None, float | None]]:
         """(value, seconds it still lives or None: no expiry) per key: what the response cache needs so that a
         response never outlives the entries it was built from."""
         ...
@@ -59,40 +77,63 @@ def loads(value: str | bytes | None) -> Any:
     return json.loads(value)
 
 
-class JsonText(BaseSerializer):
-    """aiocache serializer: JSON in, JSON text out (unlike aiocache's JsonSerializer it accepts bytes and
-    refuses NaN)."""
+def _decoded(value: Any, decode: Decode) -> Any | None:
+    try:
+        return decode(value)
+    except DECODE_ERRORS:
+        return None
 
-    DEFAULT_ENCODING = "utf-8"
 
-    def dumps(self, value: Any) -> str:
-        return dumps(value)
+class _Entry:
+    """One in-process entry: its JSON value (read-only) and, once a reader asked, that value decoded (one decode
+    function's result is kept: each kind of entry has one reader's decode)."""
 
-    def loads(self, value: Any) -> Any:
-        return loads(value)
+    __slots__ = ("decode", "decoded", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.decode: Decode | None = None
+        self.decoded: Any = None
+
+    def read(self, decode: Decode | None) -> Any | None:
+        if decode is None or self.value is None:
+            return self.value
+        if self.decode is not None and (self.decode is decode or self.decode == decode):
+            return self.decoded
+        decoded = _decoded(self.value, decode)
+        if decoded is None:  # refused: the next reader decodes it again (and is refused again)
+            return None
+        self.decode, self.decoded = decode, freeze(decoded)
+        return self.decoded
 
 
 class MemoryBackend:
-    """An in-process store: aiocache's SimpleMemoryCache (TTLs expire entries) through its public API."""
+    """An in-process store: aiocache's SimpleMemoryCache (TTLs expire entries) through its public API, holding
+    each entry as a read-only JSON value and its decoded record (module docstring)."""
 
     PRUNE_EVERY = 1024  # window counters: drop the expired ones once this many were opened
 
     def __init__(self, namespace: str) -> None:
-        # No per-operation timeout: it would only wrap dict lookups in asyncio.wait_for.
-        self._cache = SimpleMemoryCache(serializer=JsonText(), namespace=namespace, timeout=None)
+        # No per-operation timeout: it would only wrap dict lookups in asyncio.wait_for. No serializer: entries are
+        # Python objects (values checked and copied as JSON when stored, so nothing else can hold or change them).
+        self._cache = SimpleMemoryCache(serializer=NullSerializer(), namespace=namespace, timeout=None)
         self._windows: dict[str, tuple[int, float]] = {}  # key -> (hits, monotonic time the window closes)
         self._opened = 0
         self._deadlines: dict[str, float] = {}  # key -> monotonic time its entry expires (multi_get_expiring)
 
-    async def multi_get(self, keys: Sequence[str]) -> list[Any | None]:
+    async def multi_get(self, keys: Sequence[str], decode: Decode | None = None) -> list[Any | None]:
         if not keys:
             return []
-        return list(await self._cache.multi_get(list(keys)))
+        entries = await self._cache.multi_get(list(keys))
+        return [None if entry is None else entry.read(decode) for entry in entries]
 
     async def multi_set(self, pairs: Sequence[tuple[str, Any]], ttl: float | None) -> None:
         if not pairs:
             return
-        await self._cache.multi_set(list(pairs), ttl=ttl or None)
+        # The JSON round trip refuses what JSON cannot hold (as Redis does) and makes a copy the caller cannot
+        # reach; freezing makes it read-only for every reader.
+        entries = [(key, _Entry(freeze(loads(dumps(value))))) for key, value in pairs]
+        await self._cache.multi_set(entries, ttl=ttl or None)
         now = time.monotonic()
         if len(self._deadlines) > self.PRUNE_EVERY * 64:  # forget expired deadlines now and then
             self._deadlines = {k: v for k, v in self._deadlines.items() if v > now}
@@ -100,8 +141,10 @@ class MemoryBackend:
         for key, _ in pairs:
             self._deadlines[key] = deadline
 
-    async def multi_get_expiring(self, keys: Sequence[str]) -> list[tuple[Any | None, float | None]]:
-        values = await self.multi_get(keys)
+    async def multi_get_expiring(
+        self, keys: Sequence[str], decode: Decode | None = None
+    ) -> list[tuple[Any | None, float | None]]:
+        values = await self.multi_get(keys, decode)
         now = time.monotonic()
         out: list[tuple[Any | None, float | None]] = []
         for key, value in zip(keys, values, strict=True):
@@ -133,6 +176,14 @@ class MemoryBackend:
         await self._cache.close()
 
 
+def _load(text: str | bytes | None, decode: Decode | None) -> Any | None:
+    """A Redis entry: its JSON, decoded when asked (a fresh object per read: nothing is shared)."""
+    value = loads(text)
+    if value is None or decode is None:
+        return value
+    return _decoded(value, decode)
+
+
 class RedisBackend:
     """Redis through redis.asyncio: MGET, SET PX (one MULTI for many), DEL; every operation time-bounded."""
 
@@ -144,14 +195,16 @@ class RedisBackend:
     def _key(self, key: str) -> str:
         return f"{self._namespace}:{key}" if self._namespace else key
 
-    async def multi_get(self, keys: Sequence[str]) -> list[Any | None]:
+    async def multi_get(self, keys: Sequence[str], decode: Decode | None = None) -> list[Any | None]:
         if not keys:
             return []
         async with asyncio.timeout(self._timeout):
             values = await self._client.mget([self._key(key) for key in keys])
-        return [loads(value) for value in values]
+        return [_load(value, decode) for value in values]
 
-    async def multi_get_expiring(self, keys: Sequence[str]) -> list[tuple[Any | None, float | None]]:
+    async def multi_get_expiring(
+        self, keys: Sequence[str], decode: Decode | None = None
+    ) -> list[tuple[Any | None, float | None]]:
         """MGET and every key's PTTL in one round trip."""
         if not keys:
             return []
@@ -164,7 +217,7 @@ class RedisBackend:
                 replies = await pipe.execute()
         values, ttls = replies[0], replies[1:]
         return [
-            (loads(value), (ttl_ms / 1000 if ttl_ms is not None and ttl_ms >= 0 else None))
+            (_load(value, decode), (ttl_ms / 1000 if ttl_ms is not None and ttl_ms >= 0 else None))
             for value, ttl_ms in zip(values, ttls, strict=True)
         ]
 

@@ -41,23 +41,21 @@ async def cached_many(
 ) -> list[V | BaseException]:
     """Values for `items`, in order, as a DataLoader `load_fn` must return them.
 
-    1. one `get_many` for every item's key; 2. `fetch_missing(misses)` (unique, in first-seen order) returns
+    1. one `get_many` for every item's key, `decode`d (on `memory://` each entry is decoded once and the same
+    immutable value is returned to every request: never change what this returns); 2. `fetch_missing(misses)` (unique, in first-seen order) returns
     {item: value or exception}; 3. successes are stored (`encode`d, grouped by `ttl_for(value)`);
     exceptions are returned in place (DataLoader raises them to that key's caller only). An item
     `fetch_missing` leaves out gets a `LookupError`.
     """
     key_of = {item: cache_key(item) for item in items}
-    found = await cache.get_many(key_of.values())
+    found = await cache.get_many(key_of.values(), decode=decode)  # an entry of a stale shape is a miss: refetched
     results: dict[K, V | BaseException] = {}
     missing: list[K] = []
     for item, key in key_of.items():
         if key in found:
-            try:
-                results[item] = decode(found[key])
-                continue
-            except (KeyError, TypeError, ValueError):  # a stale shape: refetch
-                pass
-        missing.append(item)
+            results[item] = found[key]
+        else:
+            missing.append(item)
     if missing:
         fetched = await fetch_missing(missing)
         to_store: dict[str, tuple[Any, float]] = {}

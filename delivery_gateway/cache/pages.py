@@ -59,7 +59,7 @@ async def cached_message_pages(
     }
     entries = await cache.get_many(page_key.values())
     wanted = [_message_key(r, sid) for r in requests if page_key[r] in entries for sid in entries[page_key[r]]["sids"]]
-    messages = await cache.get_many(wanted)
+    messages = await cache.get_many(wanted, decode=MessageRecord.from_dict)  # records (shared on memory://)
 
     results: dict[MessagesPageRequest, Page[MessageRecord] | BaseException] = {}
     missing: list[MessagesPageRequest] = []
@@ -67,7 +67,7 @@ async def cached_message_pages(
         entry = entries.get(page_key[r])
         if entry is not None and all(_message_key(r, sid) in messages for sid in entry["sids"]):
             results[r] = Page(
-                items=[MessageRecord.from_dict(messages[_message_key(r, sid)]) for sid in entry["sids"]],
+                items=[messages[_message_key(r, sid)] for sid in entry["sids"]],
                 page_size=entry["page_size"],
                 next_page_token=entry["next"],
                 previous_page_token=entry["prev"],

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from delivery_gateway.cache import keys as cache_keys
-from delivery_gateway.cache.backend import DEFAULT_OP_TIMEOUT, CacheBackend, backend_from_url
+from delivery_gateway.cache.backend import DEFAULT_OP_TIMEOUT, CacheBackend, Decode, backend_from_url
 from delivery_gateway.cache.ttl import GENERATION_TTL
 from delivery_gateway.kernel import read_set
 from delivery_gateway.kernel.metrics import Metrics
@@ -38,7 +38,9 @@ _READ_ERRORS: tuple[type[BaseException], ...] = (*_BACKEND_ERRORS, ValueError)  
 class ResourceCache:
     """Async cache of JSON-serialisable values (store `record.to_dict()`, never records or SDK objects).
 
-    `get_many` is one round trip (MGET on Redis). A TTL <= 0 means "do not store". See `cache/loaders.py`
+    `get_many` is one round trip (MGET on Redis). A TTL <= 0 means "do not store". Values read back are
+    read-only (kernel/frozen.py) on `memory://`; `get_many(keys, decode=...)` returns them decoded (records),
+    and on `memory://` decodes each entry once for all its readers (cache/backend.py). See `cache/loaders.py`
     for the DataLoader helper.
     """
 
@@ -62,17 +64,20 @@ class ResourceCache:
 
     # -- reads -----------------------------------------------------------------------------------------
 
-    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """{key: value} for the keys present (misses are absent). Duplicates are looked up once."""
+    async def get_many(self, keys: Iterable[str], decode: Decode | None = None) -> dict[str, Any]:
+        """{key: value} for the keys present (misses are absent). Duplicates are looked up once.
+
+        With `decode` (e.g. `MessageRecord.from_dict`), each value found is `decode(value)`, and an entry `decode`
+        refuses (an older shape) is a miss. A decoded value may be shared with other readers: never change it."""
         unique = list(dict.fromkeys(keys))
         if not unique:
             return {}
         reads = read_set.current()
         try:
             if reads is None:
-                values = await self.backend.multi_get(unique)
+                values = await self.backend.multi_get(unique, decode)
             else:  # a response cache records this execution: note what it reads and how long that lives
-                expiring = await self.backend.multi_get_expiring(unique)
+                expiring = await self.backend.multi_get_expiring(unique, decode)
                 values = [value for value, _ in expiring]
                 for key, (value, remaining) in zip(unique, expiring, strict=True):
                     conversation_sid, message_sid = cache_keys.sids_of(key)

@@ -7,6 +7,7 @@ BAD_USER_INPUT, GRAPHQL_VALIDATION_FAILED); errors.py gives every other error it
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -36,6 +37,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from delivery_gateway.graphql.conversation.resolvers import scan_pages
 from delivery_gateway.graphql.errors import QUERY_TOO_COMPLEX, BadUserInput, coded, error_extensions
 from delivery_gateway.graphql.paging import PageSizes, upstream_pages
+from delivery_gateway.kernel.memo import IdentityMemo
 from delivery_gateway.kernel.settings import Settings
 
 MAX_EXPANDED_FIELDS = 5000  # fields after expanding fragments; bounds every later walk of the document
@@ -327,16 +329,31 @@ class OperationLimits(SchemaExtension):
         page_sizes: PageSizes = PageSizes(),
         cost_table: Mapping[str, FieldCost] = DEFAULT_COST_TABLE,
         max_ledger_queries: int | None = None,
+        passed: IdentityMemo[bool] | None = None,
     ) -> None:
         self.max_cost = max_cost
         self.page_sizes = page_sizes
         self.cost_table = cost_table
         self.max_ledger_queries = max_ledger_queries
+        # Operations found within the limits, per parsed document (ParserCache hands the same document object to
+        # every request with the same text), operation name and variables: shared by the operations of a schema.
+        self.passed = passed
 
     def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        label = None
+        if self.passed is not None and document is not None and not context.pre_execution_errors:
+            variables = context.variables if isinstance(context.variables, dict) else None
+            label = (context.operation_name, json.dumps(variables, sort_keys=True, separators=(",", ":"), default=repr))
+            if self.passed.get(label, document):
+                yield
+                return
         error = self.check()
         if error is not None:
             raise error
+        if label is not None and document is not None and self.passed is not None:
+            self.passed.put(label, (document,), True)  # an operation over a limit is checked again each time
         yield
 
     def check(self) -> GraphQLError | None:
@@ -393,6 +410,7 @@ def limit_extensions(
             page_sizes=PageSizes.from_settings(settings),
             cost_table=cost_table,
             max_ledger_queries=settings.max_ledger_queries,
+            passed=IdentityMemo(512),
         )
     )
     return extensions

@@ -12,6 +12,7 @@ from graphql import lexicographic_sort_schema, print_schema
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 
 from delivery_gateway.graphql.conversation.schema import ConversationQuery
+from delivery_gateway.graphql.enum_output import install_enum_output
 from delivery_gateway.graphql.errors import GatewayErrors, GatewaySchema
 from delivery_gateway.graphql.limits import limit_extensions
 from delivery_gateway.graphql.live.execution import EventScopedExecutor
@@ -53,13 +54,15 @@ def build_schema(settings: Settings) -> GatewaySchema:
         OperationLogExtension,
     ]
     # Each subscription event (and each operation of a WebSocket) is resolved with a context of its own.
-    return GatewaySchema(
+    schema = GatewaySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
         execution_context_class=EventScopedExecutor,
     )
+    install_enum_output(schema)  # enum values served by a dict lookup (graphql/enum_output.py)
+    return schema
 
 
 def schema_sdl(settings: Settings | None = None) -> str:

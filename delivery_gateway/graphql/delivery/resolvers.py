@@ -16,6 +16,8 @@ from delivery_gateway.delivery import recipients as rules
 from delivery_gateway.delivery.recipients import RecipientState
 from delivery_gateway.delivery.ticks import Ticks, ticks_for
 from delivery_gateway.graphql.participant.resolvers import participants_of
+from delivery_gateway.kernel.frozen import FrozenList
+from delivery_gateway.kernel.memo import IdentityMemo
 from delivery_gateway.kernel.records import MessageRecord, ParticipantRecord, ReceiptRecord
 from delivery_gateway.ledger import HistoryEntry
 
@@ -91,7 +93,7 @@ async def deliveries_of(
         return [failed] * len(messages)
     if not receipts:
         return [MessageDelivery(participants, rules.author_of(m, participants), None, None, None) for m in messages]
-    expecting = [m for m in messages if rules.receipts_expected(m, participants)]
+    expecting = [m for m in messages if _receipts_expected(m, participants)]
     loader = context.loaders.receipts
     loaded = await asyncio.gather(
         *(loader.load((service_scope, conversation_sid, m.sid)) for m in expecting), return_exceptions=True
@@ -100,16 +102,46 @@ async def deliveries_of(
     memo = context.loaders.recipient_states
     deliveries = []
     for message in messages:
-        author = rules.author_of(message, participants)
-        found = by_sid.get(message.sid, [])
+        found = by_sid.get(message.sid, NO_RECEIPTS)
         if isinstance(found, BaseException):
             if not isinstance(found, Exception):
                 raise found  # cancellation: not one message's error
+            author = rules.author_of(message, participants)
             deliveries.append(MessageDelivery(participants, author, found, found, found))
             continue
+        author, states, ticks = _derived(message, participants, found)
         key = (service_scope, message.sid)
-        states = memo.get(key)
-        if states is None:
-            states = memo[key] = rules.recipient_states(message, participants, found)
-        deliveries.append(MessageDelivery(participants, author, found, states, ticks_for(states)))
+        if memo.setdefault(key, states) is not states:  # computed earlier in this request: that one is served
+            states = memo[key]
+            ticks = ticks_for(states)
+        deliveries.append(MessageDelivery(participants, author, found, states, ticks))
     return deliveries
+
+
+# A message's author, recipient states and ticks depend on its record, the participants list and its receipts list
+# alone; when those are the resource cache's shared immutable values (read-only lists: kernel/frozen.py), they are
+# derived once for every request that reads the same entries (kernel/memo.py). Values fresh from Twilio or from
+# Redis are new objects on every read: derived per request, never kept.
+NO_RECEIPTS: list[ReceiptRecord] = FrozenList()  # a message whose recipients cannot have receipts
+_DERIVED: IdentityMemo[tuple[ParticipantRecord | None, list[RecipientState], Ticks]] = IdentityMemo(8192)
+_EXPECTED: IdentityMemo[bool] = IdentityMemo(8192)
+
+
+def _receipts_expected(message: MessageRecord, participants: list[ParticipantRecord]) -> bool:
+    if not isinstance(participants, FrozenList):
+        return rules.receipts_expected(message, participants)
+    found = _EXPECTED.get(None, message, participants)
+    if found is None:
+        found = _EXPECTED.put(None, (message, participants), rules.receipts_expected(message, participants))
+    return found
+
+
+def _derived(
+    message: MessageRecord, participants: list[ParticipantRecord], receipts: list[ReceiptRecord]
+) -> tuple[ParticipantRecord | None, list[RecipientState], Ticks]:
+    shared = isinstance(participants, FrozenList) and isinstance(receipts, FrozenList)
+    if shared and (found := _DERIVED.get(None, message, participants, receipts)) is not None:
+        return found
+    states = rules.recipient_states(message, participants, receipts)
+    derived = (rules.author_of(message, participants), FrozenList(states) if shared else states, ticks_for(states))
+    return _DERIVED.put(None, (message, participants, receipts), derived) if shared else derived

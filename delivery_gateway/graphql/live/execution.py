@@ -27,6 +27,7 @@ from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema, 
 from graphql.execution import Executor
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from delivery_gateway.graphql.awaitable import is_awaitable
 from delivery_gateway.graphql.context import RequestContext
 from delivery_gateway.graphql.live.fanout import variables_key
 
@@ -49,6 +50,8 @@ class EventScopedExecutor(StrawberryGraphQLCoreExecutionContext):
         **kwargs: Any,
     ) -> list[GraphQLError] | Executor:
         executor = super().build(schema, document, root_value, context_value, *args, **kwargs)
+        if isinstance(executor, Executor):
+            executor.is_awaitable = is_awaitable  # type: ignore[assignment]  # per-type answer (graphql/awaitable.py)
         if isinstance(executor, Executor) and isinstance(context_value, RequestContext) and context_value.is_connection:
             if executor.operation.operation is not OperationType.SUBSCRIPTION:  # each event gets its own anyway
                 executor.context_value = context_value.for_event()

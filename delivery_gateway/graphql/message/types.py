@@ -28,7 +28,9 @@ from delivery_gateway.graphql.participant.resolvers import author_of, participan
 from delivery_gateway.graphql.participant.types import Participant
 from delivery_gateway.graphql.selection import selected
 from delivery_gateway.graphql.values import Deferred, attribute
-from delivery_gateway.kernel.records import MessageRecord, ReceiptRecord
+from delivery_gateway.kernel.frozen import FrozenList
+from delivery_gateway.kernel.memo import IdentityMemo
+from delivery_gateway.kernel.records import MessageRecord, ParticipantRecord, ReceiptRecord
 
 if TYPE_CHECKING:
     from delivery_gateway.graphql.context import RequestContext
@@ -171,7 +173,16 @@ class Message(relay.Node):
             return [cls.from_record(r, service_scope, context) for r in records]
         participants = loaded[0].participants
         shared = None if isinstance(participants, Exception) else ParticipantTypes(participants, service_scope)
-        return [cls.from_record(r, service_scope, context, d, shared) for r, d in zip(records, loaded, strict=True)]
+        out = []
+        for record, delivery in zip(records, loaded, strict=True):
+            sources = _shared_sources(record, delivery)
+            message = _BUILT.get(service_scope, *sources) if sources else None
+            if message is None:
+                message = cls.from_record(record, service_scope, context, delivery, shared)
+                if sources:
+                    _BUILT.put(service_scope, sources, _read_only(message))
+            out.append(message)
+        return out
 
     @classmethod
     async def page_of(
@@ -197,6 +208,31 @@ class Message(relay.Node):
     async def resend_of(self, info: Info) -> Message | None:
         record = await resolvers.resend_of(info.context, self.service_scope, self.record)
         return Message.from_record(record, self.service_scope, info.context) if record else None
+
+
+# A page's Messages built from the resource cache's shared immutable values (the message record, the participants
+# list, its receipts list and the recipient states derived from them: graphql/delivery/resolvers.py) are the same
+# for every request that reads those entries, caller included (access is decided before a page is read), so they
+# are built once (kernel/memo.py). Everything else is built per request and never kept.
+_BUILT: IdentityMemo[Message] = IdentityMemo(8192)
+
+
+def _shared_sources(record: MessageRecord, delivery: MessageDelivery) -> tuple[object, ...] | None:
+    """What a Message built from `delivery` is derived from, when all of it is shared and immutable and every
+    delivery field was loaded (nothing left to load per request); else None."""
+    values = (delivery.participants, delivery.receipts, delivery.states)
+    if all(isinstance(v, FrozenList) for v in values) and isinstance(delivery.author, ParticipantRecord | None):
+        return (record, *values)
+    return None
+
+
+def _read_only(message: Message) -> Message:
+    """A Message about to be shared: its lists read-only (graphql-core only reads them)."""
+    for name in ("media", "receipts", "recipients"):
+        value = getattr(message, name)
+        if isinstance(value, list):
+            setattr(message, name, FrozenList(value))
+    return message
 
 
 def _value(value: Any, build: Any) -> Any:
