@@ -50,6 +50,7 @@ class ResourceCache:
         # Services this process stored participants lists under (an Access Token caller's lists are keyed by its
         # token's service): participant webhooks name no service, so their evictions cover these scopes too.
         self.participant_scopes: set[str] = set()
+        self._counters: dict[tuple[str, str], Any] = {}  # the cache_requests child of each (kind, result)
 
     @classmethod
     def from_url(
@@ -163,4 +164,7 @@ class ResourceCache:
         for key in keys:
             per_kind[cache_keys.kind_of(key)] += 1
         for kind, n in per_kind.items():
-            self.metrics.cache_requests.labels(kind, result).inc(n)
+            counter = self._counters.get((kind, result))
+            if counter is None:  # labels() looks the child up under a lock: once per (kind, result) is enough
+                counter = self._counters[(kind, result)] = self.metrics.cache_requests.labels(kind, result)
+            counter.inc(n)

@@ -12,7 +12,7 @@ from graphql import lexicographic_sort_schema, print_schema
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 
 from delivery_gateway.graphql.conversation.schema import ConversationQuery
-from delivery_gateway.graphql.enum_output import install_enum_output
+from delivery_gateway.graphql.leaf_output import install_leaf_output
 from delivery_gateway.graphql.errors import GatewayErrors, GatewaySchema
 from delivery_gateway.graphql.limits import limit_extensions
 from delivery_gateway.graphql.live.execution import EventScopedExecutor
@@ -61,7 +61,7 @@ def build_schema(settings: Settings) -> GatewaySchema:
         extensions=extensions,
         execution_context_class=EventScopedExecutor,
     )
-    install_enum_output(schema)  # enum values served by a dict lookup (graphql/enum_output.py)
+    install_leaf_output(schema)  # enum values and timestamps served without repeated work (graphql/leaf_output.py)
     return schema
 
 

@@ -11,10 +11,13 @@ so a field that might be read is reported as selected (at worst a load nobody re
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 
 from strawberry.types import Info
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
+
+from delivery_gateway.kernel.memo import IdentityMemo
 
 
 def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
@@ -34,9 +37,27 @@ def below(fields: Iterable[SelectedField], path: Iterable[str] = ()) -> list[Sel
     return [child for node in level for child in _fields(node.selections)]
 
 
+# Strawberry builds `info.selected_fields` anew from the operation's syntax tree on every call (arguments with the
+# variables applied, fragments, directives). The parsed operation is the same object for every request with the same
+# text (ParserCache), so what a field selects is kept per (operation, path, variables): built once, then only read.
+_SELECTED: IdentityMemo[list[Selection]] = IdentityMemo(1024)
+
+
+def _selected_fields(info: Info) -> list[Selection]:
+    operation = info.operation
+    label = (
+        tuple(info.path.as_list()),
+        json.dumps(info.variable_values, sort_keys=True, separators=(",", ":"), default=repr),
+    )
+    found = _SELECTED.get(label, operation)
+    if found is None:
+        found = _SELECTED.put(label, (operation,), info.selected_fields)
+    return found
+
+
 def fields_at(info: Info, path: Iterable[str] = ()) -> list[SelectedField]:
     """`below` the current field, across every occurrence of it in the operation."""
-    return below(_fields(info.selected_fields), path)
+    return below(_fields(_selected_fields(info)), path)
 
 
 def selected(info: Info, path: Iterable[str] = ()) -> set[str]:

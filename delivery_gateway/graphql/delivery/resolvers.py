@@ -7,8 +7,7 @@ load one message's receipts is that message's error alone.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -95,9 +94,7 @@ async def deliveries_of(
         return [MessageDelivery(participants, rules.author_of(m, participants), None, None, None) for m in messages]
     expecting = [m for m in messages if _receipts_expected(m, participants)]
     loader = context.loaders.receipts
-    loaded = await asyncio.gather(
-        *(loader.load((service_scope, conversation_sid, m.sid)) for m in expecting), return_exceptions=True
-    )
+    loaded = await _each(loader.load((service_scope, conversation_sid, m.sid)) for m in expecting)
     by_sid: dict[str, list[ReceiptRecord] | BaseException] = {m.sid: r for m, r in zip(expecting, loaded, strict=True)}
     memo = context.loaders.recipient_states
     deliveries = []
@@ -116,6 +113,19 @@ async def deliveries_of(
             ticks = ticks_for(states)
         deliveries.append(MessageDelivery(participants, author, found, states, ticks))
     return deliveries
+
+
+async def _each(futures: Iterable[Awaitable[list[ReceiptRecord]]]) -> list[list[ReceiptRecord] | BaseException]:
+    """Every loader future's value or exception, in order (`gather(..., return_exceptions=True)` without a callback
+    per future: the loader resolves the whole batch at once, so only the first await waits)."""
+    started = list(futures)  # every load is asked for before the first await, so they form one batch
+    out: list[list[ReceiptRecord] | BaseException] = []
+    for future in started:
+        try:
+            out.append(await future)
+        except Exception as exc:  # that message's error alone; a cancellation is not one message's
+            out.append(exc)
+    return out
 
 
 # A message's author, recipient states and ticks depend on its record, the participants list and its receipts list

@@ -23,7 +23,7 @@ from delivery_gateway.graphql.delivery import resolvers as delivery
 from delivery_gateway.graphql.delivery.resolvers import MessageDelivery
 from delivery_gateway.graphql.delivery.types import DeliveryReceipt, DeliverySummary, ParticipantTypes, Recipient
 from delivery_gateway.graphql.message import resolvers
-from delivery_gateway.graphql.nodes import json_value, node_id, parse_node_id
+from delivery_gateway.graphql.nodes import is_node_instance, json_value, node_id, parse_node_id
 from delivery_gateway.graphql.participant.resolvers import author_of, participants_of
 from delivery_gateway.graphql.participant.types import Participant
 from delivery_gateway.graphql.selection import selected
@@ -91,6 +91,8 @@ class Message(relay.Node):
     ticks: Ticks | None = strawberry.field(description="What a chat UI draws for this message. " + TICKS_RULE)
     record: strawberry.Private[MessageRecord]
     service_scope: strawberry.Private[str | None]
+
+    is_type_of = classmethod(is_node_instance)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Message]:

@@ -17,7 +17,7 @@ from strawberry.types import Info
 
 from delivery_gateway.delivery import channels
 from delivery_gateway.delivery.channels import Channel
-from delivery_gateway.graphql.nodes import json_value, node_id, parse_node_id
+from delivery_gateway.graphql.nodes import is_node_instance, json_value, node_id, parse_node_id
 from delivery_gateway.graphql.participant import resolvers
 from delivery_gateway.kernel.records import ParticipantRecord
 
@@ -51,6 +51,8 @@ class Participant(relay.Node):
     date_updated: datetime | None
     record: strawberry.Private[ParticipantRecord]
     service_scope: strawberry.Private[str | None]
+
+    is_type_of = classmethod(is_node_instance)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]  # relay.Node overloads on `required`; one body serves both
