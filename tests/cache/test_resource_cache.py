@@ -146,3 +146,65 @@ async def test_unreachable_cache_degrades_to_misses():
 def test_unknown_scheme_is_refused():
     with pytest.raises(ValueError, match="scheme"):
         ResourceCache.from_url("memcached://127.0.0.1")
+
+
+def receipts_of(items: list) -> list[ReceiptRecord]:
+    """A reader's decode of a receipts entry (a module-level function: the same decode for every read)."""
+    return [ReceiptRecord.from_dict(r) for r in items]
+
+
+async def test_decoded_reads_are_records_and_an_older_shape_is_a_miss(cache):
+    receipt = ReceiptRecord(sid="DY1", conversation_sid=CONV, message_sid=MSG, status=DeliveryStatus.READ)
+    good, stale = k.receipts(None, CONV, MSG), k.receipts(None, CONV, "IM" + "5" * 32)
+    await cache.set_many({good: [receipt.to_dict()], stale: [{"no": "sid"}]}, ttl=30)
+    got = await cache.get_many([good, stale], decode=receipts_of)
+    assert got == {good: [receipt]}  # the entry `decode` refuses reads as a miss (the loader refetches it)
+    assert hits(cache, "receipts", "hit") == 1 and hits(cache, "receipts", "miss") == 1
+
+
+async def test_memory_entries_are_decoded_once_and_shared_read_only():
+    """On memory:// every reader gets the same immutable objects until the entry is replaced; what the writer keeps,
+    and anything a reader tries, cannot change what the next reader sees."""
+    cache = ResourceCache.from_url("memory://", metrics=Metrics())
+    key = k.receipts(None, CONV, MSG)
+    message_key = k.message(None, CONV, MSG)
+    written = [ReceiptRecord(sid="DY1", conversation_sid=CONV, message_sid=MSG, status=DeliveryStatus.SENT).to_dict()]
+    message = {"sid": MSG, "conversation_sid": CONV, "index": 1, "delivery": {"total": 1, "sent": "all"}}
+    await cache.set_many({key: written, message_key: message}, ttl=30)
+    written[0]["status"] = "failed"  # the writer's own copy, changed after the write
+    message["delivery"]["total"] = 7
+
+    first = (await cache.get_many([key], decode=receipts_of))[key]
+    second = (await cache.get_many([key], decode=receipts_of))[key]
+    assert first is second and first[0].status is DeliveryStatus.SENT  # decoded once, the write as it was
+    with pytest.raises(TypeError):
+        first.append(first[0])
+    with pytest.raises(TypeError):
+        first[0] = first[0]
+    record = (await cache.get_many([message_key], decode=MessageRecord.from_dict))[message_key]
+    assert record.delivery == {"total": 1, "sent": "all"}
+    with pytest.raises(TypeError):
+        record.delivery["total"] = 9  # type: ignore[index]
+    raw = await cache.get(message_key)  # JSON readers (webhook invalidation) get the same read-only value
+    with pytest.raises(TypeError):
+        raw["delivery"].update(total=9)
+    assert {**raw, "index": 2}["index"] == 2 and raw["index"] == 1  # a copy is an ordinary dict
+    # Replaced: the next reader decodes the new entry (a new object); nothing of the old one is served.
+    await cache.set_many({key: [{**written[0], "status": "delivered"}]}, ttl=30)
+    third = (await cache.get_many([key], decode=receipts_of))[key]
+    assert third is not first and third[0].status is DeliveryStatus.DELIVERED
+    await cache.close()
+
+
+@pytest.mark.redis
+async def test_redis_decodes_each_read_afresh(redis_target):
+    cache = ResourceCache.from_url(redis_target.url, namespace="dg")
+    try:
+        receipt = ReceiptRecord(sid="DY1", conversation_sid=CONV, message_sid=MSG, status=DeliveryStatus.READ)
+        key = k.receipts(None, CONV, MSG)
+        await cache.set(key, [receipt.to_dict()], ttl=30)
+        first = (await cache.get_many([key], decode=receipts_of))[key]
+        second = (await cache.get_many([key], decode=receipts_of))[key]
+        assert first == second == [receipt] and first is not second  # another replica may have written it
+    finally:
+        await cache.close()

@@ -7,9 +7,13 @@ Never opens a socket: requests go through httpx's ASGI transport to an app whose
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 
 from bench.counters import count_operation
+from delivery_gateway.cache import keys
+from delivery_gateway.kernel.records import DeliveryStatus
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.upstream.errors import UpstreamUnavailable
 from tests.app_support import running_app
@@ -85,6 +89,42 @@ async def test_chat_screen_runs_in_a_handful_of_tasks_and_one_load_per_list():
         "Executor.complete_awaitable_value": 2,
     }
     assert cold.tasks == 6 + sum(fake.calls.values())
+
+
+def edges_of(result: dict) -> list[dict]:
+    return result["data"]["conversation"]["messages"]["edges"]
+
+
+async def test_warm_answers_built_once_follow_a_rewritten_entry_at_once():
+    """Warm requests serve what was built from the in-process cache's shared entries; when a webhook rewrites one
+    message's receipts entry (as webhooks/invalidation.py does), the next answer changes for that message alone and
+    equals a fresh gateway's answer at that moment."""
+    fake = FakeConversations()
+    conv, *_ = build_chat(fake)
+    sid = conv.record.sid
+    async with running_app(settings(), fake) as app:
+        first = await chat_screen(app, sid)
+        assert await chat_screen(app, sid) == first  # decodes the entries once
+        assert await chat_screen(app, sid) == first  # built from the same shared entries
+        victim = next(i for i, e in enumerate(edges_of(first)) if e["node"]["ticks"] == "FAILED")
+        message_sid = edges_of(first)[victim]["node"]["sid"]
+        delivered = [
+            dataclasses.replace(r, status=DeliveryStatus.DELIVERED, reported_status="delivered", error_code=None)
+            for r in conv.receipts[message_sid]
+        ]
+        conv.receipts[message_sid] = delivered  # what Twilio now answers
+        cache = app.state.gateway.services.cache
+        await cache.set_many({keys.receipts(None, sid, message_sid): [r.to_dict() for r in delivered]}, 60)
+        calls = dict(fake.calls)
+        after = await chat_screen(app, sid)
+        assert dict(fake.calls) == calls  # answered from the cache, no upstream call
+    async with running_app(settings(), fake) as fresh_app:  # a cold gateway reading Twilio at this moment
+        fresh = await chat_screen(fresh_app, sid)
+    assert after == fresh
+    changed = [i for i, (a, b) in enumerate(zip(edges_of(first), edges_of(after), strict=True)) if a != b]
+    assert changed == [victim]
+    node = edges_of(after)[victim]["node"]
+    assert node["ticks"] == "DELIVERED" and {r["status"] for r in node["receipts"]} == {"DELIVERED"}
 
 
 class OneMessageFails(FakeConversations):
