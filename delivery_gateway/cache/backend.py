@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis

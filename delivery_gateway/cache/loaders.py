@@ -42,9 +42,9 @@ async def cached_many(
     """Values for `items`, in order, as a DataLoader `load_fn` must return them.
 
     1. one `get_many` for every item's key, `decode`d (on `memory://` each entry is decoded once and the same
-    immutable value is returned to every request: never change what this returns); 2. `fetch_missing(misses)` (unique, in first-seen order) returns
-    {item: value or exception}; 3. successes are stored (`encode`d, grouped by `ttl_for(value)`);
-    exceptions are returned in place (DataLoader raises them to that key's caller only). An item
+    immutable value is returned to every request: never change what this returns); 2. `fetch_missing(misses)`
+    (unique, in first-seen order) returns {item: value or exception}; 3. successes are stored (`encode`d, grouped
+    by `ttl_for(value)`); exceptions are returned in place (DataLoader raises them to that key's caller only). An item
     `fetch_missing` leaves out gets a `LookupError`.
     """
     key_of = {item: cache_key(item) for item in items}

@@ -74,11 +74,11 @@ def install_leaf_output(schema: Schema) -> None:
     """Give every enum type of `schema` its lookup and the DateTime scalar its table (graphql-core calls
     `coerce_output_value`; `serialize` is its older name, kept in step)."""
     for graphql_type in schema._schema.type_map.values():
-        coerce: Callable[[Any], Any] | None = None
         if isinstance(graphql_type, CustomGraphQLEnumType):
-            coerce = _enum_output(graphql_type)
+            enum_coerce = _enum_output(graphql_type)
+            graphql_type.coerce_output_value = enum_coerce  # type: ignore[method-assign,assignment]
+            graphql_type.serialize = enum_coerce  # type: ignore[method-assign,assignment]
         elif isinstance(graphql_type, GraphQLScalarType) and graphql_type.name == "DateTime":
-            coerce = _datetime_output(graphql_type.coerce_output_value)
-        if coerce is not None:
-            graphql_type.coerce_output_value = coerce  # type: ignore[method-assign]
-            graphql_type.serialize = coerce  # type: ignore[method-assign]
+            scalar_coerce = _datetime_output(graphql_type.coerce_output_value)
+            graphql_type.coerce_output_value = scalar_coerce
+            graphql_type.serialize = scalar_coerce  # type: ignore[method-assign,assignment]

@@ -30,10 +30,10 @@ def parse_node_id(value: str, sids: int) -> tuple[str | None, list[str]]:
     return (None if service == _NO_SERVICE else service), rest
 
 
-def is_node_instance(cls: type, obj: Any, _info: Any = None) -> bool:
-    """A Node type's `is_type_of` (graphql-core checks every object served as that type): an instance of it.
-    Strawberry's default for types with interfaces first looks for a `strawberry.cast` mark on the object (an
-    AttributeError raised and caught per object served); this API casts nothing."""
+def is_node_instance(cls: type, obj: Any) -> bool:
+    """What a Node type's `is_type_of` answers (graphql-core checks every object served as that type): an instance
+    of it. Strawberry's default for types with interfaces first looks for a `strawberry.cast` mark on the object (an
+    AttributeError raised and caught per object served); this API casts nothing. Each Node type inlines it."""
     return isinstance(obj, cls)
 
 

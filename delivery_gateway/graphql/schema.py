@@ -12,8 +12,8 @@ from graphql import lexicographic_sort_schema, print_schema
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 
 from delivery_gateway.graphql.conversation.schema import ConversationQuery
-from delivery_gateway.graphql.leaf_output import install_leaf_output
 from delivery_gateway.graphql.errors import GatewayErrors, GatewaySchema
+from delivery_gateway.graphql.leaf_output import install_leaf_output
 from delivery_gateway.graphql.limits import limit_extensions
 from delivery_gateway.graphql.live.execution import EventScopedExecutor
 from delivery_gateway.graphql.live.schema import LiveSubscription

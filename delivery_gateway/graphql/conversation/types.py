@@ -19,7 +19,7 @@ from strawberry.types import Info
 
 from delivery_gateway.graphql.conversation import resolvers
 from delivery_gateway.graphql.message.types import MESSAGE_DELIVERY_FIELDS, Message, MessageConnection
-from delivery_gateway.graphql.nodes import is_node_instance, json_value, node_id, parse_node_id
+from delivery_gateway.graphql.nodes import json_value, node_id, parse_node_id
 from delivery_gateway.graphql.paging import page_info
 from delivery_gateway.graphql.participant.resolvers import participants_of
 from delivery_gateway.graphql.participant.types import Participant
@@ -129,7 +129,10 @@ class Conversation(relay.Node):
     record: strawberry.Private[ConversationRecord]
     service_scope: strawberry.Private[str | None]
 
-    is_type_of = classmethod(is_node_instance)
+    @classmethod
+    def is_type_of(cls, obj: Any, _info: Any) -> bool:
+        """graphql-core's check of each object served as this type (graphql/nodes.py: `is_node_instance`)."""
+        return isinstance(obj, cls)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Conversation]:

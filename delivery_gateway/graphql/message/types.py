@@ -23,7 +23,7 @@ from delivery_gateway.graphql.delivery import resolvers as delivery
 from delivery_gateway.graphql.delivery.resolvers import MessageDelivery
 from delivery_gateway.graphql.delivery.types import DeliveryReceipt, DeliverySummary, ParticipantTypes, Recipient
 from delivery_gateway.graphql.message import resolvers
-from delivery_gateway.graphql.nodes import is_node_instance, json_value, node_id, parse_node_id
+from delivery_gateway.graphql.nodes import json_value, node_id, parse_node_id
 from delivery_gateway.graphql.participant.resolvers import author_of, participants_of
 from delivery_gateway.graphql.participant.types import Participant
 from delivery_gateway.graphql.selection import selected
@@ -92,7 +92,10 @@ class Message(relay.Node):
     record: strawberry.Private[MessageRecord]
     service_scope: strawberry.Private[str | None]
 
-    is_type_of = classmethod(is_node_instance)
+    @classmethod
+    def is_type_of(cls, obj: Any, _info: Any) -> bool:
+        """graphql-core's check of each object served as this type (graphql/nodes.py: `is_node_instance`)."""
+        return isinstance(obj, cls)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Message]:
@@ -176,11 +179,11 @@ class Message(relay.Node):
         participants = loaded[0].participants
         shared = None if isinstance(participants, Exception) else ParticipantTypes(participants, service_scope)
         out = []
-        for record, delivery in zip(records, loaded, strict=True):
-            sources = _shared_sources(record, delivery)
+        for record, loaded_delivery in zip(records, loaded, strict=True):
+            sources = _shared_sources(record, loaded_delivery)
             message = _BUILT.get(service_scope, *sources) if sources else None
             if message is None:
-                message = cls.from_record(record, service_scope, context, delivery, shared)
+                message = cls.from_record(record, service_scope, context, loaded_delivery, shared)
                 if sources:
                     _BUILT.put(service_scope, sources, _read_only(message))
             out.append(message)

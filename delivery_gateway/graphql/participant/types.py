@@ -17,7 +17,7 @@ from strawberry.types import Info
 
 from delivery_gateway.delivery import channels
 from delivery_gateway.delivery.channels import Channel
-from delivery_gateway.graphql.nodes import is_node_instance, json_value, node_id, parse_node_id
+from delivery_gateway.graphql.nodes import json_value, node_id, parse_node_id
 from delivery_gateway.graphql.participant import resolvers
 from delivery_gateway.kernel.records import ParticipantRecord
 
@@ -52,7 +52,10 @@ class Participant(relay.Node):
     record: strawberry.Private[ParticipantRecord]
     service_scope: strawberry.Private[str | None]
 
-    is_type_of = classmethod(is_node_instance)
+    @classmethod
+    def is_type_of(cls, obj: Any, _info: Any) -> bool:
+        """graphql-core's check of each object served as this type (graphql/nodes.py: `is_node_instance`)."""
+        return isinstance(obj, cls)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]  # relay.Node overloads on `required`; one body serves both
