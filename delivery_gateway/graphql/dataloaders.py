@@ -15,6 +15,7 @@ from delivery_gateway.cache.ttl import CONFIGURATION_TTL
 from delivery_gateway.delivery.recipients import RecipientState
 from delivery_gateway.graphql.conversation.dataloaders import conversation_loader, conversation_page_loader
 from delivery_gateway.graphql.delivery.dataloaders import receipt_history_loader, receipts_loader
+from delivery_gateway.graphql.loader_cache import KeyCache
 from delivery_gateway.graphql.message.dataloaders import message_loader, message_page_loader
 from delivery_gateway.graphql.participant.dataloaders import participants_loader
 from delivery_gateway.kernel.records import ConfigurationRecord
@@ -40,7 +41,7 @@ def configuration_loader(
             ttl_for=lambda _: CONFIGURATION_TTL,
         )
 
-    return DataLoader(load)
+    return DataLoader(load, cache_map=KeyCache())
 
 
 class Loaders:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from strawberry.dataloader import DataLoader
 
 from delivery_gateway.cache import ResourceCache, TtlPolicy, fetch_each, keys, read_through
+from delivery_gateway.graphql.loader_cache import KeyCache
 from delivery_gateway.kernel.records import ConversationRecord, Page
 from delivery_gateway.upstream.api import ConversationsAPI
 
@@ -39,7 +40,7 @@ def conversation_loader(
             ttl_for=lambda _: ttl.conversation,
         )
 
-    return DataLoader(load)
+    return DataLoader(load, cache_map=KeyCache())
 
 
 def conversation_page_loader(
@@ -56,4 +57,4 @@ def conversation_page_loader(
         fetched = await fetch_each(items, fetch)
         return [fetched[k] for k in items]
 
-    return DataLoader(load)
+    return DataLoader(load, cache_map=KeyCache())

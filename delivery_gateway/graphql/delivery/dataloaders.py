@@ -13,6 +13,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from delivery_gateway.cache import ResourceCache, TtlPolicy, keys, read_through
+from delivery_gateway.graphql.loader_cache import KeyCache
 from delivery_gateway.kernel.records import ReceiptRecord
 from delivery_gateway.ledger import DeliveryLedger, HistoryEntry
 from delivery_gateway.upstream.api import ConversationsAPI
@@ -59,7 +60,7 @@ def receipts_loader(
                 log.warning("could not track %d receipts read from Twilio", len(records), exc_info=True)
         return found
 
-    return DataLoader(load)
+    return DataLoader(load, cache_map=KeyCache())
 
 
 def receipt_history_loader(ledger: DeliveryLedger) -> DataLoader[str, list[HistoryEntry]]:

@@ -17,6 +17,7 @@ from delivery_gateway.cache import (
     keys,
     read_through,
 )
+from delivery_gateway.graphql.loader_cache import KeyCache
 from delivery_gateway.kernel.records import MessageRecord, Page
 from delivery_gateway.upstream.api import ConversationsAPI
 
@@ -38,7 +39,7 @@ def message_loader(
             ttl_for=lambda _: ttl.messages,
         )
 
-    return DataLoader(load)
+    return DataLoader(load, cache_map=KeyCache())
 
 
 def message_page_loader(
@@ -70,4 +71,4 @@ def message_page_loader(
                 )
         return pages
 
-    return DataLoader(load)
+    return DataLoader(load, cache_map=KeyCache())

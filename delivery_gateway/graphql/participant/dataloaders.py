@@ -10,6 +10,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from delivery_gateway.cache import ResourceCache, TtlPolicy, keys, read_through
+from delivery_gateway.graphql.loader_cache import KeyCache
 from delivery_gateway.kernel.records import ParticipantRecord
 from delivery_gateway.upstream.api import ConversationsAPI
 
@@ -38,4 +39,4 @@ def participants_loader(
             ttl_for=lambda _: ttl.participants,
         )
 
-    return DataLoader(load)
+    return DataLoader(load, cache_map=KeyCache())
