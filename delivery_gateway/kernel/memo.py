@@ -30,14 +30,10 @@ class IdentityMemo(Generic[V]):
         self._entries: dict[tuple[Hashable, ...], tuple[tuple[object, ...], V]] = {}
 
     def get(self, label: Hashable, *sources: object) -> V | None:
+        """The value put for these very objects, or None. An entry holds its sources, so while it lives no other
+        object can have their identities: a key that matches names the same objects."""
         entry = self._entries.get((label, *map(id, sources)))
-        if entry is None:
-            return None
-        held, value = entry
-        for a, b in zip(held, sources, strict=True):
-            if a is not b:  # not reachable while the entry holds its sources; kept as the memo's own guard
-                return None
-        return value
+        return None if entry is None else entry[1]
 
     def put(self, label: Hashable, sources: tuple[object, ...], value: V) -> V:
         entries = self._entries

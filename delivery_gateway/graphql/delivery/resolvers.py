@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from delivery_gateway.delivery import recipients as rules
 from delivery_gateway.delivery.recipients import RecipientState
@@ -67,6 +67,9 @@ class MessageDelivery:
     receipts: list[ReceiptRecord] | Exception | None
     states: list[RecipientState] | Exception | None
     ticks: Ticks | Exception | None
+    # Derived from the resource cache's shared immutable entries alone, and the same object for every request that
+    # reads them (see `_derived`): what is built from it may be shared too.
+    shared: bool = False
 
 
 async def deliveries_of(
@@ -92,26 +95,40 @@ async def deliveries_of(
         return [failed] * len(messages)
     if not receipts:
         return [MessageDelivery(participants, rules.author_of(m, participants), None, None, None) for m in messages]
-    expecting = [m for m in messages if _receipts_expected(m, participants)]
+    shared = isinstance(participants, FrozenList)
+    expected = _EXPECTED.get(None, participants, *messages) if shared else None
+    if expected is None:
+        expected = tuple(rules.receipts_expected(m, participants) for m in messages)
+        if shared:
+            _EXPECTED.put(None, (participants, *messages), expected)
+    expecting = [m for m, e in zip(messages, expected, strict=True) if e]
     loader = context.loaders.receipts
     loaded = await _each(loader.load((service_scope, conversation_sid, m.sid)) for m in expecting)
     by_sid: dict[str, list[ReceiptRecord] | BaseException] = {m.sid: r for m, r in zip(expecting, loaded, strict=True)}
+    found = [by_sid.get(m.sid, NO_RECEIPTS) for m in messages]
+    page: tuple[MessageDelivery, ...] | None = None
+    if shared and all(type(f) is FrozenList for f in found):  # the page as a whole, derived once (module note)
+        page = _PAGES.get(None, participants, *messages, *found)
+        if page is None:
+            page = tuple(
+                _derived(m, participants, cast(list[ReceiptRecord], f)) for m, f in zip(messages, found, strict=True)
+            )
+            _PAGES.put(None, (participants, *messages, *found), page)
     memo = context.loaders.recipient_states
     deliveries = []
-    for message in messages:
-        found = by_sid.get(message.sid, NO_RECEIPTS)
-        if isinstance(found, BaseException):
-            if not isinstance(found, Exception):
-                raise found  # cancellation: not one message's error
+    for i, message in enumerate(messages):
+        receipts_found = found[i]
+        if isinstance(receipts_found, BaseException):
+            if not isinstance(receipts_found, Exception):
+                raise receipts_found  # cancellation: not one message's error
             author = rules.author_of(message, participants)
-            deliveries.append(MessageDelivery(participants, author, found, found, found))
+            deliveries.append(MessageDelivery(participants, author, receipts_found, receipts_found, receipts_found))
             continue
-        author, states, ticks = _derived(message, participants, found)
-        key = (service_scope, message.sid)
-        if memo.setdefault(key, states) is not states:  # computed earlier in this request: that one is served
-            states = memo[key]
-            ticks = ticks_for(states)
-        deliveries.append(MessageDelivery(participants, author, found, states, ticks))
+        delivery = page[i] if page is not None else _derived(message, participants, receipts_found)
+        states = memo.setdefault((service_scope, message.sid), cast(list[RecipientState], delivery.states))
+        if states is not delivery.states:  # computed earlier in this request: that one is served
+            delivery = MessageDelivery(participants, delivery.author, receipts_found, states, ticks_for(states))
+        deliveries.append(delivery)
     return deliveries
 
 
@@ -133,25 +150,22 @@ async def _each(futures: Iterable[Awaitable[list[ReceiptRecord]]]) -> list[list[
 # derived once for every request that reads the same entries (kernel/memo.py). Values fresh from Twilio or from
 # Redis are new objects on every read: derived per request, never kept.
 NO_RECEIPTS: list[ReceiptRecord] = FrozenList()  # a message whose recipients cannot have receipts
-_DERIVED: IdentityMemo[tuple[ParticipantRecord | None, list[RecipientState], Ticks]] = IdentityMemo(8192)
-_EXPECTED: IdentityMemo[bool] = IdentityMemo(8192)
-
-
-def _receipts_expected(message: MessageRecord, participants: list[ParticipantRecord]) -> bool:
-    if not isinstance(participants, FrozenList):
-        return rules.receipts_expected(message, participants)
-    found = _EXPECTED.get(None, message, participants)
-    if found is None:
-        found = _EXPECTED.put(None, (message, participants), rules.receipts_expected(message, participants))
-    return found
+_DERIVED: IdentityMemo[MessageDelivery] = IdentityMemo(8192)
+# Per page too (the participants list, every message record, every receipts list): which messages can have receipts,
+# and every message's delivery, found in one lookup instead of one per message.
+_EXPECTED: IdentityMemo[tuple[bool, ...]] = IdentityMemo(1024)
+_PAGES: IdentityMemo[tuple[MessageDelivery, ...]] = IdentityMemo(1024)
 
 
 def _derived(
     message: MessageRecord, participants: list[ParticipantRecord], receipts: list[ReceiptRecord]
-) -> tuple[ParticipantRecord | None, list[RecipientState], Ticks]:
+) -> MessageDelivery:
     shared = isinstance(participants, FrozenList) and isinstance(receipts, FrozenList)
     if shared and (found := _DERIVED.get(None, message, participants, receipts)) is not None:
         return found
     states = rules.recipient_states(message, participants, receipts)
-    derived = (rules.author_of(message, participants), FrozenList(states) if shared else states, ticks_for(states))
-    return _DERIVED.put(None, (message, participants, receipts), derived) if shared else derived
+    author = rules.author_of(message, participants)
+    if not shared:
+        return MessageDelivery(participants, author, receipts, states, ticks_for(states))
+    delivery = MessageDelivery(participants, author, receipts, FrozenList(states), ticks_for(states), shared=True)
+    return _DERIVED.put(None, (message, participants, receipts), delivery)

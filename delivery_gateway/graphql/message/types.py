@@ -30,7 +30,7 @@ from delivery_gateway.graphql.selection import selected
 from delivery_gateway.graphql.values import Deferred, attribute
 from delivery_gateway.kernel.frozen import FrozenList
 from delivery_gateway.kernel.memo import IdentityMemo
-from delivery_gateway.kernel.records import MessageRecord, ParticipantRecord, ReceiptRecord
+from delivery_gateway.kernel.records import MessageRecord, ReceiptRecord
 
 if TYPE_CHECKING:
     from delivery_gateway.graphql.context import RequestContext
@@ -176,6 +176,9 @@ class Message(relay.Node):
         """Messages of one conversation, sharing one Participant object per participant."""
         if not loaded:
             return [cls.from_record(r, service_scope, context) for r in records]
+        whole = all(d.shared for d in loaded)
+        if whole and (built := _PAGES.get(service_scope, *records, *loaded)) is not None:
+            return list(built)  # the page's Messages, built once from these shared values (one lookup)
         participants = loaded[0].participants
         shared = None if isinstance(participants, Exception) else ParticipantTypes(participants, service_scope)
         out = []
@@ -187,6 +190,8 @@ class Message(relay.Node):
                 if sources:
                     _BUILT.put(service_scope, sources, _read_only(message))
             out.append(message)
+        if whole:
+            _PAGES.put(service_scope, (*records, *loaded), tuple(out))
         return out
 
     @classmethod
@@ -215,20 +220,18 @@ class Message(relay.Node):
         return Message.from_record(record, self.service_scope, info.context) if record else None
 
 
-# A page's Messages built from the resource cache's shared immutable values (the message record, the participants
-# list, its receipts list and the recipient states derived from them: graphql/delivery/resolvers.py) are the same
+# A page's Messages built from the resource cache's shared immutable values (the message record, and its delivery
+# derived once from the participants list and its receipts list: graphql/delivery/resolvers.py) are the same
 # for every request that reads those entries, caller included (access is decided before a page is read), so they
 # are built once (kernel/memo.py). Everything else is built per request and never kept.
 _BUILT: IdentityMemo[Message] = IdentityMemo(8192)
+_PAGES: IdentityMemo[tuple[Message, ...]] = IdentityMemo(1024)  # whole pages: one lookup instead of one per message
 
 
 def _shared_sources(record: MessageRecord, delivery: MessageDelivery) -> tuple[object, ...] | None:
-    """What a Message built from `delivery` is derived from, when all of it is shared and immutable and every
-    delivery field was loaded (nothing left to load per request); else None."""
-    values = (delivery.participants, delivery.receipts, delivery.states)
-    if all(isinstance(v, FrozenList) for v in values) and isinstance(delivery.author, ParticipantRecord | None):
-        return (record, *values)
-    return None
+    """What a Message built from `delivery` is derived from, when all of it is shared and immutable (the record,
+    and a delivery derived from the cache's shared entries alone, every field loaded); else None."""
+    return (record, delivery) if delivery.shared else None
 
 
 def _read_only(message: Message) -> Message:
