@@ -124,7 +124,13 @@ class MemoryBackend:
         if not keys:
             return []
         entries = await self._cache.multi_get(list(keys))
-        return [None if entry is None else entry.read(decode) for entry in entries]
+        if decode is None:
+            return [None if entry is None else entry.value for entry in entries]
+        # An entry already decoded by this decode function is served as is, without a call per entry.
+        return [
+            entry.decoded if entry is not None and entry.decode == decode else entry and entry.read(decode)
+            for entry in entries
+        ]
 
     async def multi_set(self, pairs: Sequence[tuple[str, Any]], ttl: float | None) -> None:
         if not pairs:

@@ -58,16 +58,20 @@ async def cached_message_pages(
         for r in requests
     }
     entries = await cache.get_many(page_key.values())
-    wanted = [_message_key(r, sid) for r in requests if page_key[r] in entries for sid in entries[page_key[r]]["sids"]]
+    message_keys = {
+        r: [_message_key(r, sid) for sid in entries[page_key[r]]["sids"]] for r in requests if page_key[r] in entries
+    }
+    wanted = [key for keys_of_page in message_keys.values() for key in keys_of_page]
     messages = await cache.get_many(wanted, decode=MessageRecord.from_dict)  # records (shared on memory://)
 
     results: dict[MessagesPageRequest, Page[MessageRecord] | BaseException] = {}
     missing: list[MessagesPageRequest] = []
     for r in dict.fromkeys(requests):
         entry = entries.get(page_key[r])
-        if entry is not None and all(_message_key(r, sid) in messages for sid in entry["sids"]):
+        items = [messages.get(key) for key in message_keys.get(r, ())]
+        if entry is not None and None not in items:
             results[r] = Page(
-                items=[messages[_message_key(r, sid)] for sid in entry["sids"]],
+                items=items,  # type: ignore[arg-type]  # no None: checked above
                 page_size=entry["page_size"],
                 next_page_token=entry["next"],
                 previous_page_token=entry["prev"],
