@@ -18,12 +18,15 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from delivery_gateway.graphql.conversation import resolvers
+from delivery_gateway.graphql.message.paging import MessageWindow
 from delivery_gateway.graphql.message.types import MESSAGE_DELIVERY_FIELDS, Message, MessageConnection
 from delivery_gateway.graphql.nodes import json_value, node_id, parse_node_id
 from delivery_gateway.graphql.paging import page_info
 from delivery_gateway.graphql.participant.resolvers import participants_of
 from delivery_gateway.graphql.participant.types import Participant
 from delivery_gateway.graphql.selection import below, fields_at
+from delivery_gateway.kernel.frozen import FrozenList
+from delivery_gateway.kernel.memo import IdentityMemo
 from delivery_gateway.kernel.records import ConversationRecord
 
 
@@ -115,6 +118,22 @@ def _window(arguments: dict[str, Any]) -> dict[str, Any] | None:
     return window
 
 
+# The edges of a page whose Messages are shared (Message.page serves them as one read-only list) are the same for
+# every request with the same cursors: built once (kernel/memo.py), keyed by the cursors and that list.
+_EDGES: IdentityMemo[list[relay.Edge[Message]]] = IdentityMemo(1024)
+
+
+def _edges(window: MessageWindow, nodes: list[Message]) -> list[relay.Edge[Message]]:
+    if not isinstance(nodes, FrozenList):
+        return [relay.Edge(cursor=e.cursor.encode(), node=n) for e, n in zip(window.edges, nodes, strict=True)]
+    cursors = tuple([(e.cursor.order, e.cursor.token, e.cursor.index) for e in window.edges])
+    found = _EDGES.get(cursors, nodes)
+    if found is None:
+        built = [relay.Edge(cursor=e.cursor.encode(), node=n) for e, n in zip(window.edges, nodes, strict=True)]
+        found = _EDGES.put(cursors, (nodes,), FrozenList(built))
+    return found
+
+
 @strawberry.type(description="A Twilio conversation.")
 class Conversation(relay.Node):
     node_id: relay.NodeID[str]
@@ -190,7 +209,7 @@ class Conversation(relay.Node):
             info.context, self.service_scope, self.sid, first=first, after=after, last=last, before=before
         )
         nodes = await Message.page_of(info, [e.message for e in window.edges], self.service_scope, self.sid)
-        edges = [relay.Edge(cursor=e.cursor.encode(), node=n) for e, n in zip(window.edges, nodes, strict=True)]
+        edges = _edges(window, nodes)
         return MessageConnection(
             edges=edges,
             page_info=page_info(edges, has_next_page=window.has_next_page, has_previous_page=window.has_previous_page),

@@ -173,12 +173,13 @@ class Message(relay.Node):
         context: RequestContext,
         loaded: Sequence[MessageDelivery] | None,
     ) -> list[Message]:
-        """Messages of one conversation, sharing one Participant object per participant."""
+        """Messages of one conversation, sharing one Participant object per participant. A page built wholly from
+        the resource cache's shared values is the same read-only list (a FrozenList) for every request."""
         if not loaded:
             return [cls.from_record(r, service_scope, context) for r in records]
         whole = all(d.shared for d in loaded)
         if whole and (built := _PAGES.get(service_scope, *records, *loaded)) is not None:
-            return list(built)  # the page's Messages, built once from these shared values (one lookup)
+            return built  # the page's Messages, built once from these shared values (one lookup), read-only
         participants = loaded[0].participants
         shared = None if isinstance(participants, Exception) else ParticipantTypes(participants, service_scope)
         out = []
@@ -191,7 +192,7 @@ class Message(relay.Node):
                     _BUILT.put(service_scope, sources, _read_only(message))
             out.append(message)
         if whole:
-            _PAGES.put(service_scope, (*records, *loaded), tuple(out))
+            return _PAGES.put(service_scope, (*records, *loaded), FrozenList(out))
         return out
 
     @classmethod
@@ -225,7 +226,8 @@ class Message(relay.Node):
 # for every request that reads those entries, caller included (access is decided before a page is read), so they
 # are built once (kernel/memo.py). Everything else is built per request and never kept.
 _BUILT: IdentityMemo[Message] = IdentityMemo(8192)
-_PAGES: IdentityMemo[tuple[Message, ...]] = IdentityMemo(1024)  # whole pages: one lookup instead of one per message
+# Whole pages, one lookup instead of one per message; served read-only, so a caller can tell a shared page.
+_PAGES: IdentityMemo[list[Message]] = IdentityMemo(1024)
 
 
 def _shared_sources(record: MessageRecord, delivery: MessageDelivery) -> tuple[object, ...] | None:
