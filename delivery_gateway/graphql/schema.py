@@ -19,7 +19,7 @@ from delivery_gateway.graphql.live.execution import EventScopedExecutor
 from delivery_gateway.graphql.live.schema import LiveSubscription
 from delivery_gateway.graphql.message.mutations import MessageMutation
 from delivery_gateway.graphql.message.schema import MessageQuery
-from delivery_gateway.graphql.nodes import NodeQuery
+from delivery_gateway.graphql.nodes import NodeQuery, skip_node_type_checks
 from delivery_gateway.graphql.operation_log import OperationLogExtension
 from delivery_gateway.graphql.reports.schema import ReportsQuery
 from delivery_gateway.kernel.settings import Settings
@@ -62,6 +62,7 @@ def build_schema(settings: Settings) -> GatewaySchema:
         execution_context_class=EventScopedExecutor,
     )
     install_leaf_output(schema)  # enum values and timestamps served without repeated work (graphql/leaf_output.py)
+    skip_node_type_checks(schema)  # no per-object type check for Node types (graphql/nodes.py)
     return schema
 
 

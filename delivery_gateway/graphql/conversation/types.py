@@ -149,11 +149,6 @@ class Conversation(relay.Node):
     service_scope: strawberry.Private[str | None]
 
     @classmethod
-    def is_type_of(cls, obj: Any, _info: Any) -> bool:
-        """graphql-core's check of each object served as this type (graphql/nodes.py: `is_node_instance`)."""
-        return isinstance(obj, cls)
-
-    @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Conversation]:
         async def one(value: str) -> Conversation:
             requested, (sid,) = parse_node_id(value, 1)

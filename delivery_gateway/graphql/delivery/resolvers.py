@@ -107,7 +107,7 @@ async def deliveries_of(
     by_sid: dict[str, list[ReceiptRecord] | BaseException] = {m.sid: r for m, r in zip(expecting, loaded, strict=True)}
     found = [by_sid.get(m.sid, NO_RECEIPTS) for m in messages]
     page: tuple[MessageDelivery, ...] | None = None
-    if shared and all(type(f) is FrozenList for f in found):  # the page as a whole, derived once (module note)
+    if shared and all([type(f) is FrozenList for f in found]):  # the page as a whole, derived once (module note)
         page = _PAGES.get(None, participants, *messages, *found)
         if page is None:
             page = tuple(
@@ -125,8 +125,9 @@ async def deliveries_of(
             deliveries.append(MessageDelivery(participants, author, receipts_found, receipts_found, receipts_found))
             continue
         delivery = page[i] if page is not None else _derived(message, participants, receipts_found)
-        states = memo.setdefault((service_scope, message.sid), cast(list[RecipientState], delivery.states))
-        if states is not delivery.states:  # computed earlier in this request: that one is served
+        derived: list[RecipientState] = delivery.states  # type: ignore[assignment]  # a derived delivery has them
+        states = memo.setdefault((service_scope, message.sid), derived)
+        if states is not derived:  # computed earlier in this request: that one is served
             delivery = MessageDelivery(participants, delivery.author, receipts_found, states, ticks_for(states))
         deliveries.append(delivery)
     return deliveries

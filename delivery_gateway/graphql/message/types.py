@@ -93,11 +93,6 @@ class Message(relay.Node):
     service_scope: strawberry.Private[str | None]
 
     @classmethod
-    def is_type_of(cls, obj: Any, _info: Any) -> bool:
-        """graphql-core's check of each object served as this type (graphql/nodes.py: `is_node_instance`)."""
-        return isinstance(obj, cls)
-
-    @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Message]:
         async def one(value: str) -> Message:
             requested, (conversation_sid, sid) = parse_node_id(value, 2)
@@ -177,7 +172,7 @@ class Message(relay.Node):
         the resource cache's shared values is the same read-only list (a FrozenList) for every request."""
         if not loaded:
             return [cls.from_record(r, service_scope, context) for r in records]
-        whole = all(d.shared for d in loaded)
+        whole = all([d.shared for d in loaded])
         if whole and (built := _PAGES.get(service_scope, *records, *loaded)) is not None:
             return built  # the page's Messages, built once from these shared values (one lookup), read-only
         participants = loaded[0].participants

@@ -53,11 +53,6 @@ class Participant(relay.Node):
     service_scope: strawberry.Private[str | None]
 
     @classmethod
-    def is_type_of(cls, obj: Any, _info: Any) -> bool:
-        """graphql-core's check of each object served as this type (graphql/nodes.py: `is_node_instance`)."""
-        return isinstance(obj, cls)
-
-    @classmethod
     async def resolve_nodes(  # type: ignore[override]  # relay.Node overloads on `required`; one body serves both
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Participant | None]:
