@@ -9,7 +9,7 @@ the coercion itself; anything else (an unknown value) goes to Strawberry's own c
 fails are unchanged (but for an unhashable value, which no field of this API holds: Python's TypeError fails it).
 
 DateTime: `isoformat()` formats each timestamp anew, and the same timestamps (a participant's read horizon, a
-message's creation) are served again on every request; their text is kept per (timestamp, time zone), a bounded
+message's creation) are served again on every request; their text is kept per (timestamp, UTC offset), a bounded
 table.
 
 Never changes input coercion (arguments and variables still go through Strawberry) and never touches a schema that
@@ -59,7 +59,9 @@ def _datetime_output(serialize: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def coerce_output_value(value: Any) -> Any:
         if type(value) is not datetime:
             return serialize(value)
-        key = (value, value.tzinfo)  # equal instants in other zones are written differently
+        # The same instant at another UTC offset is written differently; the offset (a timedelta, or None) is
+        # hashable whatever the time zone object is (dateutil's are not).
+        key = (value, value.utcoffset())
         text = texts.get(key)
         if text is None:
             if len(texts) >= DATETIME_TEXTS:
