@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.kernel.request_stats import note_webhook
 from delivery_gateway.ledger import DeliveryLedger
-from delivery_gateway.webhooks.parse import MalformedWebhook, parse_event, parse_urlencoded
+from delivery_gateway.webhooks.parse import SUPPORTED_EVENTS, MalformedWebhook, parse_event, parse_urlencoded
 from delivery_gateway.webhooks.processor import WebhookProcessor
 from delivery_gateway.webhooks.signature import SignedParams, called_url, signature_valid
 
@@ -25,11 +25,19 @@ log = logging.getLogger(__name__)
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 ACCEPTED: dict[str, str] = {"status": "accepted"}
-MAX_REMEMBERED_COUNTERS = 256
 
 Answer = tuple[int, dict[str, str]]  # (HTTP status, JSON body)
 # The inbox body: `json.dumps(params, separators=(",", ":"))` without building an encoder per call.
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def event_label(event_type: str | None) -> str:
+    """The `event_type` label of a webhook: the event types the gateway handles by name, anything else "other",
+    absent "unknown". The type is read before the signature is checked (a rejected request is counted too), so a
+    label taken from it verbatim would let anyone create metric series without end."""
+    if event_type is None:
+        return "unknown"
+    return event_type if event_type in SUPPORTED_EVENTS else "other"
 
 
 class TwilioWebhookEndpoint:
@@ -54,14 +62,12 @@ class TwilioWebhookEndpoint:
         self._counters: dict[tuple[str, str], Any] = {}
 
     def _count(self, event_type: str | None, outcome: str) -> None:
-        key = (event_type or "unknown", outcome)
+        key = (event_label(event_type), outcome)
         counter = self._counters.get(key)
         if counter is None:  # `labels` looks the child up under a lock on every call: once per pair is enough
-            counter = self.metrics.webhooks_received.labels(*key)
-            if len(self._counters) < MAX_REMEMBERED_COUNTERS:  # event types come from the (signed) request
-                self._counters[key] = counter
+            counter = self._counters[key] = self.metrics.webhooks_received.labels(*key)
         counter.inc()
-        note_webhook(event_type, outcome)
+        note_webhook(key[0], outcome)
 
     async def handle(self, request: Request) -> JSONResponse:
         """The route: any form type Twilio may use (multipart through Starlette's parser)."""

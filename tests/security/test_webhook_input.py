@@ -139,3 +139,23 @@ async def test_random_signed_fields_never_a_500(base, changes: dict[str, str]) -
     if response.status_code == 400:
         named = response.json()["error"].split(":")[0].split(" ")[0]
         assert named in form or named == "EventType", response.text
+
+
+async def test_event_types_nobody_signed_cannot_grow_the_metrics() -> None:
+    """The event type is counted before the signature is checked: a forged one is `other`, never a new series."""
+    async with running_app(make_settings(TWILIO_AUTH_TOKEN=TOKEN)) as app:
+        metrics = app.state.gateway.services.metrics
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            for i in range(50):
+                response = await client.post(
+                    WEBHOOK_PATH, data={"EventType": f"onForged{i}"}, headers={"X-Twilio-Signature": "forged"}
+                )
+                assert response.status_code == 403
+        labels = {"event_type": "other", "outcome": "rejected"}
+        assert metrics.sample("delivery_gateway_webhooks_received_total", labels) == 50
+        families = [f for f in metrics.registry.collect() if f.name == "delivery_gateway_webhooks_received"]
+        assert {s.labels["event_type"] for f in families for s in f.samples} == {"other"}
+        # A signed event the gateway handles keeps its own name.
+        assert (await post_signed(app, delivery())).status_code == 200
+        labels = {"event_type": "onDeliveryUpdated", "outcome": "accepted"}
+        assert metrics.sample("delivery_gateway_webhooks_received_total", labels) == 1
