@@ -13,8 +13,9 @@ and the sequential waves of each request. Never asserts a threshold; every loop 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import aiohttp
 
@@ -36,25 +37,64 @@ TARGET = 1.25  # gateway <= 1.25 x max(2 x latency, floor)
 DEADLINE = 120.0  # seconds for all iterations together
 
 
-def count_waves(timeline: list[list], gap: float = 0.0) -> int:
-    """Sequential waves in a list of [start, end, method, path] requests (seconds).
+def wave_groups(timeline: list[list], gap: float = 0.0) -> list[list[list]]:
+    """The requests of a list of [start, end, method, path] requests (seconds), split into sequential waves.
 
     A request opens a new wave when it starts after a request of the current wave has already answered (so it
     could have waited for that answer: a dependent round, or a concurrency limit releasing a slot) and more than
     `gap` seconds after the previous request started. The gap keeps one burst together when the server itself
     is slow to take up the last requests of a burst of fifty.
     """
-    waves = 0
+    waves: list[list[list]] = []
     first_end = float("-inf")
     previous_start = float("-inf")
-    for start, end, *_ in sorted(timeline):
-        if waves == 0 or (start >= first_end and start - previous_start > gap):
-            waves += 1
+    for entry in sorted(timeline):
+        start, end = entry[0], entry[1]
+        if not waves or (start >= first_end and start - previous_start > gap):
+            waves.append([entry])
             first_end = end
         else:
+            waves[-1].append(entry)
             first_end = min(first_end, end)
         previous_start = start
     return waves
+
+
+def count_waves(timeline: list[list], gap: float = 0.0) -> int:
+    """Sequential waves in a list of [start, end, method, path] requests (seconds): see `wave_groups`."""
+    return len(wave_groups(timeline, gap))
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Where one request's time went around its upstream calls (ms), from the emulator's timeline and the client's
+    own clock (both CLOCK_MONOTONIC): before its first call, between the first wave's last answer and the next
+    wave's first call, from the first to the last call start of the later waves (a burst the caller sends slowly
+    splits into an extra wave once the first answers come back), and from the last answer to the response."""
+
+    before_first_call: float
+    between_rounds: float
+    later_starts_spread: float
+    after_last_answer: float
+
+
+NO_PHASES = Phases(*(float("nan"),) * 4)
+
+
+def phases(timeline: list[list], sent: float, answered: float, gap: float = 0.0) -> Phases:
+    """The `Phases` of one request sent at `sent` and answered at `answered` (seconds, CLOCK_MONOTONIC)."""
+    waves = wave_groups(timeline, gap)
+    if not waves:
+        return NO_PHASES
+    first = waves[0]
+    later = [entry for wave in waves[1:] for entry in wave]
+    ms = 1000.0
+    return Phases(
+        before_first_call=(first[0][0] - sent) * ms,
+        between_rounds=(later[0][0] - max(e[1] for e in first)) * ms if later else float("nan"),
+        later_starts_spread=(later[-1][0] - later[0][0]) * ms if later else float("nan"),
+        after_last_answer=(answered - max(e[1] for e in timeline)) * ms,
+    )
 
 
 @dataclass
@@ -64,6 +104,7 @@ class Sample:
     waves: int
     peak_in_flight: int
     cpu_ms: float = float("nan")  # the serving process's CPU time for this request (gateway only)
+    phases: Phases = NO_PHASES
 
 
 def _peak(timeline: list[list]) -> int:
@@ -144,12 +185,32 @@ class ColdReport:
                 f"{self.upstream_concurrency}; waves seen per gateway request: {waves}",
                 f"limit = max(2 x latency = {2 * self.latency_ms:.0f} ms, floor = {self.floor_ms:.1f} ms) = "
                 f"{self.limit_ms:.1f} ms",
+                self._phases_line(),
                 "CPU ms/req: the gateway process's CPU time (user + system, /proc) from the request's start until its "
                 "answer and the emulator's timeline are read (median; unaffected by other processes' load)",
                 "the ratio is the gateway row's (a known document); the new-document row is shown, not judged",
                 f"RATIO gateway/limit {self.ratio:.2f} (target <= {TARGET})",
             ]
         )
+
+    @staticmethod
+    def _phase_medians(samples: list[Sample]) -> Phases:
+        """Each phase's median over the samples that have it (a one-wave request has no second round)."""
+        values = ([getattr(s.phases, f.name) for s in samples] for f in fields(Phases))
+        return Phases(*(median([v for v in column if not math.isnan(v)]) for column in values))
+
+    def _phases_line(self) -> str:
+        """Where the time goes beside the two round trips, gateway against floor (module docstring of `Phases`)."""
+
+        def show(samples: list[Sample]) -> str:
+            p = self._phase_medians(samples)
+            return (
+                f"before the first call {p.before_first_call:.1f}, between the rounds {p.between_rounds:.1f}, "
+                f"second round's starts spread over {p.later_starts_spread:.1f}, last answer to response "
+                f"{p.after_last_answer:.1f}"
+            )
+
+        return f"median ms: gateway {show(self.gateway)}; floor {show(self.floor)}"
 
     def row(self) -> RowResult:
         waves = median([s.waves for s in self.gateway])
@@ -172,6 +233,8 @@ class ColdReport:
                 "floor_waves": median([s.waves for s in self.floor]),
                 "gateway_calls": median([s.calls for s in self.gateway]),
                 "floor_calls": median([s.calls for s in self.floor]),
+                **{f"gateway_{k}_ms": v for k, v in asdict(self._phase_medians(self.gateway)).items()},
+                **{f"floor_{k}_ms": v for k, v in asdict(self._phase_medians(self.floor)).items()},
             },
         )
 
@@ -209,9 +272,18 @@ async def _timeline(session: aiohttp.ClientSession, emulator: ServerProcess) -> 
         return await resp.json()
 
 
-def _sample(ms: float, timeline: list[list], latency_s: float, cpu_ms: float = float("nan")) -> Sample:
+def _sample(
+    ms: float, timeline: list[list], latency_s: float, span: tuple[float, float], cpu_ms: float = float("nan")
+) -> Sample:
     waves = count_waves(timeline, gap=latency_s / 4)
-    return Sample(ms=ms, calls=len(timeline), waves=waves, peak_in_flight=_peak(timeline), cpu_ms=cpu_ms)
+    return Sample(
+        ms=ms,
+        calls=len(timeline),
+        waves=waves,
+        peak_in_flight=_peak(timeline),
+        cpu_ms=cpu_ms,
+        phases=phases(timeline, *span, gap=latency_s / 4),
+    )
 
 
 async def run_cold(
@@ -241,14 +313,18 @@ async def run_cold(
                         break
                     for samples, operation in ((report.gateway, "ChatScreenCold"), (report.new_document, f"New{i}")):
                         cpu = gateway.cpu_seconds()
+                        sent = time.monotonic()
                         _, ms = await post_query(session, gateway.url, request_body(sid, operation))
+                        span = (sent, time.monotonic())
                         timeline = await _timeline(session, emulator)
                         cpu_ms = (gateway.cpu_seconds() - cpu) * 1000
-                        samples.append(_sample(ms, timeline, latency_ms / 1000, cpu_ms))
+                        samples.append(_sample(ms, timeline, latency_ms / 1000, span, cpu_ms))
+                    sent = time.monotonic()
                     started = time.perf_counter()
                     await floor.chat_screen()
                     ms = (time.perf_counter() - started) * 1000
-                    report.floor.append(_sample(ms, await _timeline(session, emulator), latency_ms / 1000))
+                    span = (sent, time.monotonic())
+                    report.floor.append(_sample(ms, await _timeline(session, emulator), latency_ms / 1000, span))
             finally:
                 await floor.aclose()
     return report

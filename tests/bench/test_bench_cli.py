@@ -11,7 +11,7 @@ import pytest
 
 from bench import __main__ as cli
 from bench import wrk
-from bench.cold import count_waves
+from bench.cold import count_waves, phases, wave_groups
 from bench.harness import RowResult, percentile, summary_table
 
 
@@ -98,3 +98,20 @@ def test_one_row_runs_from_the_command_line_with_a_summary_and_json(
     (row,) = json.loads(out.read_text())
     assert row["row"].startswith("2 warm execution") and row["ratio"] > 0
     assert row["numbers"]["fields"] == row["numbers"]["plain_fields"]
+
+
+def test_phases_place_a_request_time_around_its_waves() -> None:
+    # Sent at 0; round one 1..26 ms (the last answer at 30), round two starting at 34..40, one late call at 60 (an
+    # extra wave: it starts after round two's first answer, 20 ms after the previous start), the response at 80.
+    timeline = [[0.001, 0.026], [0.0012, 0.030], [0.034, 0.059], [0.040, 0.065], [0.060, 0.070]]
+    found = phases(timeline, sent=0.0, answered=0.080, gap=0.005)
+    assert count_waves(timeline, gap=0.005) == 3
+    assert [len(w) for w in wave_groups(timeline, gap=0.005)] == [2, 2, 1]
+    assert found.before_first_call == pytest.approx(1.0)
+    assert found.between_rounds == pytest.approx(4.0)
+    assert found.later_starts_spread == pytest.approx(26.0)  # every later wave's starts, the split-off one too
+    assert found.after_last_answer == pytest.approx(10.0)
+    one_round = phases([[0.002, 0.027]], sent=0.0, answered=0.030)
+    assert math.isnan(one_round.between_rounds) and math.isnan(one_round.later_starts_spread)
+    assert one_round.after_last_answer == pytest.approx(3.0)
+    assert math.isnan(phases([], sent=0.0, answered=1.0).after_last_answer)
