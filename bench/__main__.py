@@ -128,7 +128,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="warm, ingest: wrk connections (32)")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1)")
     parser.add_argument(
-        "--cpu-requests", type=int, help="warm: sequential requests for CPU per request (50, raw 10x; quick 20)"
+        "--cpu-requests",
+        type=int,
+        help="warm: sequential requests per block for CPU per request, 10 alternated blocks per side (50; quick 20)",
     )
     parser.add_argument("--executions", type=int, help="execution: executions per timed block (50; quick 10)")
     parser.add_argument("--blocks", type=int, help="execution: timed blocks per side, alternated (5; quick 2)")

@@ -62,9 +62,15 @@ class WarmReport:
     def ratio(self) -> float:
         return ratio(self.gateway.rps, self.raw.rps)
 
+    @staticmethod
+    def load_cpu_ms(result: WrkResult) -> float:
+        """Server CPU per answered request inside the wrk windows (the CPU a request costs under load: the
+        per-wake-up costs that sequential requests pay one by one are shared there)."""
+        return result.server_cpu_s * 1000 / result.requests if result.requests else float("nan")
+
     def render(self) -> str:
         head = ["server", "req/s", "p50 ms", "p99 ms", "requests", "non-2xx", "sock err", "server CPU", "wrk CPU"]
-        head.append("CPU ms/req")
+        head += ["load CPU ms/req", "CPU ms/req"]
         rows = [
             [
                 name,
@@ -76,6 +82,7 @@ class WarmReport:
                 r.socket_errors,
                 f"{r.server_cpu_share:.0%}",
                 f"{r.wrk_cpu_share:.0%}",
+                f"{self.load_cpu_ms(r):.3f}",
                 f"{cpu_ms:.3f}",
             ]
             for name, r, cpu_ms in (
@@ -90,10 +97,12 @@ class WarmReport:
             f"upstream calls: warm-up {self.upstream_warmup}, inside the measured windows {self.upstream_in_windows}",
             f"load generator on the raw stack: wrk used {self.raw.wrk_cpu_share:.0%} of its thread(s) "
             f"({'below saturation' if self.raw.wrk_cpu_share < SATURATED else 'SATURATED: the reference is low'})",
-            "server CPU: share of one core during the windows; CPU ms/req: server CPU over sequential requests on "
-            "one connection, so no request is cut off by the end of a window",
+            "server CPU: share of one core during the windows; load CPU ms/req: server CPU over the windows per "
+            "request; CPU ms/req: server CPU over sequential requests on one connection (as many to each side, "
+            "in alternated blocks), so no request is cut off by the end of a window",
             f"RATIO gateway/raw req/s {self.ratio:.3f} (target >= {TARGET}); CPU per request {self.gateway_cpu_ms:.2f} "
-            f"ms vs raw {self.raw_cpu_ms:.3f} ms",
+            f"ms vs raw {self.raw_cpu_ms:.3f} ms (under load {self.load_cpu_ms(self.gateway):.3f} vs "
+            f"{self.load_cpu_ms(self.raw):.3f} ms)",
         ]
         if self.gateway.non_2xx or self.gateway.socket_errors or self.raw.non_2xx or self.raw.socket_errors:
             lines.append("WARNING: errors during the windows; the numbers above count only 2xx answers")
@@ -113,6 +122,8 @@ class WarmReport:
                 "raw_rps": self.raw.rps,
                 "gateway_cpu_ms_per_request": self.gateway_cpu_ms,
                 "raw_cpu_ms_per_request": self.raw_cpu_ms,
+                "gateway_load_cpu_ms_per_request": self.load_cpu_ms(self.gateway),
+                "raw_load_cpu_ms_per_request": self.load_cpu_ms(self.raw),
                 "wrk_cpu_share_on_raw": self.raw.wrk_cpu_share,
                 "wrk_cpu_share_on_gateway": self.gateway.wrk_cpu_share,
                 "gateway_errors": float(self.gateway.non_2xx + self.gateway.socket_errors),
@@ -145,7 +156,8 @@ async def run_warm(
     emulator: ServerProcess | None = None,
 ) -> WarmReport:
     """Alternate raw/gateway wrk windows `rounds` times, each `duration` s; each side's windows merged. Then
-    `cpu_requests` sequential requests to the gateway (10x as many to the raw stack) for CPU per request."""
+    10 x `cpu_requests` sequential requests to each side, in alternated blocks of `cpu_requests`, for CPU per
+    request (as many to each side: a busy machine skews a short sample, and the raw stack's is no longer)."""
     async with (
         emulator_process(emulator) as emulator,
         aiohttp.ClientSession() as session,
@@ -183,8 +195,10 @@ async def run_warm(
             gateway_runs.append(await window(gateway))
             in_windows += await upstream_calls(session, gateway.url) - before
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as sequential:
-            gateway_cpu = await cpu_per_request(sequential, gateway, body, response, cpu_requests)
-            raw_cpu = await cpu_per_request(sequential, raw, body, response, 10 * cpu_requests)
+            gateway_cpu = raw_cpu = 0.0
+            for _ in range(10):
+                gateway_cpu += await cpu_per_request(sequential, gateway, body, response, cpu_requests) / 10
+                raw_cpu += await cpu_per_request(sequential, raw, body, response, cpu_requests) / 10
     return WarmReport(
         gateway=_merge(gateway_runs),
         raw=_merge(raw_runs),

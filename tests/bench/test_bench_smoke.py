@@ -64,6 +64,7 @@ async def test_warm_row_measures_the_gateway_and_the_raw_stack_with_wrk(emulator
     assert report.upstream_warmup == 53 and report.upstream_in_windows == 0
     assert finite(report.ratio, report.raw.wrk_cpu_share, report.gateway_cpu_ms, report.raw_cpu_ms)
     assert report.gateway_cpu_ms > 0 and report.raw_cpu_ms > 0
+    assert report.load_cpu_ms(report.gateway) > 0 and report.load_cpu_ms(report.raw) > 0
     assert 0 < report.raw.wrk_cpu_s and 0 < report.raw.server_cpu_s
     assert "RATIO gateway/raw req/s" in report.render()
     assert_row(report.row())
