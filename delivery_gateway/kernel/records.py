@@ -14,6 +14,9 @@ from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
+# `json.dumps(value, separators=(",", ":"))` without building an encoder per call (every ledger row and change).
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
 log = logging.getLogger(__name__)
 
 
@@ -104,7 +107,7 @@ class Record:
         return cls(**kwargs)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"))
+        return compact_json(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Self:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord
+from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord, compact_json
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -235,15 +235,9 @@ class LedgerChange:
         return str(self.seq)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "seq": self.seq,
-                "kind": self.kind.value,
-                "conversation_sid": self.conversation_sid,
-                "payload": self.payload,
-            },
-            separators=(",", ":"),
-        )
+        data = {"seq": self.seq, "kind": self.kind.value, "conversation_sid": self.conversation_sid}
+        data["payload"] = self.payload
+        return compact_json(data)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> LedgerChange:

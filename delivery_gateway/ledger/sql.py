@@ -33,6 +33,7 @@ from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord
 from delivery_gateway.ledger import tracking
 from delivery_gateway.ledger.base import AfterCommit, LedgerUnavailable, sort_history
 from delivery_gateway.ledger.batch import BatchPlan, Snapshot, plan_batch
+from delivery_gateway.ledger.driver import execute_many
 from delivery_gateway.ledger.events import (
     ApplyResult,
     DeliveryEvent,
@@ -346,43 +347,29 @@ class SqlLedger:
 
     def _snapshot(self, conn: Connection, events: list[LedgerEvent]) -> tuple[Snapshot, int]:
         """Everything `events` can touch, rows locked (SELECT … FOR UPDATE on PostgreSQL)."""
-        counters = {
-            r.key: int(r.value)
-            for r in conn.execute(
-                select(meta.c.key, meta.c.value)
-                .where(meta.c.key.in_(("last_seq", "published_through")))
-                .with_for_update()
-            )
-        }
+        counters = {r.key: int(r.value) for r in conn.execute(_SNAPSHOT_COUNTERS)}
         snapshot = Snapshot(last_seq=counters["last_seq"])
         if not events:
             return snapshot, counters["published_through"]
         keys = list(dict.fromkeys(e.dedupe_key for e in events))
         for key_chunk in _chunks(keys):
-            for seen_row in conn.execute(select(seen.c.key, seen.c.seq).where(seen.c.key.in_(key_chunk))):
+            for seen_row in conn.execute(_SNAPSHOT_SEEN, {"values": key_chunk}):
                 snapshot.seen[seen_row.key] = int(seen_row.seq)
         originals = sorted({seq for seq in snapshot.seen.values() if seq > 0})
         for seq_chunk in _chunks(originals):
-            stmt = select(changes.c.seq, changes.c.kind, changes.c.conversation_sid, changes.c.payload)
-            for change in conn.execute(stmt.where(changes.c.seq.in_(seq_chunk))):
+            for change in conn.execute(_SNAPSHOT_CHANGES, {"values": seq_chunk}):
                 snapshot.changes[int(change.seq)] = change_from_row(change)
         receipt_sids = list(dict.fromkeys(e.receipt_sid for e in events if isinstance(e, DeliveryEvent)))
         for sid_chunk in _chunks(receipt_sids):
-            locked = select(receipts.c.sid, receipts.c.record).where(receipts.c.sid.in_(sid_chunk)).with_for_update()
-            for receipt in conn.execute(locked):
+            for receipt in conn.execute(_SNAPSHOT_RECEIPTS, {"values": sid_chunk}):
                 snapshot.receipts[receipt.sid] = ReceiptRecord.from_json(receipt.record)
         known = list(snapshot.receipts)  # a receipt has history only once it has a record
         for sid_chunk in _chunks(known):
-            taken = select(history.c.receipt_sid, history.c.status).where(history.c.receipt_sid.in_(sid_chunk))
-            snapshot.history.update((entry.receipt_sid, entry.status) for entry in conn.execute(taken))
+            taken = conn.execute(_SNAPSHOT_HISTORY, {"values": sid_chunk})
+            snapshot.history.update((entry.receipt_sid, entry.status) for entry in taken)
         participants = list(dict.fromkeys(e.participant_sid for e in events if isinstance(e, ReadHorizonEvent)))
         for sid_chunk in _chunks(participants):
-            marks = (
-                select(horizons.c.participant_sid, horizons.c.idx, horizons.c.at)
-                .where(horizons.c.participant_sid.in_(sid_chunk))
-                .with_for_update()
-            )
-            for mark in conn.execute(marks):
+            for mark in conn.execute(_SNAPSHOT_HORIZONS, {"values": sid_chunk}):
                 snapshot.horizons[mark.participant_sid] = (int(mark.idx), mark.at)
         return snapshot, counters["published_through"]
 
@@ -390,15 +377,15 @@ class SqlLedger:
         now = self.clock()
         statements = _write_statements(conn.dialect.name)
         if plan.changes:
-            _execute_many(conn, statements.changes, [change_row(c, now) for c in plan.changes])
+            execute_many(conn, statements.changes, [change_row(c, now) for c in plan.changes])
         if plan.receipts:
-            _execute_many(conn, statements.receipts, [receipt_row(r, now) for r in plan.receipts.values()])
+            execute_many(conn, statements.receipts, [receipt_row(r, now) for r in plan.receipts.values()])
         if plan.history:
             rows = [history_row(record, entry, now) for record, entry in plan.history]
-            _execute_many(conn, statements.history, rows)
+            execute_many(conn, statements.history, rows)
             counts = Counter(key for key in map(report_key, rows) if key is not None)
             if counts:
-                _execute_many(
+                execute_many(
                     conn,
                     statements.report_hours,
                     [
@@ -407,10 +394,10 @@ class SqlLedger:
                     ],
                 )
         if plan.seen:
-            _execute_many(conn, statements.seen, [{"key": k, "seq": s, "ts": now} for k, s in plan.seen.items()])
+            execute_many(conn, statements.seen, [{"key": k, "seq": s, "ts": now} for k, s in plan.seen.items()])
         if plan.horizons:
             rows = [{"participant_sid": p, "idx": i, "at": at} for p, (i, at) in plan.horizons.items()]
-            _execute_many(conn, statements.horizons, rows)
+            execute_many(conn, statements.horizons, rows)
         if plan.receipts:  # what reconciliation re-reads: the same transaction, so no state goes untracked
             tracking.record_states(conn, self._insert, plan.receipts.values(), now)
         if plan.last_seq != snapshot.last_seq:
@@ -660,26 +647,27 @@ class _WriteStatements:
     horizons: Any
 
 
-def _execute_many(conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
-    """`conn.execute(statement, rows)`; on SQLite straight through the driver's `executemany` with the statement
-    compiled once (named parameters, the rows' dicts as they are): SQLAlchemy's per-row parameter processing was
-    a tenth of the ledger thread's time per batch, and these columns need no conversion (text, numbers). The same
-    connection and transaction either way."""
-    if conn.dialect.name != "sqlite":
-        conn.execute(statement, rows)
-        return
-    dbapi = conn.connection.driver_connection
-    assert dbapi is not None
-    dbapi.executemany(_sqlite_sql(statement, tuple(rows[0])), rows)
+def _in(column: Any) -> Any:
+    """`column IN (:values)`, the list bound (expanded) at execution."""
+    return column.in_(bindparam("values", expanding=True))
 
 
-_SQLITE_NAMED = sqlite.dialect(paramstyle="named")
-
-
-@functools.lru_cache(maxsize=64)
-def _sqlite_sql(statement: Any, keys: tuple[str, ...]) -> str:
-    """`statement` as SQLite SQL for rows with these keys (`:name` parameters)."""
-    return str(statement.compile(dialect=_SQLITE_NAMED, column_keys=list(keys)))
+# What `_snapshot` reads, rows locked (FOR UPDATE on PostgreSQL): built once, so a batch neither rebuilds the
+# statements nor recomputes their cache keys.
+_SNAPSHOT_COUNTERS = (
+    select(meta.c.key, meta.c.value).where(meta.c.key.in_(("last_seq", "published_through"))).with_for_update()
+)
+_SNAPSHOT_SEEN = select(seen.c.key, seen.c.seq).where(_in(seen.c.key))
+_SNAPSHOT_CHANGES = select(changes.c.seq, changes.c.kind, changes.c.conversation_sid, changes.c.payload).where(
+    _in(changes.c.seq)
+)
+_SNAPSHOT_RECEIPTS = select(receipts.c.sid, receipts.c.record).where(_in(receipts.c.sid)).with_for_update()
+_SNAPSHOT_HISTORY = select(history.c.receipt_sid, history.c.status).where(_in(history.c.receipt_sid))
+_SNAPSHOT_HORIZONS = (
+    select(horizons.c.participant_sid, horizons.c.idx, horizons.c.at)
+    .where(_in(horizons.c.participant_sid))
+    .with_for_update()
+)
 
 
 @functools.cache

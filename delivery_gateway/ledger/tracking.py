@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Table, and_, bindparam, delete, func, select,
 
 from delivery_gateway.delivery.statuses import may_still_change
 from delivery_gateway.kernel.records import ReceiptRecord
+from delivery_gateway.ledger.driver import execute_many
 from delivery_gateway.ledger.rows import channel_of, epoch_of
 from delivery_gateway.ledger.tables import tracked
 
@@ -95,9 +96,9 @@ def record_states(
             stmt = _STATES_UPSERT[conn.dialect.name] = stmt.on_conflict_do_update(
                 index_elements=["receipt_sid"], set_=updated
             )
-        conn.execute(stmt, [tracked_row(r, now, service_sid) for r in keep])
-    if drop:
-        forget(conn, [r.sid for r in drop])
+        execute_many(conn, stmt, [tracked_row(r, now, service_sid) for r in keep])
+    if drop:  # one indexed DELETE per receipt, compiled once (an expanding IN list compiles per batch size)
+        execute_many(conn, _FORGET_ONE, [{"sid": r.sid} for r in drop])
 
 
 def start_tracking(
@@ -112,6 +113,7 @@ def start_tracking(
     return int(conn.execute(stmt, rows).rowcount or 0)
 
 
+_FORGET_ONE = delete(tracked).where(tracked.c.receipt_sid == bindparam("sid"))  # built once
 _FORGET = delete(tracked).where(tracked.c.receipt_sid.in_(bindparam("sids", expanding=True)))  # built once
 
 
