@@ -235,7 +235,7 @@ class LedgerChange:
         return str(self.seq)
 
     def to_json(self) -> str:
-        data = {"seq": self.seq, "kind": self.kind.value, "conversation_sid": self.conversation_sid}
+        data: dict[str, Any] = {"seq": self.seq, "kind": self.kind.value, "conversation_sid": self.conversation_sid}
         data["payload"] = self.payload
         return compact_json(data)
 
