@@ -11,6 +11,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import websockets
@@ -20,7 +21,10 @@ from twilio.request_validator import RequestValidator
 
 from delivery_gateway.app import create_app
 from delivery_gateway.graphql.context import GatewayServices
+from delivery_gateway.kernel.records import DeliveryStatus
 from delivery_gateway.kernel.settings import Settings
+from delivery_gateway.kernel.sids import MESSAGE, RECEIPT, new_sid
+from delivery_gateway.ledger.events import DeliveryEvent
 from delivery_gateway.webhooks import WEBHOOK_PATH, WebhookIngest
 from tests.app_support import NO_UPSTREAM, running_app, serve_app
 
@@ -125,3 +129,17 @@ class TransportWsClient:
             except TimeoutError:
                 if stop.is_set():
                     return
+
+
+async def apply_delivery(gateway: Any, conversation_sid: str) -> None:
+    """A new receipt's DELIVERED change for the conversation, recorded and applied as a webhook's would be (through
+    the inbox and the processor: ledger, cache, pub/sub), without Twilio or a signature."""
+    event = DeliveryEvent(
+        conversation_sid=conversation_sid,
+        message_sid=new_sid(MESSAGE),
+        receipt_sid=new_sid(RECEIPT),
+        status=DeliveryStatus.DELIVERED,
+        date_updated=datetime.now(UTC).isoformat(),
+    )
+    entry = await gateway.services.ledger.inbox_add("{}")
+    await gateway.ingest.processor.process(entry, event)

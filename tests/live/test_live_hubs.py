@@ -11,16 +11,12 @@ import contextlib
 import gc
 import json
 import tracemalloc
-from datetime import UTC, datetime
 
 from delivery_gateway.emulator.webhook_events import ON_DELIVERY_UPDATED, delivery_params
 from delivery_gateway.graphql.message import resolvers as message_resolvers
-from delivery_gateway.kernel.records import DeliveryStatus
-from delivery_gateway.kernel.sids import MESSAGE, RECEIPT, new_sid
-from delivery_gateway.ledger.events import DeliveryEvent
 from delivery_gateway.pubsub import conversation_channel
 from delivery_gateway.upstream.errors import UpstreamUnavailable
-from tests.live.harness import Gateway, TransportWsClient
+from tests.live.harness import Gateway, TransportWsClient, apply_delivery
 from tests.live.test_end_to_end import conversation_with_recipients, live
 
 TICKS = """
@@ -57,19 +53,6 @@ async def webhook(lv, conversation, receipt) -> None:
     assert state.webhooks.emit(conversation.service_sid, ON_DELIVERY_UPDATED, delivery_params(state.store, receipt))
     await state.webhooks.drain()
     await lv.gateway.ingest.drain()
-
-
-async def ledger_event(gateway: Gateway, conversation_sid: str) -> None:
-    """A delivery change applied as a webhook's would be (no upstream read in a `CURSORS` subscription)."""
-    event = DeliveryEvent(
-        conversation_sid=conversation_sid,
-        message_sid=new_sid(MESSAGE),
-        receipt_sid=new_sid(RECEIPT),
-        status=DeliveryStatus.DELIVERED,
-        date_updated=datetime.now(UTC).isoformat(),
-    )
-    entry = await gateway.services.ledger.inbox_add("{}")
-    await gateway.ingest.processor.process(entry, event)
 
 
 async def test_a_group_shares_one_stream_and_one_execution_and_each_gets_the_same_frame(tmp_path):
@@ -130,7 +113,7 @@ async def test_the_hub_goes_with_its_last_subscriber(tmp_path):
             payload = {"query": CURSORS, "variables": {"c": conversation.sid}}
             await first.ws.send(json.dumps({"id": one, "type": "subscribe", "payload": payload}))
             await until(lambda: active(gateway) == 1, "the new subscription")
-            await ledger_event(gateway, conversation.sid)
+            await apply_delivery(gateway, conversation.sid)
             assert (await first.next())["id"] == one
 
 

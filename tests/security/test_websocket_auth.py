@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,10 +17,8 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from delivery_gateway.kernel.records import DeliveryStatus
-from delivery_gateway.kernel.sids import MESSAGE, RECEIPT, new_sid
-from delivery_gateway.ledger.events import DeliveryEvent
 from delivery_gateway.pubsub import conversation_channel
+from tests.live.harness import apply_delivery
 from tests.security.conftest import API_KEY, CONV_ALICE, CONV_MALLORY, World, gateway_app, make_world, mint
 
 PROTOCOL = "graphql-transport-ws"
@@ -59,15 +56,7 @@ async def deliver(app: Starlette, conversation_sid: str, followers: int = 1) -> 
         if gateway.services.pubsub.subscriber_count(channel) >= followers:
             break
         await asyncio.sleep(0.01)
-    event = DeliveryEvent(
-        conversation_sid=conversation_sid,
-        message_sid=new_sid(MESSAGE),
-        receipt_sid=new_sid(RECEIPT),
-        status=DeliveryStatus.DELIVERED,
-        date_updated=datetime.now(UTC).isoformat(),
-    )
-    entry = await gateway.services.ledger.inbox_add("{}")
-    await gateway.ingest.processor.process(entry, event)
+    await apply_delivery(gateway, conversation_sid)
 
 
 async def next_for(ws, op_id: str) -> dict:
