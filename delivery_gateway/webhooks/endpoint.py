@@ -7,7 +7,6 @@ for processing: it answers once the raw event is in the ledger's inbox.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -15,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.kernel.records import compact_json
 from delivery_gateway.kernel.request_stats import note_webhook
 from delivery_gateway.ledger import DeliveryLedger
 from delivery_gateway.webhooks.parse import SUPPORTED_EVENTS, MalformedWebhook, parse_event, parse_urlencoded
@@ -27,8 +27,6 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 ACCEPTED: dict[str, str] = {"status": "accepted"}
 
 Answer = tuple[int, dict[str, str]]  # (HTTP status, JSON body)
-# The inbox body: `json.dumps(params, separators=(",", ":"))` without building an encoder per call.
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def event_label(event_type: str | None) -> str:
@@ -134,7 +132,7 @@ class TwilioWebhookEndpoint:
             return 200, {"status": "ignored", "reason": "AccountSid is not this gateway's account"}
         await self.processor.admit()  # waits while acknowledged events wait to be applied at the backlog's limit
         try:
-            entry_id = await self.ledger.inbox_add(_compact_json(params))
+            entry_id = await self.ledger.inbox_add(compact_json(params))
         except Exception:
             log.exception("could not record webhook %s", event_type)
             self._count(event_type, "unavailable")
