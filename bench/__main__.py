@@ -36,8 +36,8 @@ FULL = {
     "duration": 10.0,
     "rounds": 2,
     "cpu_requests": 50,
-    "executions": 50,
-    "blocks": 5,
+    "executions": 10,
+    "blocks": 25,
     "iterations": 30,
     "subscribers": "1000,10000",
     "events": 5,
@@ -48,8 +48,8 @@ QUICK = {
     "duration": 5.0,
     "rounds": 1,
     "cpu_requests": 20,
-    "executions": 10,
-    "blocks": 2,
+    "executions": 5,
+    "blocks": 4,
     "iterations": 8,
     "subscribers": "200",
     "events": 3,
@@ -132,8 +132,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         type=int,
         help="warm: sequential requests per block for CPU per request, 10 alternated blocks per side (50; quick 20)",
     )
-    parser.add_argument("--executions", type=int, help="execution: executions per timed block (50; quick 10)")
-    parser.add_argument("--blocks", type=int, help="execution: timed blocks per side, alternated (5; quick 2)")
+    parser.add_argument("--executions", type=int, help="execution: executions per timed block (10; quick 5)")
+    parser.add_argument(
+        "--blocks",
+        type=int,
+        help="execution: pairs of timed blocks, one per side back to back, the first side alternating; the ratio "
+        "is the median pair's (25; quick 4)",
+    )
     parser.add_argument("--latency", type=float, default=25.0, help="cold: emulator latency per call, ms (25)")
     parser.add_argument("--iterations", type=int, help="cold: uncached requests (30; quick 8)")
     parser.add_argument("--upstream-concurrency", type=int, help="cold: override the gateway's setting")

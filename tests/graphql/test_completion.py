@@ -1,0 +1,208 @@
+"""Value completion (graphql/completion.py) serves and fails exactly as graphql-core's own, each field's resolve info
+holds what Strawberry's holds, and a finished operation's objects are freed without the cycle collector
+(graphql/live/execution.py).
+
+The first tests run one schema of every completion case (non-null and nullable leaves of each kind, a leaf whose
+coercion fails, null in non-null fields and list items, errors raised by resolvers, lists, objects, an interface)
+through graphql-core's executor and through one with `LeanCompletion`, and compare data and errors, messages and
+paths included. Never starts a server.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from enum import Enum
+from types import SimpleNamespace
+from typing import Any
+
+from graphql import (
+    GraphQLArgument,
+    GraphQLBoolean,
+    GraphQLEnumType,
+    GraphQLField,
+    GraphQLFloat,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLString,
+    parse,
+)
+from graphql.execution import Executor, execute
+from graphql.pyutils import Path
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from delivery_gateway.graphql.completion import LeanCompletion, LeanResolveInfo
+from delivery_gateway.graphql.context import GatewayServices, RequestContext
+from delivery_gateway.graphql.schema import build_schema
+from delivery_gateway.kernel.settings import Settings
+from tests.graphql.gql_support import FULL
+
+
+class Color(Enum):
+    RED = "red"
+
+
+class LeanExecutor(LeanCompletion, Executor):
+    pass
+
+
+def _value(_source: Any, _info: Any, value: Any = None) -> Any:
+    return VALUES[value]
+
+
+def _raise(_source: Any, _info: Any) -> Any:
+    raise ValueError("resolver failed")
+
+
+VALUES: dict[str, Any] = {
+    "text": "plain text",
+    "number": 7,
+    "float": 2.5,
+    "true": True,
+    "none": None,
+    "object": object(),  # no String can represent it
+    "color": Color.RED,
+    "raw_color": "red",
+    "unknown_color": "blue",
+    "texts": ["a", None, "c"],
+    "big": 2**40,
+    "nested": [[1, 2], [3]],
+}
+
+NAMED = GraphQLInterfaceType("Named", {"name": GraphQLField(GraphQLString)})
+PERSON = GraphQLObjectType(
+    "Person",
+    {"name": GraphQLField(GraphQLString), "age": GraphQLField(GraphQLNonNull(GraphQLInt))},
+    interfaces=[NAMED],
+    is_type_of=lambda value, _info: isinstance(value, dict),
+)
+COLOR = GraphQLEnumType("Color", Color)
+ARG = {"value": GraphQLArgument(GraphQLString)}
+
+
+def _schema() -> GraphQLSchema:
+    def field(type_: Any) -> GraphQLField:
+        return GraphQLField(type_, args=ARG, resolve=_value)
+
+    return GraphQLSchema(
+        GraphQLObjectType(
+            "Query",
+            {
+                "string": field(GraphQLString),
+                "requiredString": field(GraphQLNonNull(GraphQLString)),
+                "int": field(GraphQLInt),
+                "requiredInt": field(GraphQLNonNull(GraphQLInt)),
+                "float": field(GraphQLFloat),
+                "boolean": field(GraphQLBoolean),
+                "requiredBoolean": field(GraphQLNonNull(GraphQLBoolean)),
+                "id": field(GraphQLNonNull(GraphQLID)),
+                "color": field(COLOR),
+                "requiredColor": field(GraphQLNonNull(COLOR)),
+                "strings": field(GraphQLList(GraphQLString)),
+                "requiredStrings": field(GraphQLList(GraphQLNonNull(GraphQLString))),
+                "nested": field(GraphQLNonNull(GraphQLList(GraphQLNonNull(GraphQLList(GraphQLInt))))),
+                "failing": GraphQLField(GraphQLString, resolve=_raise),
+                "requiredFailing": GraphQLField(GraphQLNonNull(GraphQLString), resolve=_raise),
+                "person": GraphQLField(PERSON, resolve=lambda *_: {"name": "Ada", "age": 36}),
+                "ageless": GraphQLField(PERSON, resolve=lambda *_: {"name": "Bob", "age": None}),
+                "named": GraphQLField(GraphQLNonNull(NAMED), resolve=lambda *_: {"name": "Cy", "age": 1}),
+                "people": GraphQLField(
+                    GraphQLList(GraphQLNonNull(PERSON)), resolve=lambda *_: [{"name": "D", "age": 2}, None]
+                ),
+            },
+        ),
+        types=[PERSON],
+    )
+
+
+SCHEMA = _schema()
+QUERIES = [
+    '{ string(value: "text") requiredString(value: "text") int(value: "number") requiredInt(value: "number") }',
+    '{ string(value: "number") a: string(value: "float") b: string(value: "true") float(value: "number") }',
+    '{ boolean(value: "true") requiredBoolean(value: "true") c: boolean(value: "number") id(value: "number") }',
+    '{ color(value: "color") requiredColor(value: "raw_color") strings(value: "texts") nested(value: "nested") }',
+    '{ string(value: "none") int(value: "none") color(value: "none") strings(value: "none") }',
+    '{ requiredString(value: "none") }',
+    '{ requiredBoolean(value: "none") string(value: "text") }',
+    '{ requiredStrings(value: "texts") }',
+    '{ string(value: "object") }',
+    '{ requiredString(value: "object") }',
+    '{ int(value: "big") }',
+    '{ requiredInt(value: "big") }',
+    '{ color(value: "unknown_color") }',
+    '{ requiredColor(value: "unknown_color") }',
+    "{ failing }",
+    "{ requiredFailing }",
+    "{ person { name age } ageless { name age } }",
+    "{ named { name ... on Person { age } } }",
+    "{ people { name } }",
+]
+
+
+def _run(query: str, executor: type[Executor] | None) -> Any:
+    result = execute(SCHEMA, parse(query), executor_class=executor)
+    errors = sorted((e.message, tuple(e.path or ())) for e in result.errors or ())  # type: ignore[union-attr]
+    return result.data, errors  # type: ignore[union-attr]
+
+
+def test_every_completion_case_serves_and_fails_as_graphql_core() -> None:
+    failing = 0
+    for query in QUERIES:
+        ours, theirs = _run(query, LeanExecutor), _run(query, None)
+        assert ours == theirs, query
+        failing += bool(theirs[1])
+    assert failing >= 10  # the comparison covers the error paths, not only successes
+
+
+def test_strings_and_booleans_are_served_as_they_are_and_other_values_coerced() -> None:
+    data, errors = _run(QUERIES[1], LeanExecutor)
+    assert errors == [] and data == {"string": "7", "a": "2.5", "b": "true", "float": 7.0}
+    data, errors = _run(QUERIES[5], LeanExecutor)
+    assert data is None and errors == [
+        ("Cannot return null for non-nullable field Query.requiredString.", ("requiredString",))
+    ]
+
+
+async def test_a_finished_operation_is_freed_by_reference_counting() -> None:
+    """The request's context (and the loaders, futures and executor state it goes with) is gone as soon as the
+    result is dropped, with the cycle collector off: graphql-core's executor holds its resolvers' helpers, which held
+    the executor back."""
+    services = GatewayServices(settings=Settings(_env_file=None), upstream=None)  # type: ignore[arg-type]
+    schema = build_schema(services.settings)
+    query = "query Probe { __typename }"
+    await schema.execute(query, context_value=RequestContext(services, FULL))  # parsed and validated once
+    gc.collect()
+    gc.disable()
+    try:
+        context = RequestContext(services, FULL)
+        context.loaders  # noqa: B018 (made, as a resolver reading anything would)
+        alive = weakref.ref(context)
+        result = await schema.execute(query, context_value=context)
+        assert result.errors is None and result.data == {"__typename": "Query"}
+        del context, result
+        assert alive() is None
+    finally:
+        gc.enable()
+
+
+def test_resolve_info_holds_what_strawberrys_holds() -> None:
+    executor = SimpleNamespace(
+        **{name: object() for name in ("schema", "fragment_definitions", "root_value", "operation", "context_value")},
+        variable_values=SimpleNamespace(coerced={"sid": "CH1"}),
+        is_awaitable=object(),
+        abort_signal=None,
+        async_helpers=object(),
+        operation_extensions={"x": 1},
+    )
+    node = parse("{ string }").definitions[0].selection_set.selections[0]  # type: ignore[attr-defined]
+    field = SCHEMA.query_type.fields["string"]
+    args = (field, [node], SCHEMA.query_type, Path(None, "string", "Query"))
+    ours = LeanResolveInfo.build_resolve_info(executor, *args)  # type: ignore[arg-type]
+    theirs = StrawberryGraphQLCoreExecutionContext.build_resolve_info(executor, *args)  # type: ignore[arg-type]
+    assert type(ours) is type(theirs) and ours == theirs and ours._asdict() == theirs._asdict()
+    assert ours.field_name == "string" and ours.variable_values == {"sid": "CH1"}
