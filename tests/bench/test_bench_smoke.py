@@ -74,15 +74,27 @@ async def test_warm_row_measures_the_gateway_and_the_raw_stack_with_wrk(emulator
 async def test_execution_row_counts_the_same_fields_as_its_plain_reference(emulator: ServerProcess) -> None:
     from bench.execution import run_execution
 
-    report = await run_execution(executions=2, blocks=1, warmup=0, emulator=emulator)
+    report = await run_execution(executions=2, blocks=2, warmup=0, emulator=emulator)
 
     assert report.same_response
+    assert len(report.pair_ratios) == 2 and report.gateway.executions == report.plain.executions == 4
+    assert finite(*report.pair_ratios, *report.ratio_spread)
     assert report.gateway_counts.fields == report.plain_counts.fields > 2000
     assert report.plain_counts.resolvers == 2 and report.plain_counts.tasks == 0
     assert report.gateway_counts.resolvers > 0 and report.gateway_counts.loader_loads > 0
     assert report.upstream_calls_timed == 0
     assert finite(report.ratio, report.gateway.ms, report.plain.ms)
     assert_row(report.row())
+
+
+@pytest.mark.timeout(60)
+async def test_instruction_count_runs_set_up_row_2_and_run_either_side(emulator: ServerProcess) -> None:
+    from bench.instructions import run
+
+    for side in ("gateway", "plain", "none"):
+        await run(side, 1, emulator=emulator)
+    with pytest.raises(ValueError, match="side must be one of"):
+        await run("both", 1, emulator=emulator)
 
 
 @pytest.mark.timeout(60)
