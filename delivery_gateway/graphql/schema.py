@@ -11,6 +11,7 @@ import strawberry
 from graphql import lexicographic_sort_schema, print_schema
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 
+from delivery_gateway.graphql.completion import serve_attributes
 from delivery_gateway.graphql.conversation.schema import ConversationQuery
 from delivery_gateway.graphql.errors import GatewayErrors, GatewaySchema
 from delivery_gateway.graphql.leaf_output import install_leaf_output
@@ -63,6 +64,7 @@ def build_schema(settings: Settings) -> GatewaySchema:
     )
     install_leaf_output(schema)  # enum values and timestamps served without repeated work (graphql/leaf_output.py)
     skip_node_type_checks(schema)  # no per-object type check for Node types (graphql/nodes.py)
+    serve_attributes(schema)  # fields without code read in one call (graphql/completion.py)
     return schema
 
 

@@ -1,6 +1,6 @@
 """Value completion (graphql/completion.py) serves and fails exactly as graphql-core's own, each field's resolve info
-holds what Strawberry's holds, and a finished operation's objects are freed without the cycle collector
-(graphql/live/execution.py).
+holds what Strawberry's holds, fields without code serve what Strawberry's resolver serves, and a finished operation's
+objects are freed without the cycle collector (graphql/live/execution.py).
 
 The first tests run one schema of every completion case (non-null and nullable leaves of each kind, a leaf whose
 coercion fails, null in non-null fields and list items, errors raised by resolvers, lists, objects, an interface)
@@ -16,6 +16,7 @@ from enum import Enum
 from types import SimpleNamespace
 from typing import Any
 
+import strawberry
 from graphql import (
     GraphQLArgument,
     GraphQLBoolean,
@@ -34,9 +35,10 @@ from graphql import (
 )
 from graphql.execution import Executor, execute
 from graphql.pyutils import Path
+from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from delivery_gateway.graphql.completion import LeanCompletion, LeanResolveInfo
+from delivery_gateway.graphql.completion import LeanCompletion, LeanResolveInfo, serve_attributes
 from delivery_gateway.graphql.context import GatewayServices, RequestContext
 from delivery_gateway.graphql.schema import build_schema
 from delivery_gateway.kernel.settings import Settings
@@ -206,3 +208,63 @@ def test_resolve_info_holds_what_strawberrys_holds() -> None:
     theirs = StrawberryGraphQLCoreExecutionContext.build_resolve_info(executor, *args)  # type: ignore[arg-type]
     assert type(ours) is type(theirs) and ours == theirs and ours._asdict() == theirs._asdict()
     assert ours.field_name == "string" and ours.variable_values == {"sid": "CH1"}
+
+
+@strawberry.type
+class Item:
+    name: str
+    size: int | None = None
+
+    @strawberry.field
+    def shout(self) -> str:
+        return self.name.upper()
+
+
+@strawberry.type
+class ItemQuery:
+    @strawberry.field
+    def items(self) -> list[Item]:
+        return [Item(name="a", size=1), Item(name="b")]
+
+    @strawberry.field
+    def broken(self) -> Item | None:
+        return object()  # type: ignore[return-value]  # has no `name`: the field fails as with Strawberry's resolver
+
+
+ITEMS_QUERY = "{ items { name size shout } broken { name } }"
+
+
+def test_fields_without_code_are_read_in_one_call_and_serve_what_strawberry_serves() -> None:
+    strawberrys = strawberry.Schema(query=ItemQuery).execute_sync(ITEMS_QUERY)
+    schema = strawberry.Schema(query=ItemQuery)
+    assert serve_attributes(schema) == 2  # Item.name and Item.size; not shout, items or broken (they have code)
+    ours = schema.execute_sync(ITEMS_QUERY)
+    assert (
+        ours.data
+        == strawberrys.data
+        == {
+            "items": [{"name": "a", "size": 1, "shout": "A"}, {"name": "b", "size": None, "shout": "B"}],
+            "broken": None,
+        }
+    )
+    assert [(e.message, e.path) for e in ours.errors or ()] == [(e.message, e.path) for e in strawberrys.errors or ()]
+    assert ours.errors and "has no attribute 'name'" in ours.errors[0].message
+    fields = schema._schema.type_map["Item"].fields  # type: ignore[union-attr]
+    assert fields["name"].resolve._is_default and fields["name"].resolve.__name__ == "resolve"
+    assert fields["shout"].resolve.__name__ != "resolve"
+
+
+def test_a_schema_with_its_own_default_resolver_keeps_strawberrys() -> None:
+    schema = strawberry.Schema(query=ItemQuery, config=StrawberryConfig(default_resolver=getattr_or_none))
+    assert serve_attributes(schema) == 0
+
+
+def test_the_gateway_schema_serves_its_plain_fields_in_one_call() -> None:
+    schema = build_schema(Settings(_env_file=None))
+    fields = schema._schema.type_map["DeliveryReceipt"].fields  # type: ignore[union-attr]
+    assert fields["sid"].resolve.__name__ == "resolve" and fields["sid"].resolve._is_default
+    assert serve_attributes(schema) == 0  # already done by build_schema
+
+
+def getattr_or_none(source: object, name: str) -> object:
+    return getattr(source, name, None)
