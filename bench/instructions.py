@@ -12,7 +12,9 @@ other processes sharing the machine (which is what CPU time is not: see BENCHMAR
     grep summary: none.out gateway.out plain.out   # (gateway - none) / 10 and (plain - none) / 10
 
 Each run takes a few minutes (start-up dominates). The emulator runs in a child process that callgrind does not
-follow. Never talks to anything but the loopback emulator it starts.
+follow; the gateway's reconciliation is off (its passes depend on wall time). Compile the sources first
+(`python -m compileall -q delivery_gateway bench`) so that no run pays for compiling what another did not. Never
+talks to anything but the loopback emulator it starts.
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ async def run(side: str, executions: int, emulator: ServerProcess | None = None)
     if side not in SIDES:
         raise ValueError(f"side must be one of {', '.join(SIDES)}, not {side!r}")
     async with emulator_process(emulator) as emulator:
-        env = gateway_env(emulator.info, cache_ttls=WARM_TTL, extra={"DELIVERY_GATEWAY_DEMO_MODE": "true"})
+        # Reconciliation off: its passes come every so many seconds of wall time, which callgrind stretches (and a
+        # busy machine more), so they would count more often in a longer run.
+        extra = {"DELIVERY_GATEWAY_DEMO_MODE": "true", "DELIVERY_GATEWAY_RECONCILE_SECONDS": "0"}
+        env = gateway_env(emulator.info, cache_ttls=WARM_TTL, extra=extra)
         sid = emulator.info["conversations"][CONVERSATION]
         async with in_process_gateway(settings_from_env(env)) as gateway, asyncio.timeout(3600):
             with serving_gc_policy():
