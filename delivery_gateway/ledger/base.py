@@ -64,7 +64,6 @@ class DeliveryLedger(Protocol):
         *,
         after_commit: AfterCommit | None = None,
         inbox_done: Sequence[int] = (),
-        inbox_add: Sequence[str] = (),
     ) -> list[ApplyResult]:
         """Applies `events` in order, in ONE transaction; one result per event, as if applied one by one.
 
@@ -77,12 +76,6 @@ class DeliveryLedger(Protocol):
 
         `inbox_done`: inbox entries the events came from, removed once the hook returned (with the mark that the
         changes were published: no transaction of its own), or in the batch's transaction without a hook.
-
-        `inbox_add`: raw bodies of events not recorded yet (webhooks waiting for their 200), recorded in the batch's
-        own transaction and removed like `inbox_done` once the hook returned: committed together with the events
-        they carry, so one commit makes them durable and applied; a crash before the hook returned leaves them
-        for reprocessing. Ignored without a hook (the commit then leaves nothing to redo). If this raises before
-        its commit, none of them was recorded.
         """
         ...
 

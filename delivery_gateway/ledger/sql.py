@@ -287,15 +287,12 @@ class SqlLedger:
         *,
         after_commit: AfterCommit | None = None,
         inbox_done: Sequence[int] = (),
-        inbox_add: Sequence[str] = (),
     ) -> list[ApplyResult]:
         """Applies `events` in one transaction, in order; one result per event (see DeliveryLedger)."""
         batch = list(events)
         done = sorted(set(inbox_done))
-        record = list(inbox_add) if after_commit is not None else []  # without a hook nothing is left to redo
 
-        def transaction(conn: Connection) -> tuple[BatchPlan, int, list[LedgerChange], list[int]]:
-            added = self._inbox_insert(conn, record) if record else []
+        def transaction(conn: Connection) -> tuple[BatchPlan, int, list[LedgerChange]]:
             snapshot, published_through = self._snapshot(conn, batch)
             plan = plan_batch(batch, snapshot)
             self._write_plan(conn, plan, snapshot)
@@ -307,31 +304,20 @@ class SqlLedger:
                 if plan.last_seq > published_through:
                     self._set_meta(conn, "published_through", plan.last_seq)
                 _delete_inbox(conn, done)
-            return plan, published_through, unpublished, added
+            return plan, published_through, unpublished
 
         async with self._append_section() as locked:
-            plan, published_through, unpublished, added = await self._run_append(locked, transaction)
+            plan, published_through, unpublished = await self._run_append(locked, transaction)
             if after_commit is not None:
                 try:
                     await after_commit(plan.results, unpublished)
                 except Exception:
                     log.exception("after-commit hook failed for changes %s", [c.seq for c in unpublished])
-                if added:
-                    done = sorted({*done, *added})
                 if plan.last_seq > published_through or done:
                     await self._mark_published(
                         locked, plan.last_seq if plan.last_seq > published_through else None, done
                     )
         return plan.results
-
-    def _inbox_insert(self, conn: Connection, bodies: Sequence[str]) -> list[int]:
-        """Records `bodies` in the inbox within the caller's transaction; their entry ids, in order."""
-        now = self.clock()
-        if conn.dialect.name == "sqlite":
-            chunks = [bodies[i : i + SQLITE_INSERT_ROWS] for i in range(0, len(bodies), SQLITE_INSERT_ROWS)]
-            return _sqlite_inbox_insert(conn, chunks, now)
-        stmt = insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True)
-        return [int(row.id) for row in conn.execute(stmt, [{"body": body, "received_at": now} for body in bodies])]
 
     async def publish_pending(self, after_commit: AfterCommit) -> int:
         """Hands `after_commit` every committed change never handed to a publisher (a process died between

@@ -1,9 +1,8 @@
 """`POST /webhooks/twilio`: verifies, validates and durably records one Twilio post-event, then answers 200.
 
 Never changes anything for a request whose signature does not verify (403), that Twilio could not have sent
-(400, naming the field), or that is about another account (200, counted, ignored); and never answers 200 before
-the raw event is durable in the ledger's inbox (committed with the event applied, in the batch's one
-transaction), nor makes Twilio wait for the cache update or publishing.
+(400, naming the field), or that is about another account (200, counted, ignored); and never makes Twilio wait
+for processing: it answers once the raw event is in the ledger's inbox.
 """
 
 from __future__ import annotations
@@ -133,11 +132,12 @@ class TwilioWebhookEndpoint:
             return 200, {"status": "ignored", "reason": "AccountSid is not this gateway's account"}
         await self.processor.admit()  # waits while acknowledged events wait to be applied at the backlog's limit
         try:
-            await self.processor.record(compact_json(params), event)  # durable (inbox, and applied) on return
+            entry_id = await self.ledger.inbox_add(compact_json(params))
         except Exception:
             log.exception("could not record webhook %s", event_type)
             self._count(event_type, "unavailable")
             return 503, {"error": "ledger unavailable; retry"}
+        self.processor.submit(entry_id, event)
         self._count(event_type, "accepted")
         return 200, ACCEPTED
 

@@ -1,11 +1,7 @@
-"""Records and processes webhook events in batches: inbox + ledger apply (one commit) -> 200s -> cache update ->
-publish.
+"""Processes recorded webhook events after Twilio got its 200: ledger apply -> cache update -> publish, in batches.
 
-Never acknowledges an event before it is durable: a webhook's 200 waits for the commit that recorded its raw body
-in the inbox together with its applied event, or, when that transaction fails, for the commit of the body alone
-(applied later, by retry). Never loses an event: an inbox entry is removed only after all three steps ran;
-whatever is left (crash, error) is processed again on the next start, and applying twice is harmless (the ledger
-is idempotent). Never
+Never loses an event: an inbox entry is removed only after all three steps ran; whatever is left (crash,
+error) is processed again on the next start, and applying twice is harmless (the ledger is idempotent). Never
 publishes out of sequence order: cache updates and publishing run in the ledger's after-commit hook, which no
 other batch (in this process or another replica) can overtake; changes a crashed process committed but never
 published are handed over, in order, before anything newer.
@@ -18,7 +14,6 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from delivery_gateway.kernel.metrics import Metrics
@@ -40,20 +35,8 @@ class AfterApply(Protocol):
     async def after_apply_many(self, events: Sequence[LedgerEvent], results: Sequence[ApplyResult]) -> None: ...
 
 
-@dataclass(slots=True)
-class _Item:
-    """One queued event: recorded already (`entry_id`, or None once it was applied and only its retry is left),
-    or a webhook waiting for its 200 (`body` to record, `acked` resolved once it is durable)."""
-
-    event: LedgerEvent
-    entry_id: int | None = None
-    body: str | None = None
-    acked: asyncio.Future[None] | None = None
-
-
 class WebhookProcessor:
-    """One worker task consuming queued events in arrival order, up to MAX_BATCH at a time: webhooks waiting for
-    their 200 (`record`) and inbox entries (`submit`, recovery).
+    """One worker task consuming (inbox id, event) in arrival order, up to MAX_BATCH at a time.
 
     Fair to both sides: the worker takes everything queued at once (one transaction for the lot, so applying
     gets cheaper per event as the backlog grows), and `admit` makes new webhooks wait while the backlog is at
@@ -80,7 +63,7 @@ class WebhookProcessor:
         self.max_batch = max_batch
         self.backlog_limit = backlog_limit
         self.admit_timeout = admit_timeout
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[int, LedgerEvent]] = asyncio.Queue()
         self._room = asyncio.Event()  # set while the backlog is below its limit
         self._room.set()
         self._worker: asyncio.Task[None] | None = None
@@ -131,16 +114,7 @@ class WebhookProcessor:
                 await self._room.wait()
 
     def submit(self, entry_id: int, event: LedgerEvent) -> None:
-        """Queues an event whose raw body is inbox entry `entry_id`."""
-        self._queue.put_nowait(_Item(event, entry_id=entry_id))
-
-    async def record(self, body: str, event: LedgerEvent) -> None:
-        """Returns once `event` is durable: its raw `body` in the inbox, committed with the event applied (the
-        batch's one transaction), or alone if that transaction failed (then applied by retry). Raises the store's
-        error when neither could be committed: nothing of it was recorded (the endpoint answers 503)."""
-        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Item(event, body=body, acked=acked))
-        await acked
+        self._queue.put_nowait((entry_id, event))
 
     async def drain(self) -> None:
         """Wait until everything submitted so far was processed (tests, graceful shutdown)."""
@@ -155,9 +129,6 @@ class WebhookProcessor:
         with contextlib.suppress(asyncio.CancelledError):
             await self._worker
         self._worker = None
-        while not self._queue.empty():  # never recorded: their webhooks get a 503, and Twilio retries them
-            _answer([self._queue.get_nowait()], RuntimeError("webhook processing stopped"))
-            self._queue.task_done()
 
     async def process(self, entry_id: int, event: LedgerEvent) -> ApplyResult:
         return (await self.process_batch([(entry_id, event)]))[0]
@@ -165,20 +136,8 @@ class WebhookProcessor:
     async def process_batch(self, items: Sequence[tuple[int, LedgerEvent]]) -> list[ApplyResult]:
         """Apply the inbox entries' events (`apply`) and count them as webhooks; the entries are dropped once the
         cache was updated and the changes published (in the transaction marking them published)."""
-        return await self._process([_Item(event, entry_id=entry_id) for entry_id, event in items])
-
-    async def _process(self, items: Sequence[_Item]) -> list[ApplyResult]:
-        """One ledger transaction for the batch: the waiting webhooks' bodies recorded, every event applied; the
-        webhooks are answered (their `acked` resolved) first thing after the commit, before the cache update and
-        publishing."""
-        events = [item.event for item in items]
-        waiting = [item for item in items if item.acked is not None]
-        results = await self.ledger.apply_many(
-            events,
-            after_commit=self._after_commit(events, waiting),
-            inbox_done=[item.entry_id for item in items if item.entry_id is not None],
-            inbox_add=[item.body for item in waiting if item.body is not None],
-        )
+        events = [event for _, event in items]
+        results = await self.apply(events, inbox_done=[entry_id for entry_id, _ in items])
         for event, result in zip(events, results, strict=True):
             self._count(event, result)
         self.processed += len(items)
@@ -189,9 +148,8 @@ class WebhookProcessor:
         events in one ledger transaction, then (in its hook) the cache updated and the changes published."""
         return await self.ledger.apply_many(events, after_commit=self._after_commit(events), inbox_done=inbox_done)
 
-    def _after_commit(self, events: Sequence[LedgerEvent], waiting: Sequence[_Item] = ()) -> AfterCommit:
+    def _after_commit(self, events: Sequence[LedgerEvent]) -> AfterCommit:
         async def after_commit(results: Sequence[ApplyResult], unpublished: Sequence[LedgerChange]) -> None:
-            _answer(waiting)  # committed: durable, so their 200s go out now
             if self.invalidator is not None and events:  # before publishing: a re-query must see fresh data
                 try:
                     await self.invalidator.after_apply_many(events, results)
@@ -238,59 +196,16 @@ class WebhookProcessor:
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._process(batch)
+                await self.process_batch(batch)
             except asyncio.CancelledError:
-                _answer(batch, RuntimeError("webhook processing stopped"))  # those not committed: 503
                 raise
-            except Exception as exc:  # stays in the inbox; retried shortly, and again on the next start
-                log.exception("processing webhook events %s failed; retrying", [i.entry_id for i in batch])
-                retry = await self._record_alone(batch, exc)
+            except Exception:  # stays in the inbox; retried shortly, and again on the next start
+                log.exception("processing webhook inbox entries %s failed; retrying", [i for i, _ in batch])
                 await asyncio.sleep(self.retry_delay)
-                for item in retry:
+                for item in batch:
                     self._queue.put_nowait(item)
             finally:
                 for _ in batch:
                     self._queue.task_done()
                 if self._queue.qsize() < self.backlog_limit:
                     self._room.set()
-
-    async def _record_alone(self, batch: Sequence[_Item], error: Exception) -> list[_Item]:
-        """After a failed batch, what to retry (in batch order). Webhooks its transaction left unrecorded get their
-        bodies committed alone (then their 200, and a retry from the inbox), or the error (the endpoint's 503) when
-        that fails too. Those its commit acknowledged (the failure came later) are retried as they are: applying
-        again is harmless, and their inbox entries are reprocessed at the next start."""
-        waiting = [item for item in batch if _unanswered(item)]
-        entry_ids: dict[int, int] = {}  # id(item) -> its new inbox entry
-        if waiting:
-            try:
-                ids = await self.ledger.inbox_add_many([item.body or "" for item in waiting])
-            except Exception:
-                log.exception("recording %d webhooks alone failed too; answering 503", len(waiting))
-                _answer(waiting, error)
-                waiting = []
-            else:
-                entry_ids = {id(item): entry_id for item, entry_id in zip(waiting, ids, strict=True)}
-                _answer(waiting)
-        return [
-            _Item(item.event, entry_id=entry_ids.get(id(item), item.entry_id))
-            for item in batch
-            if item.acked is None or _durable(item.acked)  # a refused or abandoned webhook: Twilio sends it again
-        ]
-
-
-def _durable(acked: asyncio.Future[None]) -> bool:
-    return acked.done() and not acked.cancelled() and acked.exception() is None
-
-
-def _unanswered(item: _Item) -> bool:
-    return item.acked is not None and not item.acked.done()
-
-
-def _answer(items: Sequence[_Item], error: BaseException | None = None) -> None:
-    """Resolves the waiting webhooks: durable (None), or not recorded (`error`)."""
-    for item in items:
-        if item.acked is not None and not item.acked.done():
-            if error is None:
-                item.acked.set_result(None)
-            else:
-                item.acked.set_exception(error)

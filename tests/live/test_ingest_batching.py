@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -73,19 +71,7 @@ async def post(client: httpx.AsyncClient, form: dict[str, str]) -> int:
     return (await client.post("/webhooks/twilio", data=form, headers=sign(TOKEN, URL, form))).status_code
 
 
-def recorded_events(histories) -> set[tuple[str, str]]:
-    return {(sid, h.status.value) for sid, hs in histories.items() for h in hs}
-
-
-def keys_of(forms: list[dict[str, str]]) -> set[tuple[str, str]]:
-    return {(f["DeliveryReceiptSid"], f["Status"]) for f in forms}
-
-
-async def test_a_batch_that_cannot_be_recorded_answers_503_to_each_of_its_requests_and_loses_no_acknowledged_event(
-    tmp_path,
-):
-    """The batch's transaction fails and so does recording its bodies alone: every webhook it carried gets a 503
-    (nothing of it recorded, Twilio sends it again); the batch before it, committed, got its 200s."""
+async def test_a_failed_group_commit_answers_503_to_each_of_its_requests_and_loses_no_acknowledged_event(tmp_path):
     forms = [form_of(e) for e in scenario.storm(seed=11, receipts=60) if isinstance(e, DeliveryEvent)][:40]
     assert len({f["DeliveryReceiptSid"] for f in forms}) > 10
     async with ingest_client(tmp_path) as (client, services, ingest):
@@ -93,8 +79,7 @@ async def test_a_batch_that_cannot_be_recorded_answers_503_to_each_of_its_reques
         inserts: list[int] = []  # rows per inbox INSERT statement
         first_entered, release = threading.Event(), threading.Event()
 
-        # The store: the first batch is held until the second is queued, then commits; the second batch's
-        # transaction fails, and so does the commit of its bodies alone.
+        # The store: the first group commit is held until the second is queued, then commits; the second fails.
         def store(conn, cursor, statement, parameters, context, executemany) -> None:
             if not statement.startswith("INSERT INTO ledger_inbox"):
                 return
@@ -102,7 +87,7 @@ async def test_a_batch_that_cannot_be_recorded_answers_503_to_each_of_its_reques
             if len(inserts) == 1:
                 first_entered.set()
                 assert release.wait(10), "the test never released the first commit"
-            elif len(inserts) in (2, 3):
+            elif len(inserts) == 2:
                 raise ConnectionError("the store lost the write")
 
         event.listen(ledger._sqlite.engine, "before_cursor_execute", store)
@@ -110,104 +95,32 @@ async def test_a_batch_that_cannot_be_recorded_answers_503_to_each_of_its_reques
         assert await asyncio.to_thread(first_entered.wait, 10)
         second_wave = [asyncio.create_task(post(client, f)) for f in forms[20:]]
         waiting = 40 - inserts[0]
-        for _ in range(500):  # until every request not in the first batch waits for the next one
-            if ingest.processor._queue.qsize() == waiting:
+        for _ in range(500):  # until every request not in the first commit waits for the next one
+            if len(ledger._inbox_waiting) == waiting:
                 break
             await asyncio.sleep(0.01)
-        assert ingest.processor._queue.qsize() == waiting
+        assert len(ledger._inbox_waiting) == waiting
         release.set()
         statuses = await asyncio.gather(*first_wave, *second_wave)
         await ingest.drain()
         event.remove(ledger._sqlite.engine, "before_cursor_execute", store)
 
-        # Two batches: the second (of many) tried in its transaction, then alone.
-        assert inserts == [inserts[0], waiting, waiting] and waiting >= 20
+        assert inserts == [inserts[0], waiting] and waiting >= 20  # two group commits, the second of many
         assert Counter(statuses) == {200: inserts[0], 503: waiting}
         acked = [f for f, s in zip(forms, statuses, strict=True) if s == 200]
         refused = [f for f, s in zip(forms, statuses, strict=True) if s == 503]
         # Every acknowledged event was applied; nothing of a refused one was recorded (Twilio may send it again).
-        recorded = recorded_events(await ledger.history_many({f["DeliveryReceiptSid"] for f in forms}))
-        assert keys_of(acked) <= recorded
-        assert not keys_of(refused) & recorded
+        histories = await ledger.history_many({f["DeliveryReceiptSid"] for f in forms})
+        recorded = {(sid, h.status.value) for sid, hs in histories.items() for h in hs}
+        assert {(f["DeliveryReceiptSid"], f["Status"]) for f in acked} <= recorded
+        assert not {(f["DeliveryReceiptSid"], f["Status"]) for f in refused} & recorded
         assert await ledger.inbox_pending() == []
         # The store is back: the same requests are acknowledged and applied.
         assert {await post(client, f) for f in refused} == {200}
         await ingest.drain()
-        recorded = recorded_events(await ledger.history_many({f["DeliveryReceiptSid"] for f in forms}))
-        assert keys_of(forms) <= recorded
-
-
-async def test_a_batch_whose_apply_fails_is_acknowledged_once_its_bodies_are_in_the_inbox_and_applied_later(tmp_path):
-    """Webhooks are recorded and applied in one transaction; when applying fails (here: the store refuses history
-    rows), their bodies are committed to the inbox alone, so they are answered 200 and durable (a crash now would
-    reprocess them at start), and the processor applies them once the store lets it."""
-    forms = [form_of(e) for e in scenario.storm(seed=13, receipts=40) if isinstance(e, DeliveryEvent)][:30]
-    database = f"{tmp_path}/ledger.sqlite3"
-    async with ingest_client(tmp_path) as (client, services, ingest):
-        ledger = services.ledger
-        ingest.processor.retry_delay = 0.05
-        attempts = 0
-        retried = asyncio.Event()
-        apply_many = ledger.apply_many
-
-        async def counting(events, **kwargs):
-            nonlocal attempts
-            attempts += 1
-            if attempts > 1:
-                retried.set()
-            return await apply_many(events, **kwargs)
-
-        ledger.apply_many = counting
-        with contextlib.closing(sqlite3.connect(database)) as store:  # the store itself refuses, whatever writes
-            store.executescript(
-                "CREATE TABLE test_broken (broken INTEGER); INSERT INTO test_broken VALUES (1);"
-                "CREATE TRIGGER test_refuse BEFORE INSERT ON ledger_history WHEN (SELECT broken FROM test_broken)"
-                " BEGIN SELECT RAISE(ABORT, 'history refused'); END;"
-            )
-            statuses = await asyncio.gather(*(post(client, f) for f in forms))
-            assert statuses == [200] * len(forms)
-            # Acknowledged, not applied: every body waits in the inbox, nothing of them reached the history.
-            pending = [json.loads(body) for _, body in await ledger.inbox_pending(limit=1000)]
-            assert keys_of(pending) == keys_of(forms)
-            assert not recorded_events(await ledger.history_many({f["DeliveryReceiptSid"] for f in forms}))
-            retried.clear()
-            async with asyncio.timeout(10):  # the processor keeps retrying while the store refuses
-                await retried.wait()
-            store.execute("UPDATE test_broken SET broken = 0")
-            store.commit()
-        async with asyncio.timeout(10):
-            await ingest.drain()  # the retry that succeeds empties the queue
-        assert await ledger.inbox_pending() == []
-        assert keys_of(forms) <= recorded_events(await ledger.history_many({f["DeliveryReceiptSid"] for f in forms}))
-
-
-async def test_an_accepted_webhook_is_recorded_and_applied_in_one_commit(tmp_path):
-    """The lean path's one transaction: the inbox row and the applied event commit together (no commit of the
-    inbox alone before it), and the row is gone once the changes were published."""
-    form = form_of(next(e for e in scenario.storm(seed=19, receipts=2) if isinstance(e, DeliveryEvent)))
-    async with ingest_client(tmp_path) as (client, services, ingest):
-        ledger = services.ledger
-        statements: list[str] = []
-
-        def store(conn, cursor, statement, parameters, context, executemany) -> None:
-            statements.append(statement.split(" (", 1)[0].split(" WHERE", 1)[0].strip())
-
-        event.listen(ledger._sqlite.engine, "before_cursor_execute", store)
-        try:
-            assert await post(client, form) == 200
-            await ingest.drain()
-        finally:
-            event.remove(ledger._sqlite.engine, "before_cursor_execute", store)
-        begins = [n for n, s in enumerate(statements) if s.startswith("BEGIN")]
-        inbox_inserts = [n for n, s in enumerate(statements) if s.startswith("INSERT INTO ledger_inbox")]
-        sequence_moves = [n for n, s in enumerate(statements) if s.startswith("UPDATE ledger_meta")]
-        # Two transactions: the batch's (the inbox row, the change's sequence number) and the published mark.
-        assert len(begins) == 2 and len(inbox_inserts) == 1
-        assert begins[0] < inbox_inserts[0] < sequence_moves[0] < begins[1]
-        assert await ledger.inbox_pending() == []
-        assert (form["DeliveryReceiptSid"], form["Status"]) in recorded_events(
-            await ledger.history_many([form["DeliveryReceiptSid"]])
-        )
+        histories = await ledger.history_many({f["DeliveryReceiptSid"] for f in forms})
+        recorded = {(sid, h.status.value) for sid, hs in histories.items() for h in hs}
+        assert {(f["DeliveryReceiptSid"], f["Status"]) for f in forms} <= recorded
 
 
 async def test_webhooks_applied_in_batches_end_where_each_applied_alone_ends(tmp_path):
