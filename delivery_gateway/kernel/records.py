@@ -53,7 +53,8 @@ class DeliveryStatus(StrEnum):
 _UNKNOWN_LOGGED: set[str] = set()
 
 
-def _dt(value: Any) -> datetime | None:
+def parse_datetime(value: Any) -> datetime | None:
+    """A record's datetime field from its JSON value (ISO-8601, `Z` for UTC), a datetime or None."""
     if value is None or isinstance(value, datetime):
         return value
     text = str(value)
@@ -103,7 +104,7 @@ class Record:
         kwargs = {k: data[k] for k in names if k in data}
         for name in cls._datetime_fields:
             if name in kwargs:
-                kwargs[name] = _dt(kwargs[name])
+                kwargs[name] = parse_datetime(kwargs[name])
         return cls(**kwargs)
 
     def to_json(self) -> str:

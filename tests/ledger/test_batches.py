@@ -10,8 +10,12 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord
 from delivery_gateway.ledger import ApplyResult, LedgerChange, create_ledger
+from delivery_gateway.ledger.events import DeliveryEvent
 from delivery_gateway.pubsub import conversation_channel, create_pubsub, service_channel
 from delivery_gateway.webhooks.processor import WebhookProcessor
 from tests.ledger import scenario
@@ -245,3 +249,46 @@ async def test_inbox_entries_of_a_batch_are_done_once_its_hook_returned(ledger):
     with pytest.raises(TypeError):
         await ledger.apply_many([*EVENTS[20:30], NotAnEvent()], after_commit=hook, inbox_done=ids[4:])
     assert [entry_id for entry_id, _ in await ledger.inbox_pending()] == ids[4:]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    status=st.sampled_from(list(DeliveryStatus)),
+    error_code=st.one_of(st.none(), st.just(0), st.integers(1, 99_999)),
+    participant=st.one_of(st.none(), st.just("MB" + "1" * 32)),
+    dates=st.sampled_from(
+        [None, "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:05.500000+00:00", "2026-03-01T10:00:00Z"]
+    ),
+)
+def test_a_delivery_event_reads_as_the_receipt_from_dict_reads(status, error_code, participant, dates):
+    """`DeliveryEvent.as_receipt` builds the record directly: field for field what `ReceiptRecord.from_dict`
+    reads from the event's values (statuses, 0 as no error code, dates parsed, the reported status)."""
+    e = DeliveryEvent(
+        conversation_sid="CH" + "2" * 32,
+        message_sid="IM" + "3" * 32,
+        receipt_sid="DY" + "4" * 32,
+        status=status,
+        participant_sid=participant,
+        channel_message_sid=None if participant else "SM" + "5" * 32,
+        error_code=error_code,
+        date_created=dates,
+        date_updated=dates,
+        service_sid="IS" + "6" * 32,
+        account_sid=None,
+    )
+    expected = ReceiptRecord.from_dict(
+        {
+            "sid": e.receipt_sid,
+            "conversation_sid": e.conversation_sid,
+            "message_sid": e.message_sid,
+            "participant_sid": e.participant_sid,
+            "account_sid": e.account_sid,
+            "chat_service_sid": e.service_sid,
+            "channel_message_sid": e.channel_message_sid,
+            "status": e.status.value,
+            "error_code": e.error_code,
+            "date_created": e.date_created,
+            "date_updated": e.date_updated,
+        }
+    )
+    assert e.as_receipt() == expected
