@@ -45,21 +45,19 @@ class CacheInvalidator:
         """The events of one commit group, in order. Consecutive deliveries share one read of every entry they
         may update (one `get_many` per run, not per event); each later one sees what the earlier ones wrote, so the
         outcome is that of the events applied one by one. An event that fails logs and never skips the next."""
-        # A delivery change's receipt is rebuilt from its payload on each read: once per event here.
-        receipts = [
-            r.change.receipt if isinstance(e, DeliveryEvent) and r.change is not None else None
-            for e, r in zip(events, results, strict=True)
-        ]
         prefetched: dict[str, Any] | None = None
         for n, (event, result) in enumerate(zip(events, results, strict=True)):
             try:
                 if isinstance(event, DeliveryEvent):
-                    receipt = receipts[n]
-                    if receipt is None:
+                    if not _changed_receipt(result):
                         continue
                     if prefetched is None:
-                        prefetched = await self._prefetch_deliveries(events[n:], receipts[n:])
-                    await self._delivery(event, receipt, prefetched)
+                        prefetched = await self._prefetch_deliveries(events[n:], results[n:])
+                    if not prefetched:  # nothing the run may update is cached: each delivery would only read misses
+                        continue
+                    receipt = result.change.receipt if result.change is not None else None
+                    if receipt is not None:  # rebuilt from the change's payload: only when there is a cache to update
+                        await self._delivery(event, receipt, prefetched)
                     continue
                 prefetched = None  # what it changes is read again by the deliveries after it
                 await self._other(event, result)
@@ -81,14 +79,14 @@ class CacheInvalidator:
             await self._conversation(event)
 
     async def _prefetch_deliveries(
-        self, events: Sequence[LedgerEvent], receipts: Sequence[ReceiptRecord | None]
+        self, events: Sequence[LedgerEvent], results: Sequence[ApplyResult]
     ) -> dict[str, Any]:
         """One read of every entry the run of deliveries starting the sequence may update."""
         wanted: list[str] = []
-        for event, receipt in zip(events, receipts, strict=True):
+        for event, result in zip(events, results, strict=True):
             if not isinstance(event, DeliveryEvent):
                 break
-            if receipt is not None:
+            if _changed_receipt(result):
                 wanted += _delivery_keys(event)
         return await self.cache.get_many(list(dict.fromkeys(wanted)))
 
@@ -236,6 +234,11 @@ class CacheInvalidator:
     # Conversations: the conversation record
     async def _conversation(self, event: ConversationEvent) -> None:
         await self.cache.delete_many(keys.invalidation_keys_conversation(event.service_sid, event.conversation_sid))
+
+
+def _changed_receipt(result: ApplyResult) -> bool:
+    """The delivery's change carries a receipt (what `LedgerChange.receipt` would rebuild), without rebuilding it."""
+    return result.change is not None and bool(result.change.payload.get("receipt"))
 
 
 def _delivery_keys(event: DeliveryEvent) -> list[str]:

@@ -16,7 +16,7 @@ from delivery_gateway.cache import keys
 from delivery_gateway.kernel.records import DeliveryStatus, MessageRecord, ReceiptRecord
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.kernel.sids import new_sid
-from delivery_gateway.ledger import create_ledger
+from delivery_gateway.ledger import LedgerChange, create_ledger
 from delivery_gateway.pubsub import conversation_channel
 from tests.live.harness import ingest_app, sign
 from tests.postgres_support import live_store_url
@@ -141,6 +141,60 @@ async def test_accepted_event_is_applied_published_and_cached(tmp_path):
                 await asyncio.wait_for(sub.__anext__(), 0.2)
         assert (await services.ledger.receipt(RECEIPT)).status is DeliveryStatus.DELIVERED
         assert [h.status.value for h in await services.ledger.history(RECEIPT)] == ["sent", "delivered"]
+
+
+async def test_deliveries_nothing_cached_depends_on_cost_one_cache_read_per_batch_and_no_write(tmp_path, monkeypatch):
+    """The cache update reads every entry a run of deliveries may touch at once; when none is cached there is
+    nothing to update, and nothing is written, deleted or rebuilt per event. A cached one is still updated."""
+    async with ingest_client(tmp_path) as (client, services, ingest):
+        cache = services.cache
+        calls: list[str] = []
+        for name in ("get_many", "set_many", "delete_many"):
+            original = getattr(cache, name)
+
+            def counted(*args, _original=original, _name=name, **kwargs):
+                calls.append(_name)
+                return _original(*args, **kwargs)
+
+            setattr(cache, name, counted)
+        batches = 0
+        apply_many = services.ledger.apply_many
+
+        async def counting(events, **kwargs):
+            nonlocal batches
+            batches += 1
+            return await apply_many(events, **kwargs)
+
+        services.ledger.apply_many = counting
+        rebuilt: list[int] = []
+        receipt_of = LedgerChange.receipt.fget
+        assert receipt_of is not None
+
+        def rebuilding(change):
+            rebuilt.append(change.seq)
+            return receipt_of(change)
+
+        monkeypatch.setattr(LedgerChange, "receipt", property(rebuilding))
+        receipts = [new_sid("DY") for _ in range(12)]
+        forms = [delivery_form(status, receipt=sid) for sid in receipts for status in ("sent", "delivered")]
+        statuses = await asyncio.gather(*(post(client, form, sign(TOKEN, URL, form)) for form in forms))
+        assert {r.status_code for r in statuses} == {200}
+        await ingest.drain()
+        assert calls and set(calls) == {"get_many"}
+        assert len(calls) == batches < len(forms)  # one read per batch, not per event
+        assert rebuilt == []  # no receipt record rebuilt from a change's payload for nothing
+        assert (await services.ledger.receipt(receipts[0])).status is DeliveryStatus.DELIVERED
+
+        # Once the message's receipts list is cached, a delivery updates it.
+        sent = ReceiptRecord(sid=RECEIPT, conversation_sid=CONV, message_sid=MSG, status=DeliveryStatus.SENT)
+        await cache.set_many({keys.receipts(None, CONV, MSG): [sent.to_dict()]}, 60)
+        calls.clear()
+        form = delivery_form("read")
+        assert (await post(client, form, sign(TOKEN, URL, form))).status_code == 200
+        await ingest.drain()
+        assert "set_many" in calls and len(rebuilt) == 1
+        cached = await cache.get_many([keys.receipts(None, CONV, MSG)])
+        assert [r["status"] for r in cached[keys.receipts(None, CONV, MSG)]] == ["read"]
 
 
 async def test_public_url_is_what_twilio_signed(tmp_path):
