@@ -2,9 +2,10 @@
 
 wrk POSTs pre-signed `onDeliveryUpdated` forms through the real endpoint, each body once (a Lua script rotates
 them). The rate is the lower of what was acknowledged (200s per second) and what the processor applied in the
-same window, so a backlog cannot pass for throughput. Then the gateway is killed (SIGKILL, nothing flushed) and
-the ledger is opened again: every acknowledged event must be there, applied or still in the inbox. Never
-asserts a threshold; a store URL this build does not support is reported as not available, not as a failure.
+same window, so a backlog cannot pass for throughput. The gateway runs under the GC policy `serve` applies. Then
+the gateway is killed (SIGKILL, nothing flushed) and the ledger is opened again: every acknowledged event must be
+there, applied or still in the inbox. Never asserts a threshold; a store URL this build does not support is
+reported as not available, not as a failure.
 """
 
 from __future__ import annotations
@@ -227,7 +228,8 @@ async def ingest_once(store: str, store_url: str, *, duration: float, connection
         async with contextlib.AsyncExitStack() as stack:
             # Sign the bodies while the gateway starts.
             gateway, _ = await asyncio.gather(
-                stack.enter_async_context(server_process(["gateway"], env)),
+                # Under the GC policy `delivery-gateway serve` applies once started, as a deployed gateway runs.
+                stack.enter_async_context(server_process(["gateway", "--serving-gc"], env)),
                 asyncio.to_thread(_bodies, bodies, count, signer),
             )
             session = await stack.enter_async_context(aiohttp.ClientSession())

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from delivery_gateway.ops.gc_policy import apply_serving_gc_policy
 from delivery_gateway.ops.runner import run_served, server_config
 
 HOST = "127.0.0.1"
@@ -41,7 +42,9 @@ def uvicorn_config(app: object) -> uvicorn.Config:
     return config
 
 
-async def _serve(app: object, ready: dict[str, object]) -> None:
+async def _serve(app: object, ready: dict[str, object], *, serving_gc: bool = False) -> None:
+    """`serving_gc`: once started, the garbage-collector policy `delivery-gateway serve` applies at the same point
+    (ops/runner.py, ops/gc_policy.py: start-up heap frozen, young threshold raised)."""
     server = uvicorn.Server(uvicorn_config(app))
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -49,6 +52,8 @@ async def _serve(app: object, ready: dict[str, object]) -> None:
             await task
             raise RuntimeError("server stopped during startup")
         await asyncio.sleep(0.005)
+    if serving_gc:
+        apply_serving_gc_policy()
     port = server.servers[0].sockets[0].getsockname()[1]
     print("READY " + json.dumps({"url": f"http://{HOST}:{port}", "pid": os.getpid(), **ready}), flush=True)
     # Stop when the parent closes our stdin (or dies): no orphaned servers.
@@ -191,7 +196,10 @@ def main() -> None:
     emu = sub.add_parser("emulator")
     emu.add_argument("--latency", type=float, default=0.0, help="seconds added to every REST response")
     emu.add_argument("--seed", type=int, default=7)
-    sub.add_parser("gateway")
+    gateway = sub.add_parser("gateway")
+    gateway.add_argument(
+        "--serving-gc", action="store_true", help="apply the GC policy `delivery-gateway serve` applies once started"
+    )
     raw = sub.add_parser("raw")
     raw.add_argument("body_path")
     sub.add_parser("raw-ws")
@@ -204,7 +212,10 @@ def main() -> None:
         app, ready = raw_app(args.body_path)
     else:
         app, ready = raw_ws_app()
-    run_served(_serve(app, ready))  # the loop `delivery-gateway serve` runs on (uvloop), for every server
+    serving_gc = args.kind == "gateway" and args.serving_gc
+    run_served(
+        _serve(app, ready, serving_gc=serving_gc)
+    )  # the loop `delivery-gateway serve` runs on (uvloop), for every server
 
 
 if __name__ == "__main__":
