@@ -48,17 +48,11 @@ async def cached_many(
     `fetch_missing` leaves out gets a `LookupError`.
     """
     key_of = {item: cache_key(item) for item in items}
-    found = await cache.get_many(key_of.values(), decode=decode)  # an entry of a stale shape is a miss: refetched
-    results: dict[K, V | BaseException] = {}
-    missing: list[K] = []
-    for item, key in key_of.items():
-        if key in found:
-            results[item] = found[key]
-        else:
-            missing.append(item)
+    results: dict[K, V | BaseException] = dict(await cached_lookup(cache, key_of, decode=decode))
+    missing = [item for item in key_of if item not in results]
     if missing:
         fetched = await fetch_missing(missing)
-        to_store: dict[str, tuple[Any, float]] = {}
+        stored: dict[K, V] = {}
         for item in missing:
             if item not in fetched:
                 results[item] = LookupError(f"{item!r} was not returned by fetch_missing")
@@ -66,11 +60,33 @@ async def cached_many(
             value = fetched[item]
             results[item] = value
             if not isinstance(value, BaseException):
-                # A TTL of 0 stores nothing (set_many only notes the key for the response cache): nothing to encode.
-                ttl = ttl_for(value)
-                to_store[key_of[item]] = (encode(value) if ttl > 0 else None, ttl)
-        await cache.set_many_ttls(to_store)
+                stored[item] = value
+        await store_fetched(cache, stored, key_of, encode=encode, ttl_for=ttl_for)
     return [results[item] for item in items]
+
+
+async def cached_lookup(cache: ResourceCache, key_of: Mapping[K, str], *, decode: Callable[[Any], V]) -> dict[K, V]:
+    """{item: value} for the items whose key (`key_of[item]`) the cache holds, in one `get_many`, `decode`d (an entry
+    of a stale shape is a miss: refetched). Step 1 of `cached_many`, for loaders that fetch the misses themselves."""
+    found = await cache.get_many(key_of.values(), decode=decode)
+    return {item: found[key] for item, key in key_of.items() if key in found}
+
+
+async def store_fetched(
+    cache: ResourceCache,
+    fetched: Mapping[K, V],
+    key_of: Mapping[K, str],
+    *,
+    encode: Callable[[V], Any],
+    ttl_for: Callable[[V], float],
+) -> None:
+    """Store fetched values under their keys, grouped by `ttl_for(value)`: step 3 of `cached_many`. A TTL of 0 stores
+    nothing (set_many only notes the key for the response cache), so nothing is encoded for it."""
+    to_store: dict[str, tuple[Any, float]] = {}
+    for item, value in fetched.items():
+        ttl = ttl_for(value)
+        to_store[key_of[item]] = (encode(value) if ttl > 0 else None, ttl)
+    await cache.set_many_ttls(to_store)
 
 
 async def read_through(

@@ -7,9 +7,11 @@ load one message's receipts is that message's error alone.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable, Sequence
+import asyncio
+import functools
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from delivery_gateway.delivery import recipients as rules
 from delivery_gateway.delivery.recipients import RecipientState
@@ -72,6 +74,39 @@ class MessageDelivery:
     shared: bool = False
 
 
+class PendingDelivery:
+    """A message's delivery while its Receipts list is still on its way from Twilio (the loader settles each list as
+    its own call answers): the author at once, the rest by awaiting it, which gives the `MessageDelivery` (derived
+    once, by whichever of the message's fields awaits it first). Exists only on a cold read: a page whose lists
+    were all cached has none."""
+
+    __slots__ = ("_build", "_future", "_value", "author", "participants")
+    shared = False
+
+    def __init__(
+        self,
+        participants: list[ParticipantRecord],
+        author: ParticipantRecord | None,
+        future: asyncio.Future[list[ReceiptRecord]],
+        build: Callable[[list[ReceiptRecord] | BaseException], MessageDelivery],
+    ) -> None:
+        self.participants = participants
+        self.author = author
+        self._future = future
+        self._build = build
+        self._value: MessageDelivery | None = None
+
+    def __await__(self) -> Generator[Any, None, MessageDelivery]:
+        if self._value is None:
+            try:
+                receipts: list[ReceiptRecord] | BaseException = yield from self._future.__await__()
+            except Exception as exc:  # that message's error alone; a cancellation is not one message's
+                receipts = exc
+            if self._value is None:
+                self._value = self._build(receipts)
+        return self._value
+
+
 async def deliveries_of(
     context: RequestContext,
     service_scope: str | None,
@@ -81,9 +116,27 @@ async def deliveries_of(
     receipts: bool = True,
 ) -> list[MessageDelivery]:
     """Every message's author, receipts, recipient states and ticks, for messages of one conversation, in one
-    step: the Participants list, then every Receipts list at once (loader-batched and cached, only for messages
-    whose recipients can have receipts); the rules come from delivery/. `receipts=False` loads the participants
-    alone (a selection that reads only authors).
+    step (`deliveries_as_loaded`, every Receipts list awaited)."""
+    loaded = await deliveries_as_loaded(context, service_scope, conversation_sid, messages, receipts=receipts)
+    return [d if isinstance(d, MessageDelivery) else await d for d in loaded]
+
+
+async def deliveries_as_loaded(
+    context: RequestContext,
+    service_scope: str | None,
+    conversation_sid: str,
+    messages: Sequence[MessageRecord],
+    *,
+    receipts: bool = True,
+) -> list[MessageDelivery | PendingDelivery]:
+    """Every message's author, receipts, recipient states and ticks, for messages of one conversation: the
+    Participants list, then every Receipts list at once (loader-batched and cached, only for messages whose
+    recipients can have receipts); the rules come from delivery/. `receipts=False` loads the participants alone (a
+    selection that reads only authors).
+
+    Returns as soon as every list is either known (the resource cache's, or loaded earlier in this request: those
+    messages' deliveries are plain values) or requested from Twilio (those messages get a `PendingDelivery`, which
+    their fields await, each settling as its own list arrives).
 
     A failed Receipts list fails that message's receipts, recipients and ticks only; a failed Participants list
     fails every message's fields that need it, each on its own.
@@ -101,49 +154,74 @@ async def deliveries_of(
         expected = tuple(rules.receipts_expected(m, participants) for m in messages)
         if shared:
             _EXPECTED.put(None, (participants, *messages), expected)
-    expecting = [m for m, e in zip(messages, expected, strict=True) if e]
     loader = context.loaders.receipts
-    loaded = await _each(loader.load((service_scope, conversation_sid, m.sid)) for m in expecting)
-    by_sid: dict[str, list[ReceiptRecord] | BaseException] = {m.sid: r for m, r in zip(expecting, loaded, strict=True)}
-    found = [by_sid.get(m.sid, NO_RECEIPTS) for m in messages]
+    load_keys = [(service_scope, conversation_sid, m.sid) for m, e in zip(messages, expected, strict=True) if e]
+    # DataLoader.load returns the key's future (asyncio's, as its batch function settles it).
+    futures = {key[2]: cast("asyncio.Future[list[ReceiptRecord]]", loader.load(key)) for key in load_keys}
+    if load_keys:
+        await loader.looked_up(load_keys)  # each list known, or its call sent (streaming_loader.py)
+    found: list[list[ReceiptRecord] | BaseException | asyncio.Future[list[ReceiptRecord]]] = []
+    pending = False
+    for message in messages:
+        future = futures.get(message.sid)
+        if future is None:
+            found.append(NO_RECEIPTS)
+        elif not future.done():
+            found.append(future)
+            pending = True
+        elif future.cancelled():
+            raise asyncio.CancelledError  # not one message's error
+        else:
+            found.append(future.exception() or future.result())
     page: tuple[MessageDelivery, ...] | None = None
-    if shared and all([type(f) is FrozenList for f in found]):  # the page as a whole, derived once (module note)
+    if shared and not pending and all([type(f) is FrozenList for f in found]):  # the page at once (module note)
         page = _PAGES.get(None, participants, *messages, *found)
         if page is None:
             page = tuple(
                 _derived(m, participants, cast(list[ReceiptRecord], f)) for m, f in zip(messages, found, strict=True)
             )
             _PAGES.put(None, (participants, *messages, *found), page)
-    memo = context.loaders.recipient_states
-    deliveries = []
+    deliveries: list[MessageDelivery | PendingDelivery] = []
     for i, message in enumerate(messages):
         receipts_found = found[i]
-        if isinstance(receipts_found, BaseException):
-            if not isinstance(receipts_found, Exception):
-                raise receipts_found  # cancellation: not one message's error
+        if isinstance(receipts_found, asyncio.Future):
+            build = functools.partial(_delivery, context, service_scope, message, participants)
             author = rules.author_of(message, participants)
-            deliveries.append(MessageDelivery(participants, author, receipts_found, receipts_found, receipts_found))
+            deliveries.append(PendingDelivery(participants, author, receipts_found, build))
             continue
-        delivery = page[i] if page is not None else _derived(message, participants, receipts_found)
-        derived: list[RecipientState] = delivery.states  # type: ignore[assignment]  # a derived delivery has them
-        states = memo.setdefault((service_scope, message.sid), derived)
-        if states is not derived:  # computed earlier in this request: that one is served
-            delivery = MessageDelivery(participants, delivery.author, receipts_found, states, ticks_for(states))
-        deliveries.append(delivery)
+        if page is not None:
+            deliveries.append(_served(context, service_scope, message, page[i]))
+        else:
+            deliveries.append(_delivery(context, service_scope, message, participants, receipts_found))
     return deliveries
 
 
-async def _each(futures: Iterable[Awaitable[list[ReceiptRecord]]]) -> list[list[ReceiptRecord] | BaseException]:
-    """Every loader future's value or exception, in order (`gather(..., return_exceptions=True)` without a callback
-    per future: the loader resolves the whole batch at once, so only the first await waits)."""
-    started = list(futures)  # every load is asked for before the first await, so they form one batch
-    out: list[list[ReceiptRecord] | BaseException] = []
-    for future in started:
-        try:
-            out.append(await future)
-        except Exception as exc:  # that message's error alone; a cancellation is not one message's
-            out.append(exc)
-    return out
+def _delivery(
+    context: RequestContext,
+    service_scope: str | None,
+    message: MessageRecord,
+    participants: list[ParticipantRecord],
+    receipts_found: list[ReceiptRecord] | BaseException,
+) -> MessageDelivery:
+    """The message's delivery from its Receipts list, or that list's error for its receipt fields alone."""
+    if isinstance(receipts_found, BaseException):
+        if not isinstance(receipts_found, Exception):
+            raise receipts_found  # cancellation: not one message's error
+        author = rules.author_of(message, participants)
+        return MessageDelivery(participants, author, receipts_found, receipts_found, receipts_found)
+    return _served(context, service_scope, message, _derived(message, participants, receipts_found))
+
+
+def _served(
+    context: RequestContext, service_scope: str | None, message: MessageRecord, delivery: MessageDelivery
+) -> MessageDelivery:
+    """`delivery`, or the same with the recipient states this request computed earlier for the message (one
+    answer per message and request: `ticks` and `recipients` read the same states)."""
+    derived: list[RecipientState] = delivery.states  # type: ignore[assignment]  # a derived delivery has them
+    states = context.loaders.recipient_states.setdefault((service_scope, message.sid), derived)
+    if states is derived:
+        return delivery
+    return MessageDelivery(delivery.participants, delivery.author, delivery.receipts, states, ticks_for(states))
 
 
 # A message's author, recipient states and ticks depend on its record, the participants list and its receipts list

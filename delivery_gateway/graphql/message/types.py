@@ -8,9 +8,9 @@ attributes: values a page loaded in one step, or deferred loads (graphql/values.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import strawberry
 from strawberry import relay
@@ -20,7 +20,7 @@ from strawberry.types import Info
 from delivery_gateway.delivery.recipients import RecipientState
 from delivery_gateway.delivery.ticks import TICKS_RULE, Ticks
 from delivery_gateway.graphql.delivery import resolvers as delivery
-from delivery_gateway.graphql.delivery.resolvers import MessageDelivery
+from delivery_gateway.graphql.delivery.resolvers import MessageDelivery, PendingDelivery
 from delivery_gateway.graphql.delivery.types import DeliveryReceipt, DeliverySummary, ParticipantTypes, Recipient
 from delivery_gateway.graphql.message import resolvers
 from delivery_gateway.graphql.nodes import json_value, node_id, parse_node_id
@@ -109,14 +109,16 @@ class Message(relay.Node):
         record: MessageRecord,
         service_scope: str | None,
         context: RequestContext,
-        loaded: MessageDelivery | None = None,
+        loaded: MessageDelivery | PendingDelivery | None = None,
         participants: ParticipantTypes | None = None,
     ) -> Message:
         """The GraphQL Message of a record read through `service_scope` (None: the default service).
 
-        With `loaded` (what `delivery.deliveries_of` loaded for its page) and `participants` (the page's shared
-        Participant objects), every delivery field is a plain value, or that field's own error; whatever was not
-        loaded (or every field, without `loaded`) loads through the request's loaders when, and only if, read.
+        With `loaded` (what `delivery.deliveries_as_loaded` loaded for its page) and `participants` (the page's shared
+        Participant objects), every delivery field is a plain value, or that field's own error; a message whose
+        Receipts list is still on its way (a `PendingDelivery`) has its receipt fields await that list, each
+        completed as it arrives; whatever was not loaded (or every field, without `loaded`) loads through the
+        request's loaders when, and only if, read.
         """
         scope = service_scope
         author: Any
@@ -129,11 +131,11 @@ class Message(relay.Node):
             author = _value(loaded.author, participants.get if participants else None)
         else:
             author = Deferred(lambda: _author(context, scope, record))
-        if loaded is not None and loaded.receipts is not None:
-            built = _receipt_types(loaded.receipts, scope, context, participants)
-            receipts = built if isinstance(built, Exception) else list(built.values())
-            recipients = _recipient_types(loaded.states, participants, built)
-            ticks = loaded.ticks
+        if isinstance(loaded, PendingDelivery):  # its Receipts list is on its way: these fields await it
+            late = _LateFields(loaded, scope, context, participants)
+            receipts, recipients, ticks = _LateField(late, 0), _LateField(late, 1), _LateField(late, 2)
+        elif loaded is not None and loaded.receipts is not None:
+            receipts, recipients, ticks = _delivery_fields(loaded, scope, context, participants)
         else:
             receipts = Deferred(lambda: _receipts(context, scope, record))
             recipients = Deferred(lambda: _recipients(context, scope, record))
@@ -166,7 +168,7 @@ class Message(relay.Node):
         records: Sequence[MessageRecord],
         service_scope: str | None,
         context: RequestContext,
-        loaded: Sequence[MessageDelivery] | None,
+        loaded: Sequence[MessageDelivery | PendingDelivery] | None,
     ) -> list[Message]:
         """Messages of one conversation, sharing one Participant object per participant. A page built wholly from
         the resource cache's shared values is the same read-only list (a FrozenList) for every request."""
@@ -179,7 +181,7 @@ class Message(relay.Node):
         shared = None if isinstance(participants, Exception) else ParticipantTypes(participants, service_scope)
         out = []
         for record, loaded_delivery in zip(records, loaded, strict=True):
-            sources = _shared_sources(record, loaded_delivery)
+            sources = _shared_sources(record, loaded_delivery) if isinstance(loaded_delivery, MessageDelivery) else None
             message = _BUILT.get(service_scope, *sources) if sources else None
             if message is None:
                 message = cls.from_record(record, service_scope, context, loaded_delivery, shared)
@@ -195,12 +197,13 @@ class Message(relay.Node):
         cls, info: Info, records: Sequence[MessageRecord], service_scope: str | None, conversation_sid: str
     ) -> list[Message]:
         """The Messages of a connection's page (`edges.node` below the current field), with what the selection
-        reads of their delivery loaded in one step (`delivery.deliveries_of`): no resolver, no task per field."""
+        reads of their delivery loaded in one step (`delivery.deliveries_as_loaded`): no resolver, no task per field
+        when every Receipts list was cached; on a cold read, each message's receipt fields await its own list."""
         wanted = selected(info, ("edges", "node"))
         receipts = not wanted.isdisjoint(RECEIPT_FIELDS)
         loaded = None
         if records and not wanted.isdisjoint(MESSAGE_DELIVERY_FIELDS):
-            loaded = await delivery.deliveries_of(
+            loaded = await delivery.deliveries_as_loaded(
                 info.context, service_scope, conversation_sid, records, receipts=receipts
             )
         return cls.page(records, service_scope, info.context, loaded)
@@ -245,6 +248,59 @@ def _value(value: Any, build: Any) -> Any:
     if isinstance(value, Exception) or value is None or build is None:
         return value
     return build(value)
+
+
+def _delivery_fields(
+    loaded: MessageDelivery, scope: str | None, context: RequestContext, participants: ParticipantTypes | None
+) -> tuple[Any, Any, Any]:
+    """(receipts, recipients, ticks) of a loaded delivery: each a value, or that field's error."""
+    built = _receipt_types(cast(Any, loaded.receipts), scope, context, participants)
+    receipts = built if isinstance(built, Exception) else list(built.values())
+    return receipts, _recipient_types(loaded.states, participants, built), loaded.ticks
+
+
+class _LateFields:
+    """The receipt fields of a message whose Receipts list is on its way: built once, by whichever of `receipts`,
+    `recipients` and `ticks` graphql-core awaits first once the list has arrived."""
+
+    __slots__ = ("context", "fields", "participants", "pending", "scope")
+
+    def __init__(
+        self,
+        pending: PendingDelivery,
+        scope: str | None,
+        context: RequestContext,
+        participants: ParticipantTypes | None,
+    ) -> None:
+        self.pending = pending
+        self.scope = scope
+        self.context = context
+        self.participants = participants
+        self.fields: tuple[Any, Any, Any] | None = None
+
+    def __await__(self) -> Generator[Any, None, tuple[Any, Any, Any]]:
+        if self.fields is None:
+            loaded = yield from self.pending.__await__()
+            if self.fields is None:
+                self.fields = _delivery_fields(loaded, self.scope, self.context, self.participants)
+        return self.fields
+
+
+class _LateField:
+    """One receipt field of a message whose Receipts list is on its way (an awaitable attribute: graphql/values.py):
+    its value, or its error, once the list has arrived."""
+
+    __slots__ = ("index", "late")
+
+    def __init__(self, late: _LateFields, index: int) -> None:
+        self.late = late
+        self.index = index
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        value = (yield from self.late.__await__())[self.index]
+        if isinstance(value, Exception):
+            raise value
+        return value
 
 
 def _receipt_types(
