@@ -109,16 +109,14 @@ class Message(relay.Node):
         record: MessageRecord,
         service_scope: str | None,
         context: RequestContext,
-        loaded: MessageDelivery | PendingDelivery | None = None,
+        loaded: MessageDelivery | None = None,
         participants: ParticipantTypes | None = None,
     ) -> Message:
         """The GraphQL Message of a record read through `service_scope` (None: the default service).
 
         With `loaded` (what `delivery.deliveries_as_loaded` loaded for its page) and `participants` (the page's shared
-        Participant objects), every delivery field is a plain value, or that field's own error; a message whose
-        Receipts list is still on its way (a `PendingDelivery`) has its receipt fields await that list, each
-        completed as it arrives; whatever was not loaded (or every field, without `loaded`) loads through the
-        request's loaders when, and only if, read.
+        Participant objects), every delivery field is a plain value, or that field's own error; whatever was not
+        loaded (or every field, without `loaded`) loads through the request's loaders when, and only if, read.
         """
         scope = service_scope
         author: Any
@@ -131,10 +129,7 @@ class Message(relay.Node):
             author = _value(loaded.author, participants.get if participants else None)
         else:
             author = Deferred(lambda: _author(context, scope, record))
-        if isinstance(loaded, PendingDelivery):  # its Receipts list is on its way: these fields await it
-            late = _LateFields(loaded, scope, context, participants)
-            receipts, recipients, ticks = _LateField(late, 0), _LateField(late, 1), _LateField(late, 2)
-        elif loaded is not None and loaded.receipts is not None:
+        if loaded is not None and loaded.receipts is not None:
             receipts, recipients, ticks = _delivery_fields(loaded, scope, context, participants)
         else:
             receipts = Deferred(lambda: _receipts(context, scope, record))
@@ -181,7 +176,10 @@ class Message(relay.Node):
         shared = None if isinstance(participants, Exception) else ParticipantTypes(participants, service_scope)
         out = []
         for record, loaded_delivery in zip(records, loaded, strict=True):
-            sources = _shared_sources(record, loaded_delivery) if isinstance(loaded_delivery, MessageDelivery) else None
+            if isinstance(loaded_delivery, PendingDelivery):  # its Receipts list is on its way (cold read)
+                out.append(cast(Message, _LateMessage(record, service_scope, context, loaded_delivery, shared)))
+                continue
+            sources = _shared_sources(record, loaded_delivery)
             message = _BUILT.get(service_scope, *sources) if sources else None
             if message is None:
                 message = cls.from_record(record, service_scope, context, loaded_delivery, shared)
@@ -259,48 +257,31 @@ def _delivery_fields(
     return receipts, _recipient_types(loaded.states, participants, built), loaded.ticks
 
 
-class _LateFields:
-    """The receipt fields of a message whose Receipts list is on its way: built once, by whichever of `receipts`,
-    `recipients` and `ticks` graphql-core awaits first once the list has arrived."""
+class _LateMessage:
+    """A page's message whose Receipts list is on its way from Twilio (a cold read): awaitable, as `edges.node`, for
+    the Message built once the list has arrived, so graphql-core completes each message as its own list arrives
+    instead of the whole page after the slowest list; the page's other messages are plain values. One awaitable per
+    message (graphql-core then waits on the page's edges together: one task each, cold reads only)."""
 
-    __slots__ = ("context", "fields", "participants", "pending", "scope")
+    __slots__ = ("context", "participants", "pending", "record", "scope")
 
     def __init__(
         self,
-        pending: PendingDelivery,
+        record: MessageRecord,
         scope: str | None,
         context: RequestContext,
+        pending: PendingDelivery,
         participants: ParticipantTypes | None,
     ) -> None:
-        self.pending = pending
+        self.record = record
         self.scope = scope
         self.context = context
+        self.pending = pending
         self.participants = participants
-        self.fields: tuple[Any, Any, Any] | None = None
 
-    def __await__(self) -> Generator[Any, None, tuple[Any, Any, Any]]:
-        if self.fields is None:
-            loaded = yield from self.pending.__await__()
-            if self.fields is None:
-                self.fields = _delivery_fields(loaded, self.scope, self.context, self.participants)
-        return self.fields
-
-
-class _LateField:
-    """One receipt field of a message whose Receipts list is on its way (an awaitable attribute: graphql/values.py):
-    its value, or its error, once the list has arrived."""
-
-    __slots__ = ("index", "late")
-
-    def __init__(self, late: _LateFields, index: int) -> None:
-        self.late = late
-        self.index = index
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        value = (yield from self.late.__await__())[self.index]
-        if isinstance(value, Exception):
-            raise value
-        return value
+    def __await__(self) -> Generator[Any, None, Message]:
+        loaded = yield from self.pending.__await__()
+        return Message.from_record(self.record, self.scope, self.context, loaded, self.participants)
 
 
 def _receipt_types(
