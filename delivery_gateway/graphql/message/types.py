@@ -2,7 +2,9 @@
 
 Declarative: every field with logic delegates to resolvers (message/, delivery/, participant/); never calls
 upstream, a loader or the ledger directly. The delivery fields (author, receipts, recipients, ticks) are plain
-attributes: values a page loaded in one step, or deferred loads (graphql/values.py) for a message read alone.
+attributes: values a page loaded in one step, or deferred loads (graphql/values.py) for a message read alone. On a
+cold page, a message whose Receipts list is still on its way from Twilio is served as an awaitable for its Message,
+built when that list arrives.
 """
 
 from __future__ import annotations
@@ -195,8 +197,9 @@ class Message(relay.Node):
         cls, info: Info, records: Sequence[MessageRecord], service_scope: str | None, conversation_sid: str
     ) -> list[Message]:
         """The Messages of a connection's page (`edges.node` below the current field), with what the selection
-        reads of their delivery loaded in one step (`delivery.deliveries_as_loaded`): no resolver, no task per field
-        when every Receipts list was cached; on a cold read, each message's receipt fields await its own list."""
+        reads of their delivery loaded in one step (`delivery.deliveries_as_loaded`): no resolver, no task per field.
+        On a cold read, a message whose Receipts list is on its way is an awaitable for its Message (`_LateMessage`),
+        completed as that list arrives."""
         wanted = selected(info, ("edges", "node"))
         receipts = not wanted.isdisjoint(RECEIPT_FIELDS)
         loaded = None
