@@ -157,7 +157,7 @@ async def deliveries_as_loaded(
     loader = context.loaders.receipts
     load_keys = [(service_scope, conversation_sid, m.sid) for m, e in zip(messages, expected, strict=True) if e]
     # DataLoader.load returns the key's future (asyncio's, as its batch function settles it).
-    futures = {key[2]: cast("asyncio.Future[list[ReceiptRecord]]", loader.load(key)) for key in load_keys}
+    futures: dict[str, asyncio.Future[list[ReceiptRecord]]] = {key[2]: loader.load(key) for key in load_keys}  # type: ignore[misc]
     if load_keys:
         await loader.looked_up(load_keys)  # each list known, or its call sent (streaming_loader.py)
     found: list[list[ReceiptRecord] | BaseException | asyncio.Future[list[ReceiptRecord]]] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Generator, Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from strawberry import relay
@@ -179,7 +179,8 @@ class Message(relay.Node):
         out = []
         for record, loaded_delivery in zip(records, loaded, strict=True):
             if isinstance(loaded_delivery, PendingDelivery):  # its Receipts list is on its way (cold read)
-                out.append(cast(Message, _LateMessage(record, service_scope, context, loaded_delivery, shared)))
+                late: Any = _LateMessage(record, service_scope, context, loaded_delivery, shared)
+                out.append(late)  # graphql-core awaits it as the edge's node
                 continue
             sources = _shared_sources(record, loaded_delivery)
             message = _BUILT.get(service_scope, *sources) if sources else None
@@ -255,7 +256,7 @@ def _delivery_fields(
     loaded: MessageDelivery, scope: str | None, context: RequestContext, participants: ParticipantTypes | None
 ) -> tuple[Any, Any, Any]:
     """(receipts, recipients, ticks) of a loaded delivery: each a value, or that field's error."""
-    built = _receipt_types(cast(Any, loaded.receipts), scope, context, participants)
+    built = _receipt_types(loaded.receipts, scope, context, participants)  # type: ignore[arg-type]  # not None here
     receipts = built if isinstance(built, Exception) else list(built.values())
     return receipts, _recipient_types(loaded.states, participants, built), loaded.ticks
 
