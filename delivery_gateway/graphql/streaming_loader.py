@@ -76,6 +76,7 @@ class StreamingLoader(DataLoader[K, V], Generic[K, V]):
         settled. Returns what Strawberry's dispatch expects of a batch whose futures are all settled already."""
         batch = self.batch  # Strawberry calls the batch function synchronously on dispatch: this one
         if batch is None or not batch.dispatched or [task.key for task in batch.tasks] != keys:
+            self._progressed()  # waiters look again once Strawberry has failed the batch's keys with this
             raise RuntimeError("StreamingLoader.stream must be the body of its own loader's batch function")
         futures = [task.future for task in batch.tasks]
         by_key = dict(zip(keys, futures, strict=True))

@@ -145,3 +145,21 @@ async def test_strawberry_dispatch_ends_cleanly_after_the_batch_settled_its_futu
     assert [await f for f in futures] == ["A", "B"]
     await dispatch  # raises what the task raised, if anything
     assert batch.tasks == []
+
+
+async def test_a_batch_function_that_is_not_its_loaders_fails_its_keys_and_wakes_waiters():
+    """Misuse (streaming another loader's batch) fails the keys with a clear error instead of leaving a page that
+    waits for them (`looked_up`) waiting for ever."""
+    upstream = Upstream()
+    other = upstream.loader()
+
+    async def load(keys: list[str]) -> list[str | BaseException]:
+        return await other.stream(keys, lookup=upstream.lookup, fetch=upstream.fetch, finish=upstream.finish)
+
+    loader: StreamingLoader[str, str] = StreamingLoader(load)
+    other._progress = asyncio.get_running_loop().create_future()  # a page waiting on the other loader
+    waiting = other._progress
+    future = loader.load("a")
+    with pytest.raises(RuntimeError, match="must be the body of its own loader"):
+        await asyncio.wait_for(future, 5)
+    assert waiting.done()
