@@ -187,7 +187,8 @@ class ColdReport:
                 f"{self.limit_ms:.1f} ms",
                 self._phases_line(),
                 "CPU ms/req: the gateway process's CPU time (user + system, /proc) from the request's start until its "
-                "answer and the emulator's timeline are read (median; unaffected by other processes' load)",
+                "answer and the emulator's timeline are read (median; other processes' load moves it far less than "
+                "the latency)",
                 "the ratio is the gateway row's (a known document); the new-document row is shown, not judged",
                 f"RATIO gateway/limit {self.ratio:.2f} (target <= {TARGET})",
             ]
