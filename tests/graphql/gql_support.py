@@ -67,3 +67,18 @@ def build_chat(fake, messages: int = 60):
             fake.add_message(conv, bob, f"m{i}", {sms.sid: (S.FAILED, 30003)})
     fake.set_read(conv, bob, messages - 10)
     return conv, alice, bob, sms
+
+
+def assert_message_failed_alone(result: dict[str, Any], healthy: list[dict[str, Any]], victim: int) -> None:
+    """A chat screen whose message `victim` lost its Receipts list: only that message's receipt-derived fields are
+    null, each with an UPSTREAM_UNAVAILABLE error at its own path, and every other node equals the healthy answer."""
+    errors = result["errors"]
+    assert sorted(e["path"][-1] for e in errors) == ["receipts", "recipients", "ticks"]
+    assert all(e["path"][:5] == ["conversation", "messages", "edges", victim, "node"] for e in errors)
+    assert {e["extensions"]["code"] for e in errors} == {"UPSTREAM_UNAVAILABLE"}
+    got = [e["node"] for e in result["data"]["conversation"]["messages"]["edges"]]
+    broken = got[victim]
+    assert broken["receipts"] is None and broken["recipients"] is None and broken["ticks"] is None
+    assert broken["participant"] == healthy[victim]["participant"]
+    assert broken["delivery"] == healthy[victim]["delivery"]
+    assert got[:victim] + got[victim + 1 :] == healthy[:victim] + healthy[victim + 1 :]

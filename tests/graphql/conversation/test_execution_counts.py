@@ -18,7 +18,7 @@ from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.upstream.errors import UpstreamUnavailable
 from tests.app_support import running_app
 from tests.graphql.fake_upstream import FakeConversations
-from tests.graphql.gql_support import CHAT_SCREEN, build_chat
+from tests.graphql.gql_support import CHAT_SCREEN, assert_message_failed_alone, build_chat
 
 API_KEY = "counts-key"
 
@@ -149,12 +149,4 @@ async def test_a_failed_receipts_list_errs_on_that_message_alone():
     fake.failing = nodes[victim]["sid"]
     async with running_app(settings(), fake) as app:  # a gateway with a cold cache
         result = await chat_screen(app, conv.record.sid)
-    errors = result["errors"]
-    assert sorted(e["path"][-1] for e in errors) == ["receipts", "recipients", "ticks"]
-    assert all(e["path"][:5] == ["conversation", "messages", "edges", victim, "node"] for e in errors)
-    assert {e["extensions"]["code"] for e in errors} == {"UPSTREAM_UNAVAILABLE"}
-    got = [e["node"] for e in result["data"]["conversation"]["messages"]["edges"]]
-    broken = got[victim]
-    assert broken["receipts"] is None and broken["recipients"] is None and broken["ticks"] is None
-    assert broken["participant"] == nodes[victim]["participant"] and broken["delivery"] == nodes[victim]["delivery"]
-    assert got[:victim] + got[victim + 1 :] == nodes[:victim] + nodes[victim + 1 :]
+    assert_message_failed_alone(result, nodes, victim)
