@@ -82,3 +82,15 @@ def assert_message_failed_alone(result: dict[str, Any], healthy: list[dict[str, 
     assert broken["participant"] == healthy[victim]["participant"]
     assert broken["delivery"] == healthy[victim]["delivery"]
     assert got[:victim] + got[victim + 1 :] == healthy[:victim] + healthy[victim + 1 :]
+
+
+async def post_chat_screen(client: Any, sid: str, api_key: str) -> dict[str, Any]:
+    """README's chat screen for `sid` over HTTP through `client` (an httpx client on the app), as an API key's
+    caller; the response must be a 200."""
+    response = await client.post(
+        "/graphql",
+        json={"query": CHAT_SCREEN, "variables": {"sid": sid}},
+        headers={"authorization": f"Bearer {api_key}"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -20,7 +20,7 @@ from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.upstream.errors import UpstreamUnavailable
 from tests.app_support import running_app
 from tests.graphql.fake_upstream import FakeConversations
-from tests.graphql.gql_support import CHAT_SCREEN, assert_message_failed_alone, build_chat
+from tests.graphql.gql_support import assert_message_failed_alone, build_chat, post_chat_screen
 
 API_KEY = "streaming-key"
 
@@ -54,13 +54,7 @@ def settings() -> Settings:
 
 
 async def post(client: httpx.AsyncClient, sid: str) -> dict:
-    response = await client.post(
-        "/graphql",
-        json={"query": CHAT_SCREEN, "variables": {"sid": sid}},
-        headers={"authorization": f"Bearer {API_KEY}"},
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
+    return await post_chat_screen(client, sid, API_KEY)
 
 
 async def settled(counts: Any) -> int:
