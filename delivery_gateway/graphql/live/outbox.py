@@ -94,12 +94,18 @@ class Outbox:
 
 async def _resume(write: Coroutine[Any, Any, None], awaiting: Any) -> None:
     """Drives `write` on from a step that yielded `awaiting`, as the task running it would: wait for what it
-    waits for, then step it again (it reads that future's outcome itself)."""
+    waits for, then step it again (it reads that future's outcome itself).
+
+    A future a step yields is marked as being awaited (`_asyncio_future_blocking`); a task clears that mark before
+    waiting for it, and so must this: awaiting it with the mark set fails at once ("await wasn't used with
+    future"), and stepping the write on while it is still pending would then fail the write."""
     while True:
         try:
             if awaiting is None:
                 await asyncio.sleep(0)  # a bare yield
             else:
+                if asyncio.isfuture(awaiting):
+                    awaiting._asyncio_future_blocking = False
                 await awaiting
         except asyncio.CancelledError:
             task = asyncio.current_task()

@@ -61,6 +61,21 @@ async def test_a_socket_that_does_not_read_queues_up_to_its_bound_in_order():
     assert outbox.waiting == 0 and outbox.put("f") and socket.frames[-1] == "f"
 
 
+async def test_a_write_that_waits_while_its_task_runs_goes_out_once_the_socket_drains():
+    """The write's task starts waiting before the socket is released (a transport paused for a while): the write
+    and what queued behind it still go out, in order, none lost."""
+    socket = Socket(stuck=True)
+    outbox = Outbox(socket.send, limit=3)
+    assert outbox.put("a") and outbox.put("b")
+    for _ in range(5):
+        await asyncio.sleep(0)  # the task waits for the socket now
+    assert socket.frames == [] and outbox.waiting == 1
+    socket.release()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert socket.frames == ["a", "b"] and outbox.waiting == 0
+
+
 async def test_past_its_bound_a_socket_leaves_its_hub_with_slow_consumer_and_the_others_go_on(fake):
     services = GatewayServices(settings=Settings(_env_file=None), upstream=fake)
     hubs = services.hubs
