@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from delivery_gateway.app import Gateway, create_app
 from delivery_gateway.emulator import EmulatorConfig, RunningEmulator
 from delivery_gateway.emulator.server import serve_emulator
+from delivery_gateway.http.websocket import GatewayWebSocketProtocol
 from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.kernel.sids import ACCOUNT, new_sid
 from delivery_gateway.upstream.errors import UpstreamUnavailable
@@ -70,7 +71,15 @@ async def serve_app(app: Any, port: int | None = None, *, lifespan: str = "on") 
     """Serve an ASGI app on 127.0.0.1 until the block exits; yields its base URL."""
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan=lifespan)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan=lifespan,
+            ws=GatewayWebSocketProtocol,  # as `serve` runs it (ops/runner.py)
+        )
     )
     task = asyncio.create_task(server.serve(), name="gateway-uvicorn")
     try:

@@ -60,6 +60,7 @@ from delivery_gateway.graphql.response_cache import (
 from delivery_gateway.graphql.schema import build_schema
 from delivery_gateway.http.guards import OriginPolicy
 from delivery_gateway.http.transport_send import transport_send
+from delivery_gateway.http.websocket import frame_writer
 from delivery_gateway.kernel import read_set
 from delivery_gateway.kernel.callers import DEMO_CALLER, Caller
 from delivery_gateway.pages import graphiql_page
@@ -206,6 +207,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
                 view.services.pubsub.queue_size,
                 view.encode_json_string,
                 self._forget_hub_operation,
+                frame_writer(self.context.request.scope),  # type: ignore[union-attr]
             )
         hub = view.services.hubs.hub_for(key, schema, request)
         member = HubMember(connection, operation.id, hub)

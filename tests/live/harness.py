@@ -91,11 +91,12 @@ class TransportWsClient:
     @classmethod
     @contextlib.asynccontextmanager
     async def connect(
-        cls, url: str, payload: dict | None = None, *, close_timeout: float = 10.0
+        cls, url: str, payload: dict | None = None, *, close_timeout: float = 10.0, compression: str | None = "deflate"
     ) -> AsyncIterator[TransportWsClient]:
-        """`close_timeout`: how long leaving waits for the server's close frame (small: a client that just drops)."""
+        """`close_timeout`: how long leaving waits for the server's close frame (small: a client that just drops).
+        `compression`: what the client offers (websockets' default, permessage-deflate; None: nothing)."""
         async with websockets.connect(
-            url, subprotocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL], close_timeout=close_timeout
+            url, subprotocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL], close_timeout=close_timeout, compression=compression
         ) as ws:
             await ws.send(json.dumps({"type": "connection_init", "payload": payload or {}}))
             ack = json.loads(await asyncio.wait_for(ws.recv(), 5))

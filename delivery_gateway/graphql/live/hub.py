@@ -48,8 +48,9 @@ from strawberry.utils.aio import aclosing
 
 from delivery_gateway.graphql.errors import INTERNAL, MASKED_MESSAGE, classify
 from delivery_gateway.graphql.live.fanout import EventFanout, variables_key
-from delivery_gateway.graphql.live.outbox import Outbox, Send
+from delivery_gateway.graphql.live.outbox import Outbox, Send, WriteFrame
 from delivery_gateway.graphql.live.roles import SHAREABLE_FIELDS, Admission, HubSource, PinnedChange
+from delivery_gateway.http.websocket import text_frame
 from delivery_gateway.kernel.metrics import Metrics
 from delivery_gateway.pubsub import SlowConsumer
 
@@ -126,10 +127,16 @@ class HubConnection:
     __slots__ = ("context", "encode", "forget", "members", "outbox")
 
     def __init__(
-        self, context: RequestContext, send: Send, limit: int, encode: Encode, forget: Callable[[str], None]
+        self,
+        context: RequestContext,
+        send: Send,
+        limit: int,
+        encode: Encode,
+        forget: Callable[[str], None],
+        write_frame: WriteFrame | None = None,
     ) -> None:
         self.context = context
-        self.outbox = Outbox(send, limit)
+        self.outbox = Outbox(send, limit, write_frame)
         self.encode = encode
         self.forget = forget
         self.members: dict[str, HubMember] = {}
@@ -257,8 +264,16 @@ class Hub:
         text = self.request.encode(payload) + "}"
         members = list(self.members.values())
         slow: dict[int, HubConnection] = {}
+        built: dict[str, bytes] = {}  # the wire frame per operation id prefix (most subscribers share one)
         for member in members:
-            if not member.connection.outbox.put(member.prefix + text):
+            prefix = member.prefix
+            outbox = member.connection.outbox
+            frame = None
+            if outbox.write_frame is not None:
+                frame = built.get(prefix)
+                if frame is None:
+                    frame = built[prefix] = text_frame((prefix + text).encode())
+            if not outbox.put(prefix + text, frame):
                 slow[id(member.connection)] = member.connection
         for connection in slow.values():
             connection.fell_behind()

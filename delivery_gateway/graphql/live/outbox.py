@@ -7,6 +7,10 @@ paused: the peer does not read) goes on in a task of its own, and later frames q
 than `limit` frames waiting means the peer cannot keep up: `put` says so and the owner decides (live/hub.py ends
 the socket's hub subscriptions with SLOW_CONSUMER, as pub/sub ends a subscriber that falls behind).
 
+When the server offers a frame writer (http/websocket.py), a frame built once for many sockets is written with it
+directly while the socket keeps up; whenever the writer declines (a paused transport, a negotiated compression, a
+closing connection) the frame's text goes through `send` as above.
+
 Never reorders a socket's frames, never holds more than `limit` of them plus the final ones `force` adds, and holds
 no task while nothing waits.
 """
@@ -22,16 +26,18 @@ from typing import Any
 log = logging.getLogger("delivery_gateway.live")
 
 Send = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]  # the socket's ASGI send (Starlette's WebSocket.send)
+WriteFrame = Callable[[bytes], bool]  # http/websocket.py's `write_frame`: True when written, False to use `send`
 
 
 class Outbox:
     """A socket's pending frames (text), written in order as `websocket.send` messages through `send`."""
 
-    __slots__ = ("_frames", "_send", "_writer", "limit")
+    __slots__ = ("_frames", "_send", "_writer", "limit", "write_frame")
 
-    def __init__(self, send: Send, limit: int) -> None:
+    def __init__(self, send: Send, limit: int, write_frame: WriteFrame | None = None) -> None:
         self._send = send
         self.limit = limit
+        self.write_frame = write_frame  # None: every frame goes through `send`
         self._frames: deque[str] | None = None  # made when a write first waits (an idle socket holds none)
         self._writer: asyncio.Task[None] | None = None  # only while a write waits for the socket
 
@@ -40,14 +46,17 @@ class Outbox:
         """Frames queued behind a write that waits for the socket."""
         return len(self._frames) if self._frames is not None else 0
 
-    def put(self, frame: str) -> bool:
+    def put(self, frame: str, built: bytes | None = None) -> bool:
         """Write `frame` now, or queue it behind a waiting write; False (nothing queued) when `limit` frames wait
-        already."""
+        already. `built`: the same frame as wire bytes (http/websocket.py's `text_frame`), written with the
+        server's frame writer when it accepts it."""
         if self._writer is not None:
             if self.waiting >= self.limit:
                 return False
             self._queue(frame)
             return True
+        if built is not None and self.write_frame is not None and self.write_frame(built):
+            return True  # written: the common case for a hub's frame
         self._start(frame)
         return True
 

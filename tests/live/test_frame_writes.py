@@ -1,0 +1,130 @@
+"""A live hub's frames over real sockets (`create_app` under uvicorn with the gateway's WebSocket protocol, the
+emulator as Twilio): written directly while a socket keeps up and negotiated no compression, through the ASGI send
+otherwise (permessage-deflate, a paused transport), in order either way; past the bound, SLOW_CONSUMER as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from delivery_gateway.http.websocket import GatewayWebSocketProtocol
+from tests.live.harness import TransportWsClient
+from tests.live.test_end_to_end import conversation_with_recipients, live
+from tests.live.test_live_hubs import TICKS, active, until, webhook
+
+
+@pytest.fixture
+def direct_writes(monkeypatch) -> list[bool]:
+    """Every `write_frame` answer (True: written directly), in order."""
+    answers: list[bool] = []
+    write_frame = GatewayWebSocketProtocol.write_frame
+
+    def recorded(self: GatewayWebSocketProtocol, frame: bytes) -> bool:
+        answers.append(write_frame(self, frame))
+        return answers[-1]
+
+    monkeypatch.setattr(GatewayWebSocketProtocol, "write_frame", recorded)
+    return answers
+
+
+def protocols(gateway) -> list[GatewayWebSocketProtocol]:
+    """The server side of each hub subscriber's socket, in join order."""
+    (hub,) = gateway.services.hubs.hubs()
+    return [member.connection.outbox.write_frame.__self__ for member in hub.members.values()]
+
+
+def four_receipts(lv, conversation) -> list:
+    """Two messages' receipts (two recipients each): four events, one per webhook."""
+    store = lv.emulator.state.store
+    return [r for _ in range(2) for r in store.create_message(conversation.sid, author="a", body="hi", notify=False)[1]]
+
+
+def receipt_of(frame: str | bytes) -> str:
+    return json.loads(frame)["payload"]["data"]["deliveryUpdates"]["receipt"]["sid"]
+
+
+async def test_frames_go_straight_to_a_plain_socket_and_through_send_to_a_compressed_one(tmp_path, direct_writes):
+    async with live(tmp_path) as lv:
+        gateway = lv.gateway
+        conversation = conversation_with_recipients(lv.emulator)
+        _, receipts = lv.emulator.state.store.create_message(conversation.sid, author="a", body="hi", notify=False)
+        async with (
+            TransportWsClient.connect(gateway.ws_url, compression=None) as plain,
+            TransportWsClient.connect(gateway.ws_url) as deflated,
+        ):
+            for client in (plain, deflated):
+                await client.subscribe(TICKS, {"c": conversation.sid})
+            await until(lambda: active(gateway) == 2, "2 subscriptions")
+            server_plain, server_deflated = protocols(gateway)
+            assert not server_plain.conn.extensions and server_deflated.conn.extensions
+            # What an idle connection no longer keeps: the handshake, a receive queue's containers.
+            assert server_plain.request is None and server_plain.response is None
+            assert server_plain.queue.empty() and server_plain.queue._items is None  # type: ignore[attr-defined]
+
+            await webhook(lv, conversation, receipts[0])
+            frames = [await asyncio.wait_for(c.ws.recv(), 10) for c in (plain, deflated)]
+            assert frames[0] == frames[1]  # the same text, however it travelled
+            assert receipt_of(frames[0]) == receipts[0].sid
+            assert direct_writes == [True, False]  # join order: the plain socket, then the compressed one
+
+            # The socket still carries everything else as before (a ping answered, a new subscription).
+            await plain.ws.send(json.dumps({"type": "ping"}))
+            assert json.loads(await asyncio.wait_for(plain.ws.recv(), 5)) == {"type": "pong"}
+
+
+async def test_a_paused_socket_gets_its_frames_in_order_once_it_drains(tmp_path, direct_writes):
+    async with live(tmp_path) as lv:
+        gateway = lv.gateway
+        conversation = conversation_with_recipients(lv.emulator)
+        receipts = four_receipts(lv, conversation)
+        async with (
+            TransportWsClient.connect(gateway.ws_url, compression=None) as paused,
+            TransportWsClient.connect(gateway.ws_url, compression=None) as reader,
+        ):
+            for client in (paused, reader):
+                await client.subscribe(TICKS, {"c": conversation.sid})
+            await until(lambda: active(gateway) == 2, "2 subscriptions")
+            server_paused, _ = protocols(gateway)
+            server_paused.pause_writing()  # as the transport does once its buffer passes the high-water mark
+            for receipt in receipts[:2]:
+                await webhook(lv, conversation, receipt)
+                assert receipt_of(await asyncio.wait_for(reader.ws.recv(), 10)) == receipt.sid  # not held up
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(paused.ws.recv(), 0.3)
+            # The paused socket's first write waits in `send`; its second queues behind it (never offered directly).
+            assert direct_writes == [False, True, True]
+
+            server_paused.resume_writing()
+            got = [receipt_of(await asyncio.wait_for(paused.ws.recv(), 10)) for _ in range(2)]
+            assert got == [r.sid for r in receipts[:2]]
+            await webhook(lv, conversation, receipts[2])
+            assert receipt_of(await asyncio.wait_for(paused.ws.recv(), 10)) == receipts[2].sid
+            assert direct_writes[-2:] == [True, True]  # written directly again
+
+
+async def test_past_its_bound_a_paused_socket_ends_with_slow_consumer_over_real_sockets(tmp_path):
+    async with live(tmp_path, DELIVERY_GATEWAY_SUBSCRIBER_QUEUE_SIZE="2") as lv:
+        gateway = lv.gateway
+        conversation = conversation_with_recipients(lv.emulator)
+        receipts = four_receipts(lv, conversation)
+        async with (
+            TransportWsClient.connect(gateway.ws_url, compression=None) as stalled,
+            TransportWsClient.connect(gateway.ws_url, compression=None) as reader,
+        ):
+            for client in (stalled, reader):
+                await client.subscribe(TICKS, {"c": conversation.sid})
+            await until(lambda: active(gateway) == 2, "2 subscriptions")
+            server_stalled, _ = protocols(gateway)
+            server_stalled.pause_writing()
+            for receipt in receipts:  # one write waits, two queue behind it, the fourth is past the bound
+                await webhook(lv, conversation, receipt)
+                assert receipt_of(await asyncio.wait_for(reader.ws.recv(), 10)) == receipt.sid
+            await until(lambda: active(gateway) == 1, "the stalled subscription to end")
+            server_stalled.resume_writing()
+            first, ended, complete = [json.loads(await asyncio.wait_for(stalled.ws.recv(), 10)) for _ in range(3)]
+            assert first["payload"]["data"]["deliveryUpdates"]["receipt"]["sid"] == receipts[0].sid
+            assert ended["type"] == "next" and ended["payload"]["errors"][0]["extensions"]["code"] == "SLOW_CONSUMER"
+            assert complete == {"id": "1", "type": "complete"}
