@@ -9,8 +9,9 @@ import asyncio
 import json
 
 import pytest
+import websockets
 
-from delivery_gateway.http.websocket import GatewayWebSocketProtocol
+from delivery_gateway.http.websocket import GatewayWebSocketProtocol, text_frame
 from tests.live.harness import TransportWsClient
 from tests.live.test_end_to_end import conversation_with_recipients, live
 from tests.live.test_live_hubs import TICKS, active, until, webhook
@@ -128,3 +129,45 @@ async def test_past_its_bound_a_paused_socket_ends_with_slow_consumer_over_real_
             assert first["payload"]["data"]["deliveryUpdates"]["receipt"]["sid"] == receipts[0].sid
             assert ended["type"] == "next" and ended["payload"]["errors"][0]["extensions"]["code"] == "SLOW_CONSUMER"
             assert complete == {"id": "1", "type": "complete"}
+
+
+async def test_each_operation_on_a_plain_socket_gets_the_frame_with_its_own_id(tmp_path, direct_writes):
+    """Frames are built once per operation id, not once per event: two subscriptions of one socket (ids 1 and 2)
+    and another socket's (id 1) each get their own."""
+    async with live(tmp_path) as lv:
+        gateway = lv.gateway
+        conversation = conversation_with_recipients(lv.emulator)
+        _, receipts = lv.emulator.state.store.create_message(conversation.sid, author="a", body="hi", notify=False)
+        async with (
+            TransportWsClient.connect(gateway.ws_url, compression=None) as both,
+            TransportWsClient.connect(gateway.ws_url, compression=None) as one,
+        ):
+            ids = [await both.subscribe(TICKS, {"c": conversation.sid}) for _ in range(2)]
+            assert ids == ["1", "2"] and await one.subscribe(TICKS, {"c": conversation.sid}) == "1"
+            await until(lambda: active(gateway) == 3, "3 subscriptions")
+            await webhook(lv, conversation, receipts[0])
+            frames = [json.loads(await asyncio.wait_for(both.ws.recv(), 10)) for _ in range(2)]
+            assert sorted(frame["id"] for frame in frames) == ["1", "2"]
+            assert json.loads(await asyncio.wait_for(one.ws.recv(), 10))["id"] == "1"
+            assert {receipt_of(json.dumps(frame)) for frame in frames} == {receipts[0].sid}
+            assert direct_writes == [True, True, True]
+
+
+async def test_once_the_server_closed_a_socket_no_frame_is_written_after_its_close(tmp_path):
+    """The server sent its close frame (a shutdown's 1001, the handler's own close) and waits for the peer's: the
+    frame writer declines, so no data frame follows the close frame on the wire."""
+    async with live(tmp_path) as lv:
+        gateway = lv.gateway
+        conversation = conversation_with_recipients(lv.emulator)
+        async with TransportWsClient.connect(gateway.ws_url, compression=None) as plain:
+            await plain.subscribe(TICKS, {"c": conversation.sid})
+            await until(lambda: active(gateway) == 1, "1 subscription")
+            (server,) = protocols(gateway)
+            frame = text_frame(b'{"id":"1","type":"next","payload":{}}')
+            assert server.write_frame(frame)  # open: written
+            assert json.loads(await asyncio.wait_for(plain.ws.recv(), 10)) == {"id": "1", "type": "next", "payload": {}}
+            await server.send({"type": "websocket.close", "code": 1001, "reason": "going away"})
+            assert not server.write_frame(frame)  # closing: declined
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(plain.ws.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
