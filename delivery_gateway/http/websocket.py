@@ -9,7 +9,8 @@
   writes one event to thousands of sockets; an ASGI `send` per socket re-frames the same text each time.
   The protocol offers itself in the scope's extensions (`frame_writer(scope)`).
 - Per connection it keeps less while idle: the receive queue and the "writable" flag hold no deque (asyncio's
-  Queue and Event allocate three and two), and the handshake's request and response are dropped once accepted.
+  Queue allocates three and an Event of its own, an Event one; the receive queue holds a one-item list while the
+  app waits in `receive`), and the handshake's request and response are dropped once accepted.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def frame_writer(scope: Scope) -> FrameWriter | None:
 
 class _Received:
     """What uvicorn's protocol uses of an asyncio.Queue (`put_nowait`, `get`, `empty`), holding no container while
-    nothing waits in it."""
+    it is empty and no getter waits (a waiting getter: a one-item list)."""
 
     __slots__ = ("_items", "_waiters")
 
