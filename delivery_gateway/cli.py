@@ -139,7 +139,7 @@ async def _demo(host: str, port: int, seed: int, emulator_port: int, state_dir: 
     from delivery_gateway.kernel.sids import ACCOUNT, new_sid
     from delivery_gateway.ops.environment import environment_warnings
     from delivery_gateway.ops.logs import configure_logging
-    from delivery_gateway.ops.runner import run_gateway, server_config
+    from delivery_gateway.ops.runner import run_gateway, served_config
     from delivery_gateway.webhooks.install import WEBHOOK_FILTERS
 
     port = sock.getsockname()[1]  # the one the system chose, for --port 0
@@ -187,7 +187,7 @@ async def _demo(host: str, port: int, seed: int, emulator_port: int, state_dir: 
         configure_logging(settings.log_format, settings.log_level, request_lines=False)
         for warning in environment_warnings():
             logging.getLogger("delivery_gateway.startup").warning(warning)
-        config = server_config(app, shutdown_timeout=settings.shutdown_timeout, header_timeout=settings.header_timeout)
+        config = served_config(app, settings)
         background = [
             asyncio.create_task(LiveTraffic(emulator.state, seed=seed).run(), name="demo-traffic"),
             asyncio.create_task(app.report_every(DEMO_SUMMARY_SECONDS, _demo_print), name="demo-access-summary"),

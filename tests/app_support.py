@@ -67,8 +67,11 @@ async def running_app(settings: Settings, upstream: Any = NO_UPSTREAM) -> AsyncI
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: Any, port: int | None = None, *, lifespan: str = "on") -> AsyncIterator[str]:
-    """Serve an ASGI app on 127.0.0.1 until the block exits; yields its base URL."""
+async def serve_app(
+    app: Any, port: int | None = None, *, lifespan: str = "on", websocket_compression: bool = False
+) -> AsyncIterator[str]:
+    """Serve an ASGI app on 127.0.0.1 until the block exits; yields its base URL. permessage-deflate is accepted
+    only with `websocket_compression` (DELIVERY_GATEWAY_WEBSOCKET_COMPRESSION), as `serve` runs it."""
     port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -79,6 +82,7 @@ async def serve_app(app: Any, port: int | None = None, *, lifespan: str = "on") 
             access_log=False,
             lifespan=lifespan,
             ws=GatewayWebSocketProtocol,  # as `serve` runs it (ops/runner.py)
+            ws_per_message_deflate=websocket_compression,
         )
     )
     task = asyncio.create_task(server.serve(), name="gateway-uvicorn")

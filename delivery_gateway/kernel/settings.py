@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     graphiql: bool = Field(default=True, alias="DELIVERY_GATEWAY_GRAPHIQL")
     legacy_graphql_ws: bool = Field(default=False, alias="DELIVERY_GATEWAY_LEGACY_GRAPHQL_WS")
     subscriber_queue_size: int = Field(default=256, ge=1, alias="DELIVERY_GATEWAY_SUBSCRIBER_QUEUE_SIZE")
+    # permessage-deflate on WebSockets (browsers offer it). Off: a subscription's frames are a few hundred bytes of
+    # JSON, while a compressing connection holds about 30 KB of zlib state and compresses every frame for itself
+    # (a live hub's shared frame cannot be written to it as is: http/websocket.py).
+    websocket_compression: bool = Field(default=False, alias="DELIVERY_GATEWAY_WEBSOCKET_COMPRESSION")
 
     # Set by `delivery-gateway demo` only: lets callers in without credentials.
     demo_mode: bool = Field(default=False, alias="DELIVERY_GATEWAY_DEMO_MODE")

@@ -27,6 +27,7 @@ from uvicorn.loops.auto import auto_loop_factory
 from delivery_gateway.app import BackendUnavailable, Gateway
 from delivery_gateway.http.server import DEFAULT_HEADER_TIMEOUT, http_protocol
 from delivery_gateway.http.websocket import GatewayWebSocketProtocol
+from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ops.gc_policy import apply_serving_gc_policy
 
 log = logging.getLogger("delivery_gateway.startup")
@@ -113,13 +114,15 @@ def server_config(
     *,
     shutdown_timeout: int,
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    websocket_compression: bool = False,
 ) -> uvicorn.Config:
     """uvicorn's configuration for a gateway: no logging of its own (ops.logs configures the process), no access
     log (the request log has one line per request), no forwarded headers (the app honours them itself, from
     DELIVERY_GATEWAY_FORWARDED_ALLOW_IPS only: http/forwarded.py; uvicorn's FORWARDED_ALLOW_IPS has no effect),
     an HTTP protocol that bounds how long (`header_timeout` seconds) and how large a request's headers may be
     (http/server.py), and uvicorn's default WebSocket protocol with a cheaper write of a frame built once for many
-    sockets and less held per idle connection (http/websocket.py)."""
+    sockets and less held per idle connection (http/websocket.py), accepting permessage-deflate only when
+    `websocket_compression` is on (DELIVERY_GATEWAY_WEBSOCKET_COMPRESSION)."""
     return uvicorn.Config(
         app,
         lifespan="on",  # the app's lifespan finds the gateway started, and closes it after the connections
@@ -130,6 +133,17 @@ def server_config(
         timeout_graceful_shutdown=shutdown_timeout,
         http=http_protocol(header_timeout),
         ws=GatewayWebSocketProtocol,
+        ws_per_message_deflate=websocket_compression,
+    )
+
+
+def served_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    """`server_config` with a gateway's settings: what `serve` and `demo` run."""
+    return server_config(
+        app,
+        shutdown_timeout=settings.shutdown_timeout,
+        header_timeout=settings.header_timeout,
+        websocket_compression=settings.websocket_compression,
     )
 
 

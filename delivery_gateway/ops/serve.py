@@ -13,7 +13,7 @@ from delivery_gateway.kernel.settings import Settings
 from delivery_gateway.ops.banner import StartupReport, build_report
 from delivery_gateway.ops.environment import environment_warnings
 from delivery_gateway.ops.logs import configure_logging
-from delivery_gateway.ops.runner import bind_socket, run_gateway, run_served, server_config
+from delivery_gateway.ops.runner import bind_socket, run_gateway, run_served, served_config
 
 log = logging.getLogger("delivery_gateway.startup")
 
@@ -32,7 +32,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     port = sock.getsockname()[1]  # the one the system chose, for --port 0
     try:
         app = create_app(settings)
-        config = server_config(app, shutdown_timeout=settings.shutdown_timeout, header_timeout=settings.header_timeout)
+        config = served_config(app, settings)
         report = build_report(settings, host=host, port=port)
         report.warnings.extend(environment_warnings())
         emit_report(report)

@@ -66,7 +66,7 @@ def demo(settings: Settings) -> Settings:
 async def serve_gateway(settings: Settings, upstream: Any = NO_UPSTREAM) -> AsyncIterator[Gateway]:
     """`create_app(settings)` served by uvicorn on an ephemeral port. `upstream=None`: the real UpstreamClient."""
     app = create_app(demo(settings), upstream=upstream)
-    async with serve_app(app) as base_url:
+    async with serve_app(app, websocket_compression=settings.websocket_compression) as base_url:
         yield Gateway(app, base_url)
 
 

@@ -47,8 +47,25 @@ def receipt_of(frame: str | bytes) -> str:
     return json.loads(frame)["payload"]["data"]["deliveryUpdates"]["receipt"]["sid"]
 
 
-async def test_frames_go_straight_to_a_plain_socket_and_through_send_to_a_compressed_one(tmp_path, direct_writes):
+async def test_a_browser_offering_compression_gets_plain_frames_by_default(tmp_path, direct_writes):
+    """Browsers offer permessage-deflate; unless DELIVERY_GATEWAY_WEBSOCKET_COMPRESSION is on, the gateway declines
+    it, so their sockets take the shared frame directly and hold no zlib state."""
     async with live(tmp_path) as lv:
+        gateway = lv.gateway
+        conversation = conversation_with_recipients(lv.emulator)
+        _, receipts = lv.emulator.state.store.create_message(conversation.sid, author="a", body="hi", notify=False)
+        async with TransportWsClient.connect(gateway.ws_url) as offering:  # offers permessage-deflate
+            await offering.subscribe(TICKS, {"c": conversation.sid})
+            await until(lambda: active(gateway) == 1, "1 subscription")
+            (server_side,) = protocols(gateway)
+            assert not server_side.conn.extensions and not offering.ws.protocol.extensions
+            await webhook(lv, conversation, receipts[0])
+            assert receipt_of(await asyncio.wait_for(offering.ws.recv(), 10)) == receipts[0].sid
+            assert direct_writes == [True]
+
+
+async def test_frames_go_straight_to_a_plain_socket_and_through_send_to_a_compressed_one(tmp_path, direct_writes):
+    async with live(tmp_path, DELIVERY_GATEWAY_WEBSOCKET_COMPRESSION=True) as lv:
         gateway = lv.gateway
         conversation = conversation_with_recipients(lv.emulator)
         _, receipts = lv.emulator.state.store.create_message(conversation.sid, author="a", body="hi", notify=False)

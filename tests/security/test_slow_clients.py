@@ -17,7 +17,7 @@ import uvicorn
 
 from delivery_gateway.app import create_app
 from delivery_gateway.http.server import MAX_HEADER_BYTES
-from delivery_gateway.ops.runner import server_config
+from delivery_gateway.ops.runner import served_config
 from tests.app_support import free_port
 from tests.graphql.fake_upstream import FakeConversations
 from tests.security.conftest import API_KEY, make_settings
@@ -29,11 +29,7 @@ BOUND = 1.0  # DELIVERY_GATEWAY_HEADER_TIMEOUT of these tests, seconds
 async def served(**overrides) -> AsyncIterator[int]:
     settings = make_settings(DELIVERY_GATEWAY_HEADER_TIMEOUT=BOUND, **overrides)
     port = free_port()
-    config = server_config(  # exactly what `serve` runs
-        create_app(settings, upstream=FakeConversations()),
-        shutdown_timeout=settings.shutdown_timeout,
-        header_timeout=settings.header_timeout,
-    )
+    config = served_config(create_app(settings, upstream=FakeConversations()), settings)  # exactly what `serve` runs
     config.host, config.port = "127.0.0.1", port
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
