@@ -16,7 +16,7 @@ from typing import Any
 
 from strawberry.execution import optimized_is_awaitable
 
-_NEVER: set[type] = {type(None), bool, int, float, str, bytes, list, tuple, dict}
+NEVER_AWAITABLE: set[type] = {type(None), bool, int, float, str, bytes, list, tuple, dict}
 
 
 _HOOKS = ("__getattr__", "__getattribute__")
@@ -34,10 +34,10 @@ def _decided_by_type(cls: type) -> bool:
 def is_awaitable(value: Any) -> bool:
     """graphql-core's `is_awaitable` (through Strawberry's), with the answer for plain types remembered per type."""
     cls = type(value)
-    if cls in _NEVER:
+    if cls in NEVER_AWAITABLE:
         return False
     if optimized_is_awaitable(value):
         return True
     if _decided_by_type(cls):
-        _NEVER.add(cls)
+        NEVER_AWAITABLE.add(cls)
     return False

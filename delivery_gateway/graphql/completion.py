@@ -18,18 +18,30 @@ A field without code (all but 3 of a chat screen's) is read by Strawberry throug
 as Strawberry marks its own (`_is_default`). Fields with a resolver, extensions or another default resolver keep
 Strawberry's.
 
+An object whose selection reads only such fields (no arguments, no directives, no middleware, no `is_type_of`), down
+to its leaves, is completed by a plan instead (`_Planner`): built once per request for each (type, selection), it
+reads each attribute and completes each value in one pass, with no resolve info, path or field frame per field. Plain
+values only: the first value that is an exception, an awaitable, a null where the type says non-null, a leaf its
+coercion refuses or a list that is not a list abandons the plan for that object, which graphql-core then completes
+field by field as before (reading the same attributes again, which have no side effects), so every error, its path
+and its message are graphql-core's. A chat screen's page (or, on a cold read, each message as its Receipts list
+arrives) is one plan.
+
 What is served, and every error (messages included), is graphql-core's: the checks run in the same order; the
 resolve info holds what Strawberry's holds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from graphql import (
     FieldNode,
     GraphQLEnumType,
     GraphQLField,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
@@ -44,6 +56,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, _Ope
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
+from delivery_gateway.graphql.awaitable import NEVER_AWAITABLE, is_awaitable
+
 _LEAF_TYPES = (GraphQLScalarType, GraphQLEnumType)
 _new_tuple = tuple.__new__
 
@@ -52,9 +66,156 @@ def _null_error(info: GraphQLResolveInfo) -> TypeError:
     return TypeError(f"Cannot return null for non-nullable field {info.parent_type}.{info.field_name}.")
 
 
+class _Abandon(Exception):
+    """A value a plan does not complete itself (module docstring): graphql-core completes the object instead."""
+
+
+Complete = Callable[[Any], Any]
+# Classes whose instances are neither exceptions nor awaitable (decided by their type, graphql/awaitable.py).
+_PLAIN: set[type] = {str, bool, int, float, list, tuple, dict}
+
+
+def _plain(value: Any) -> None:
+    """Abandons the plan unless `value` is a plain value (no exception, nothing to await)."""
+    cls = value.__class__
+    if cls in _PLAIN:
+        return
+    if isinstance(value, BaseException) or is_awaitable(value):
+        raise _Abandon
+    if cls in NEVER_AWAITABLE:  # decided by its type: every instance is plain
+        _PLAIN.add(cls)
+
+
+def _leaf(named: GraphQLScalarType | GraphQLEnumType, non_null: bool) -> Complete:
+    coerce = named.coerce_output_value
+    same: type | None = str if coerce is serialize_string else bool if coerce is serialize_boolean else None
+
+    def complete(value: Any) -> Any:
+        if value.__class__ is same:
+            return value
+        if value is None or value is Undefined:
+            if non_null:
+                raise _Abandon
+            return None
+        _plain(value)
+        coerced = coerce(value)
+        if coerced is Undefined or coerced is None:
+            raise _Abandon
+        return coerced
+
+    return complete
+
+
+def _list(item: Complete, non_null: bool) -> Complete:
+    def complete(value: Any) -> Any:
+        if value is None or value is Undefined:
+            if non_null:
+                raise _Abandon
+            return None
+        if not isinstance(value, list | tuple):
+            raise _Abandon
+        return [item(v) for v in value]
+
+    return complete
+
+
+def _object(fields: list[tuple[str, Callable[[Any], Any], Complete]], non_null: bool) -> Complete:
+    def complete(value: Any) -> Any:
+        if value is None or value is Undefined:
+            if non_null:
+                raise _Abandon
+            return None
+        _plain(value)
+        return {name: complete_field(read(value)) for name, read, complete_field in fields}
+
+    return complete
+
+
+Plans = dict[tuple[Any, int], tuple[Any, "Complete | None"]]
+
+
+def _plan(executor: Executor, plans: Plans, return_type: GraphQLOutputType, field_details_list: Any) -> Complete | None:
+    """The plan completing a `return_type` value selected by `field_details_list` (module docstring), or None where
+    graphql-core must complete it field by field. One per (type, selection) and execution, kept with the selection's
+    list so that its id cannot be reused while the plan is (as graphql-core's own `collect_subfields` memo does)."""
+    key = (return_type, id(field_details_list))
+    found = plans.get(key)
+    if found is not None:
+        return found[1]
+    complete = _completion(executor, return_type, field_details_list)
+    plans[key] = (field_details_list, complete)
+    return complete
+
+
+def _completion(executor: Executor, return_type: GraphQLOutputType, field_details_list: Any) -> Complete | None:
+    non_null = return_type.__class__ is GraphQLNonNull
+    named: Any = return_type.of_type if non_null else return_type  # type: ignore[union-attr]
+    if isinstance(named, GraphQLList):
+        item = _completion(executor, named.of_type, field_details_list)
+        return _list(item, non_null) if item is not None else None
+    if isinstance(named, _LEAF_TYPES):
+        return _leaf(named, non_null)
+    if isinstance(named, GraphQLObjectType):
+        fields = _fields(executor, named, field_details_list)
+        return _object(fields, non_null) if fields is not None else None
+    return None  # interfaces and unions: graphql-core resolves the runtime type
+
+
+def _fields(
+    executor: Executor, parent: GraphQLObjectType, field_details_list: Any
+) -> list[tuple[str, Callable[[Any], Any], Complete]] | None:
+    if parent.is_type_of is not None:
+        return None
+    middleware = executor.middleware_manager
+    grouped, defer_usages, forbidden = executor.collect_subfields(parent, field_details_list)
+    if defer_usages or forbidden:
+        return None
+    fields: list[tuple[str, Callable[[Any], Any], Complete]] = []
+    for response_name, details in grouped.items():
+        if any(d.defer_usage is not None or _directed(d.node) for d in details):
+            return None
+        node = details[0].node
+        name = node.name.value
+        if name == "__typename":
+            fields.append((response_name, _constant(parent.name), _identity))
+            continue
+        field_def = executor.schema.get_field(parent, name)
+        if field_def is None:
+            continue  # graphql-core leaves it out of the answer
+        resolve = field_def.resolve
+        attribute = getattr(resolve, "_attribute", None)
+        if resolve is None or attribute is None or field_def.args or node.arguments:
+            return None
+        if middleware is not None and middleware.get_field_resolver(resolve) is not resolve:
+            return None  # a middleware (a schema extension's `resolve`) sees every field: graphql-core runs them
+        complete = _completion(executor, field_def.type, details)
+        if complete is None:
+            return None
+        fields.append((response_name, attrgetter(attribute), complete))
+    return fields
+
+
+_COLLECTED = frozenset({"include", "skip"})  # applied by collect_subfields already
+
+
+def _directed(node: FieldNode) -> bool:
+    """Whether a directive other than @include and @skip is on the field (graphql-core must see it)."""
+    return any(directive.name.value not in _COLLECTED for directive in node.directives or ())
+
+
+def _constant(value: Any) -> Callable[[Any], Any]:
+    return lambda _source: value
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
 class LeanCompletion(Executor):
     """An executor mixin (put before graphql-core's executor in the bases) completing values as described in the
-    module docstring."""
+    module docstring. A copy of an executor (graphql-core's per-event executors) must get a `_plans` of its own."""
+
+    _plans: Plans
 
     def complete_value(
         self,
@@ -87,6 +248,16 @@ class LeanCompletion(Executor):
                 )
                 raise TypeError(msg)
             return coerced
+        try:
+            plans = self._plans
+        except AttributeError:
+            plans = self._plans = {}
+        plan = _plan(self, plans, named, field_details_list)
+        if plan is not None:
+            try:
+                return plan(result)
+            except Exception:  # a value the plan leaves to graphql-core (module docstring): it completes the object
+                pass
         completed = super().complete_value(named, field_details_list, info, path, result, position_context)
         if non_null and completed is None:
             raise _null_error(info)
@@ -130,6 +301,7 @@ def _attribute_resolver(name: str) -> Any:
         return getattr(source, name)
 
     resolve._is_default = True  # type: ignore[attr-defined]  # a field without code, as Strawberry marks its own
+    resolve._attribute = name  # type: ignore[attr-defined]  # what a plan reads instead of calling it
     return resolve
 
 

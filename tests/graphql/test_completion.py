@@ -10,6 +10,7 @@ paths included. Never starts a server.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 from enum import Enum
@@ -268,3 +269,143 @@ def test_the_gateway_schema_serves_its_plain_fields_in_one_call() -> None:
 
 def getattr_or_none(source: object, name: str) -> object:
     return getattr(source, name, None)
+
+
+# Plans (graphql/completion.py): objects whose selection reads only plain attributes, completed in one pass; any value
+# a plan does not complete itself (an error, an awaitable, a null in a non-null field, a leaf its coercion refuses, a
+# list that is not a list) leaves the object to graphql-core, so data and errors are Strawberry's own.
+
+
+class Tone(Enum):
+    LOUD = "loud"
+    QUIET = "quiet"
+
+
+ToneType = strawberry.enum(Tone)
+
+
+@strawberry.type
+class Leaf:
+    name: str
+    count: int | None = None
+    tone: ToneType | None = None  # type: ignore[valid-type]
+    tags: list[str] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class Box:
+    title: str
+    leaf: Leaf | None = None
+    leaves: list[Leaf] = strawberry.field(default_factory=list)
+    maybe: list[Leaf | None] | None = None
+    required: Leaf = strawberry.field(default_factory=lambda: Leaf(name="r"))
+
+    @strawberry.field
+    def shout(self) -> str:
+        return self.title.upper()
+
+
+class _Later:
+    """An awaitable value (as a `Deferred` is), made afresh for each execution."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Any:
+        yield from asyncio.sleep(0).__await__()
+        return self.value
+
+
+def _later(value: Any) -> Any:
+    return _Later(value)
+
+
+def _boxes() -> dict[str, Any]:
+    """Named cases: each box holds one kind of value the plan must leave to graphql-core (or complete itself)."""
+
+    def box(**kwargs: Any) -> Box:
+        return Box(title=kwargs.pop("title", "t"), **kwargs)
+
+    return {
+        "plain": box(leaf=Leaf(name="a", count=1, tone=Tone.LOUD, tags=["x", "y"]), leaves=[Leaf(name="b")]),
+        "error_leaf": box(leaf=Leaf(name=ValueError("no name"))),  # type: ignore[arg-type]
+        "error_object": box(leaf=ValueError("no leaf")),  # type: ignore[arg-type]
+        "error_in_list": box(leaves=[Leaf(name="c"), ValueError("one item")]),  # type: ignore[list-item]
+        "null_non_null": box(leaf=Leaf(name=None)),  # type: ignore[arg-type]
+        "null_required_object": box(required=None),  # type: ignore[arg-type]
+        "null_list_item": box(leaves=[Leaf(name="d"), None], maybe=[None, Leaf(name="e")]),  # type: ignore[list-item]
+        "awaitable_leaf": box(leaf=Leaf(name=_later("late"), count=_later(3))),  # type: ignore[arg-type]
+        "awaitable_object": box(leaf=_later(Leaf(name="f", tone=Tone.QUIET))),  # type: ignore[arg-type]
+        "awaitable_list": box(leaves=_later([Leaf(name="g")])),  # type: ignore[arg-type]
+        "unknown_enum": box(leaf=Leaf(name="h", tone="purple")),  # type: ignore[arg-type]
+        "bad_int": box(leaf=Leaf(name="i", count="many")),  # type: ignore[arg-type]
+        "not_a_list": box(leaf=Leaf(name="j", tags="k")),  # type: ignore[arg-type]
+        "raw_enum_value": box(leaf=Leaf(name="l", tone="loud")),  # type: ignore[arg-type]
+        "coerced_leaves": box(title=5, leaf=Leaf(name=True, count=2.0)),  # type: ignore[arg-type]
+    }
+
+
+@strawberry.type
+class BoxQuery:
+    @strawberry.field
+    def box(self, case: str) -> Box | None:
+        return _boxes()[case]
+
+    @strawberry.field
+    def boxes(self, cases: list[str]) -> list[Box]:
+        return [_boxes()[case] for case in cases]
+
+
+class PlannedExecutor(LeanCompletion, LeanResolveInfo):
+    fields_executed = 0
+
+    def execute_field(self, *args: Any, **kwargs: Any) -> Any:
+        PlannedExecutor.fields_executed += 1
+        return super().execute_field(*args, **kwargs)
+
+
+BOX_SELECTION = (
+    "title leaf { name count tone tags __typename } leaves { name } maybe { name } required { name } "
+    "alias: leaf { n: name }"
+)
+
+
+async def _box_results(query: str, variables: dict[str, Any] | None = None) -> tuple[Any, Any, int]:
+    theirs = await strawberry.Schema(query=BoxQuery).execute(query, variable_values=variables)
+    schema = strawberry.Schema(query=BoxQuery, execution_context_class=PlannedExecutor)
+    serve_attributes(schema)
+    PlannedExecutor.fields_executed = 0
+    ours = await schema.execute(query, variable_values=variables)
+
+    def errors(result: Any) -> list[tuple[str, tuple[Any, ...]]]:
+        return sorted((e.message, tuple(e.path or ())) for e in result.errors or ())
+
+    assert ours.data == theirs.data, query
+    assert errors(ours) == errors(theirs), query
+    return ours.data, errors(ours), PlannedExecutor.fields_executed
+
+
+async def test_planned_objects_serve_and_fail_as_strawberry() -> None:
+    failing = 0
+    for case in _boxes():
+        _data, errors, _ = await _box_results(f'{{ box(case: "{case}") {{ {BOX_SELECTION} }} }}')
+        failing += bool(errors)
+    assert failing >= 8  # errors, nulls in non-null fields, refused leaves: each compared, path and message
+    await _box_results(f'{{ boxes(cases: ["plain", "error_leaf", "plain", "null_list_item"]) {{ {BOX_SELECTION} }} }}')
+
+
+async def test_a_plain_object_is_completed_without_executing_its_fields_one_by_one() -> None:
+    data, errors, executed = await _box_results(f'{{ box(case: "plain") {{ {BOX_SELECTION} }} }}')
+    assert errors == [] and executed == 1  # Query.box alone; everything below it in one plan
+    assert data["box"]["leaf"] == {"name": "a", "count": 1, "tone": "LOUD", "tags": ["x", "y"], "__typename": "Leaf"}
+    # A field with code in the selection: that object is completed field by field.
+    _, _, executed = await _box_results('{ box(case: "plain") { title shout } }')
+    assert executed == 3
+    query = 'query Q($on: Boolean!) { box(case: "plain") { title leaf @include(if: $on) { name } } }'
+    for on in (True, False):
+        _, errors, executed = await _box_results(query, {"on": on})
+        assert errors == [] and executed == 1  # @include is applied before the plan is made
+    # An error below: the object is completed by graphql-core, its other plain objects still by their plans.
+    _, errors, executed = await _box_results(f'{{ box(case: "error_leaf") {{ {BOX_SELECTION} }} }}')
+    assert errors == [("no name", ("box", "alias", "n")), ("no name", ("box", "leaf", "name"))]
+    assert 1 < executed < 16
