@@ -44,9 +44,9 @@ class _Clock:
 
 
 def _instrument(http: Any, clock: _Clock) -> Callable[[], None]:
-    """Wraps the upstream HTTP client's session request so the clock sees each call leave and answer."""
-    session = http._session
-    original = session._request
+    """Wraps the upstream HTTP client's exchanges (`GatewayHttpClient._attempt`) so the clock sees each call leave
+    and answer."""
+    original = http._attempt
 
     async def timed(*args: Any, **kwargs: Any) -> Any:
         if clock.first_send is None:
@@ -55,10 +55,10 @@ def _instrument(http: Any, clock: _Clock) -> Callable[[], None]:
         clock.answers.append(time.process_time())
         return response
 
-    session._request = timed
+    http._attempt = timed
 
     def undo() -> None:
-        session._request = original
+        del http._attempt
 
     return undo
 

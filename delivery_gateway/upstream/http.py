@@ -1,4 +1,5 @@
-"""Our HTTP client under the twilio SDK: aiohttp + timeouts, retries, breaker, single-flight, metrics.
+"""Our HTTP client under the twilio SDK: GETs over upstream/wire.py, other methods over aiohttp; timeouts, retries,
+breaker, single-flight, metrics.
 
 Never hands a 4xx/5xx to the SDK (raises typed `UpstreamError`s here, where the status is known) and never
 retries non-idempotent methods.
@@ -41,6 +42,7 @@ from delivery_gateway.upstream.errors import (
     UpstreamUnavailable,
 )
 from delivery_gateway.upstream.routes import route_of
+from delivery_gateway.upstream.wire import WireClient
 
 _logger = logging.getLogger("delivery_gateway.upstream.http")
 
@@ -59,6 +61,18 @@ def _pairs(values: Mapping[str, Any] | None) -> list[tuple[str, str]] | None:
                 continue
             out.append((key, str(item).lower() if isinstance(item, bool) else str(item)))
     return out
+
+
+def _text(body: bytes, headers: CIMultiDict[str]) -> str:
+    """The answer's text in the charset its Content-Type names (UTF-8 by default: Twilio's JSON)."""
+    charset = "utf-8"
+    content_type = headers.get("Content-Type", "")
+    if "charset=" in content_type:
+        charset = content_type.split("charset=", 1)[1].split(";", 1)[0].strip().strip('"') or charset
+    try:
+        return body.decode(charset, errors="replace")
+    except LookupError:  # a charset Python does not know
+        return body.decode("utf-8", errors="replace")
 
 
 def _twilio_error(text: str) -> tuple[int | None, str | None]:
@@ -111,8 +125,9 @@ def error_for(
 
 
 class GatewayHttpClient(AsyncHttpClient):
-    """`twilio.http.AsyncHttpClient` over one pooled aiohttp session. Create it, then `await start()`
-    inside the running loop; `await close()` when done.
+    """`twilio.http.AsyncHttpClient` over kept-alive connections: GETs (every read) through `wire.WireClient`,
+    other methods through one pooled aiohttp session. Create it, then `await start()` inside the running loop;
+    `await close()` when done.
 
     Per attempt: breaker check -> semaphore slot -> request with connect/read timeouts -> metrics + call log.
     GET/HEAD/OPTIONS are retried on 429, 5xx, connection errors and connect timeouts (not read timeouts: a
@@ -151,6 +166,8 @@ class GatewayHttpClient(AsyncHttpClient):
         self._flight: SingleFlight[Response] = SingleFlight()
         self._semaphore: asyncio.Semaphore | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._wire: WireClient | None = None  # GETs (upstream/wire.py); everything else through the session
+        self._authorization: dict[tuple[str, str], str] = {}  # Basic credentials, encoded once
         self.in_flight = 0  # HTTP attempts holding a concurrency slot right now
         self.max_in_flight = 0
 
@@ -166,9 +183,15 @@ class GatewayHttpClient(AsyncHttpClient):
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout),
             raise_for_status=False,
         )
+        self._wire = WireClient(
+            connect_timeout=self.connect_timeout, read_timeout=self.read_timeout, pool_size=self.concurrency
+        )
 
     async def close(self) -> None:
         session, self._session = self._session, None
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            await wire.close()
         if session is not None:
             await session.close()
 
@@ -226,7 +249,10 @@ class GatewayHttpClient(AsyncHttpClient):
             raise RuntimeError("GatewayHttpClient used before `await start()` (or after close())")
         idempotent = method in RETRYABLE_METHODS
         if auth:
-            headers = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(auth[0], auth[1])}
+            authorization = self._authorization.get(auth)
+            if authorization is None:
+                authorization = self._authorization[auth] = aiohttp.encode_basic_auth(auth[0], auth[1])
+            headers = {**(headers or {}), "Authorization": authorization}
         attempt = 0
         limited = 0  # retries spent on 429s without Retry-After (they count against the budget, not max_retries)
         started = time.monotonic()
@@ -321,6 +347,10 @@ class GatewayHttpClient(AsyncHttpClient):
             started = time.perf_counter()
             status_label = STATUS_CONNECTION_ERROR
             try:
+                if method == "GET" and not form and not kwargs and self._wire is not None:
+                    status, body, resp_headers = await self._wire.get(url, query, headers or {})
+                    status_label = str(status)
+                    return status, _text(body, resp_headers), resp_headers
                 async with self._session.request(
                     method,
                     url,

@@ -1,0 +1,180 @@
+"""upstream/wire.py, the GET transport of GatewayHttpClient, against a raw local TCP server that answers exactly the
+bytes each test writes: chunked bodies, a server that closes after answering or while a connection is idle, an
+answer that stops half-way, one that is not HTTP, charsets; and through GatewayHttpClient, the errors each gives.
+
+Never talks to Twilio or a fixed port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import aiohttp
+import pytest
+
+from delivery_gateway.upstream.backoff import RetryPolicy
+from delivery_gateway.upstream.errors import UpstreamTimeout, UpstreamUnavailable
+from delivery_gateway.upstream.http import GatewayHttpClient
+from delivery_gateway.upstream.wire import WireClient
+
+Answer = Callable[[int], bytes | None]  # the n-th request on the server (from 0) -> bytes written, None: close
+
+
+def _ok(body: bytes, *headers: str) -> bytes:
+    head = "".join(f"{h}\r\n" for h in headers)
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        + head.encode()
+        + (b"Content-Length: %d\r\n\r\n" % len(body))
+        + body
+    )
+
+
+class RawServer:
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.writers: list[asyncio.StreamWriter] = []
+        self.url = ""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.requests.append(head)
+                reply = self.answer(len(self.requests) - 1)
+                if reply is None:
+                    break
+                writer.write(reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@asynccontextmanager
+async def raw_server(answer: Answer) -> AsyncIterator[RawServer]:
+    server = RawServer(answer)
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    server.url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+    try:
+        yield server
+    finally:
+        for writer in server.writers:
+            writer.close()
+        listener.close()
+
+
+@asynccontextmanager
+async def wire(read_timeout: float = 0.5) -> AsyncIterator[WireClient]:
+    client = WireClient(connect_timeout=0.5, read_timeout=read_timeout, pool_size=4)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def test_request_bytes_and_a_kept_alive_connection() -> None:
+    async with raw_server(lambda n: _ok(b'{"n": %d}' % n)) as server, wire() as client:
+        for n in range(3):
+            status, body, headers = await client.get(
+                server.url + "/v1/Conversations/CH1/Messages", [("Order", "desc"), ("PageToken", "a b/c")], {"X": "1"}
+            )
+            assert (status, json.loads(body), headers["Content-Type"]) == (200, {"n": n}, "application/json")
+        assert server.connections == 1
+        first = server.requests[0].decode()
+        assert first.startswith("GET /v1/Conversations/CH1/Messages?Order=desc&PageToken=a+b/c HTTP/1.1\r\n")
+        assert f"\r\nHost: {server.url.removeprefix('http://')}\r\n" in first and "\r\nX: 1\r\n" in first
+
+
+async def test_a_chunked_body_is_read_whole() -> None:
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n"
+    async with raw_server(lambda n: chunked) as server, wire() as client:
+        assert (await client.get(server.url + "/x", None, {}))[:2] == (200, b"[1,2]")
+        assert (await client.get(server.url + "/x", None, {}))[:2] == (200, b"[1,2]")
+        assert server.connections == 1
+
+
+async def test_connection_close_and_a_server_closing_an_idle_connection_open_a_new_one() -> None:
+    async with raw_server(lambda n: _ok(b"{}", "Connection: close")) as server, wire() as client:
+        for _ in range(2):
+            assert (await client.get(server.url + "/x", None, {}))[0] == 200
+        assert server.connections == 2
+    async with raw_server(lambda n: _ok(b"{}")) as server, wire() as client:
+        assert (await client.get(server.url + "/x", None, {}))[0] == 200
+        server.writers[0].close()  # the server ends the idle keep-alive connection
+        await asyncio.sleep(0.05)
+        assert (await client.get(server.url + "/x", None, {}))[0] == 200
+        assert server.connections == 2
+
+
+async def test_an_answer_that_stops_half_way_is_a_read_timeout_and_the_connection_is_dropped() -> None:
+    half = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}"
+    async with raw_server(lambda n: half if n == 0 else _ok(b"{}")) as server, wire(read_timeout=0.2) as client:
+        with pytest.raises(aiohttp.SocketTimeoutError):
+            await client.get(server.url + "/x", None, {})
+        assert (await client.get(server.url + "/x", None, {}))[0] == 200
+        assert server.connections == 2
+
+
+async def test_a_server_that_closes_without_answering_or_answers_garbage_is_a_connection_error() -> None:
+    async with raw_server(lambda n: None) as server, wire() as client:
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await client.get(server.url + "/x", None, {})
+    async with raw_server(lambda n: b"NOT HTTP AT ALL\r\n\r\n") as server, wire() as client:
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await client.get(server.url + "/x", None, {})
+
+
+async def test_through_the_http_client_errors_are_typed_and_text_decoded_in_its_charset() -> None:
+    def answer(n: int) -> bytes | None:
+        if n == 0:
+            return None  # dropped: retried (a GET), then answered
+        body = '{"name": "café"}'.encode("latin-1")
+        return _ok(body).replace(b"application/json", b"application/json; charset=latin-1")
+
+    policy = RetryPolicy(max_retries=2, base=0.001, cap=0.01)
+    async with raw_server(answer) as server:
+        async with GatewayHttpClient(retry_policy=policy, connect_timeout=0.3, read_timeout=0.3) as http:
+            response = await http.request("GET", server.url + "/v1/Conversations")
+            assert response.status_code == 200 and json.loads(response.text) == {"name": "café"}
+            assert http.calls.count() == 2
+    async with raw_server(lambda n: None) as server:
+        async with GatewayHttpClient(retry_policy=policy, connect_timeout=0.3, read_timeout=0.3) as http:
+            with pytest.raises(UpstreamUnavailable):
+                await http.request("GET", server.url + "/v1/Conversations")
+    async with raw_server(lambda n: b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n") as server:
+        async with GatewayHttpClient(retry_policy=policy, connect_timeout=0.3, read_timeout=0.1) as http:
+            with pytest.raises(UpstreamTimeout):
+                await http.request("GET", server.url + "/v1/Conversations")
+
+
+async def test_a_cancelled_get_drops_its_connection_and_close_ends_every_connection() -> None:
+    async with raw_server(lambda n: b"" if n == 0 else _ok(b"{}")) as server, wire() as client:
+        call = asyncio.ensure_future(client.get(server.url + "/x", None, {}))
+        await asyncio.sleep(0.05)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert (await client.get(server.url + "/x", None, {}))[0] == 200
+        assert server.connections == 2
+    async with raw_server(lambda n: _ok(b"{}")) as server:
+        client = WireClient(connect_timeout=0.5, read_timeout=0.5, pool_size=4)
+        await client.get(server.url + "/x", None, {})
+        await client.close()
+        await asyncio.sleep(0.05)
+        assert server.writers[0].is_closing()
+
+
+async def test_urls_it_cannot_get_are_refused() -> None:
+    async with wire() as client:
+        for url in ("ftp://example.invalid/x", "http:///x"):
+            with pytest.raises(aiohttp.InvalidURL):
+                await client.get(url, None, {})
