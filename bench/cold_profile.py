@@ -4,11 +4,12 @@ split and profiled without a server process in between. A guide for performance 
 
     .venv/bin/python -m bench.cold_profile                 # CPU per request and per phase (medians), 40 requests
     .venv/bin/python -m bench.cold_profile --profile 20    # ... then cProfile over 20 more, top functions
-    valgrind --tool=callgrind --callgrind-out-file=cold.out .venv/bin/python -m bench.cold_profile --requests 10
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=cold.out \
+        .venv/bin/python -m bench.cold_profile --requests 10 --callgrind   # instructions of the 10 requests alone
 
 Phases, in CPU time of this process (the emulator is another process): up to the first upstream call leaving, up to
-the first round's last answer, up to the last receipts answer, and from the last answer to the response's last
-byte. Never talks to anything but the loopback emulator subprocess it starts.
+the first round's last answer, up to the first call of the second round leaving, up to the last receipts answer, and
+from the last answer to the response's last byte. Never talks to anything but the loopback emulator subprocess it starts.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import asyncio
 import cProfile
 import io
 import json
+import os
 import pstats
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,10 +39,12 @@ class _Clock:
 
     def __init__(self) -> None:
         self.first_send: float | None = None
+        self.sends: list[float] = []
         self.answers: list[float] = []
 
     def reset(self) -> None:
         self.first_send = None
+        self.sends = []
         self.answers = []
 
 
@@ -51,6 +56,7 @@ def _instrument(http: Any, clock: _Clock) -> Callable[[], None]:
     async def timed(*args: Any, **kwargs: Any) -> Any:
         if clock.first_send is None:
             clock.first_send = time.process_time()
+        clock.sends.append(time.process_time())
         response = await original(*args, **kwargs)
         clock.answers.append(time.process_time())
         return response
@@ -141,7 +147,12 @@ def _buckets(stats: pstats.Stats, out: io.StringIO) -> None:
         out.write(f"  {name:<32}{seconds / whole * 100:6.1f}%\n")
 
 
-async def run(requests: int, profile: int, top: int) -> str:
+def _instrumentation(on: bool) -> None:
+    """Callgrind's instrumentation on or off for this process (run under `--instr-atstart=no`)."""
+    subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())], check=True, capture_output=True)
+
+
+async def run(requests: int, profile: int, top: int, callgrind: bool = False) -> str:
     out = io.StringIO()
     async with emulator_process(latency_s=LATENCY_S) as emulator:
         sid = emulator.info["conversations"][CONVERSATION]
@@ -157,6 +168,8 @@ async def run(requests: int, profile: int, top: int) -> str:
             undo = _instrument(app.state.gateway.services.upstream.http, clock)
             rows: list[tuple[float, ...]] = []
             with serving_gc_policy():
+                if callgrind:
+                    _instrumentation(True)
                 for _ in range(requests):
                     clock.reset()
                     before = len(calls)
@@ -169,21 +182,33 @@ async def run(requests: int, profile: int, top: int) -> str:
                     first_round = sorted(clock.answers)[2] if len(clock.answers) >= 3 else end
                     last = max(clock.answers) if clock.answers else end
                     assert clock.first_send is not None
+                    second = sorted(clock.sends)[3] if len(clock.sends) > 3 else first_round
                     rows.append(
                         (
                             (end - start) * 1000,
                             (clock.first_send - start) * 1000,
                             (first_round - clock.first_send) * 1000,
-                            (last - first_round) * 1000,
+                            (second - first_round) * 1000,
+                            (last - second) * 1000,
                             (end - last) * 1000,
                             wall * 1000,
                             made,
                         )
                     )
+                if callgrind:
+                    _instrumentation(False)
                 undo()
                 if not rows:  # --requests 0: the setup alone (callgrind's baseline)
                     return out.getvalue()
-                names = ("CPU total", "to first call", "first round", "second round", "after last answer", "wall")
+                names = (
+                    "CPU total",
+                    "to first call",
+                    "first round",
+                    "to second round",
+                    "second round",
+                    "after last answer",
+                    "wall",
+                )
                 medians = [statistics.median(r[i] for r in rows) for i in range(len(names))]
                 out.write(f"{requests} cold requests in-process, {LATENCY_S * 1000:.0f} ms upstream latency, ")
                 out.write(f"{rows[0][-1]} upstream calls each; median ms:\n")
@@ -207,6 +232,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--profile", type=int, default=0, help="requests to run under cProfile afterwards")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument(
+        "--callgrind", action="store_true", help="under valgrind --instr-atstart=no: instrument the requests alone"
+    )
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -214,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover - the bench's servers run on uvloop when it is installed
         pass
-    print(asyncio.run(run(args.requests, args.profile, args.top)))
+    print(asyncio.run(run(args.requests, args.profile, args.top, args.callgrind)))
 
 
 if __name__ == "__main__":

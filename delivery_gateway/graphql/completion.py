@@ -7,7 +7,7 @@ coerces every String and Boolean through a Python function that returns a `str` 
 has about 1,800 non-null fields and 2,000 leaves. Here a non-null wrapper is unwrapped in the same frame, a leaf is
 coerced in it, and a value whose output coercion is the identity (a `str` for a String, a `bool` for a Boolean:
 graphql-core's own `serialize_string` and `serialize_boolean` return them as they are) is served as it is. Lists,
-objects and abstract types go to graphql-core's own code, unchanged.
+objects and abstract types go to graphql-core's own code, unchanged, but for the plans below.
 
 Each field's resolve info is Strawberry's own named tuple, built by `tuple.__new__` rather than through the named
 tuple's constructor (a Python function: one frame per field).

@@ -143,6 +143,7 @@ class WireClient:
         self._open: set[_Connection] = set()
         self._ssl: ssl.SSLContext | None = None
         self._targets: dict[str, tuple[Origin, str, str]] = {}  # url -> (origin, quoted path and query, host)
+        self._queries: dict[tuple[tuple[str, str], ...], str] = {}
 
     async def get(
         self, url: str, query: list[tuple[str, str]] | None, headers: Mapping[str, str]
@@ -150,7 +151,7 @@ class WireClient:
         """(status, body, headers) of one GET of `url` with `query` appended."""
         origin, target, host = self._target(url)
         if query:
-            target += ("&" if "?" in target else "?") + urlencode(query, safe=_QUERY_SAFE)
+            target += ("&" if "?" in target else "?") + self._query(query)
         lines = [f"GET {target} HTTP/1.1\r\nHost: {host}\r\n"]
         lines.extend(f"{name}: {value}\r\n" for name, value in headers.items() if name.lower() != "host")
         lines.append("\r\n")
@@ -173,6 +174,16 @@ class WireClient:
             connection.close()
         self._open.clear()
         self._idle.clear()
+
+    def _query(self, query: list[tuple[str, str]]) -> str:
+        """The encoded query string, kept per distinct query (most reads send the same few)."""
+        key = tuple(query)
+        encoded = self._queries.get(key)
+        if encoded is None:
+            if len(self._queries) >= 4096:
+                self._queries.clear()
+            encoded = self._queries[key] = urlencode(query, safe=_QUERY_SAFE)
+        return encoded
 
     def _target(self, url: str) -> tuple[Origin, str, str]:
         found = self._targets.get(url)
