@@ -9,7 +9,8 @@ split and profiled without a server process in between. A guide for performance 
 
 Phases, in CPU time of this process (the emulator is another process): up to the first upstream call leaving, up to
 the first round's last answer, up to the first call of the second round leaving, up to the last receipts answer, and
-from the last answer to the response's last byte. Never talks to anything but the loopback emulator subprocess it starts.
+from the last answer to the response's last byte. Never talks to anything but the loopback emulator subprocess it
+starts.
 """
 
 from __future__ import annotations
@@ -149,7 +150,8 @@ def _buckets(stats: pstats.Stats, out: io.StringIO) -> None:
 
 def _instrumentation(on: bool) -> None:
     """Callgrind's instrumentation on or off for this process (run under `--instr-atstart=no`)."""
-    subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())], check=True, capture_output=True)
+    command = ["callgrind_control", "-i", "on" if on else "off", str(os.getpid())]
+    subprocess.run(command, check=True, capture_output=True)
 
 
 async def run(requests: int, profile: int, top: int, callgrind: bool = False) -> str:
