@@ -30,7 +30,7 @@ from typing import Any
 
 from bench.chat_screen import CONVERSATION, request_body
 from bench.gateway import API_KEY, gateway_env, in_process_gateway, serving_gc_policy, settings_from_env
-from bench.harness import emulator_process
+from bench.harness import ServerProcess, emulator_process
 
 LATENCY_S = 0.025
 
@@ -154,9 +154,12 @@ def _instrumentation(on: bool) -> None:
     subprocess.run(command, check=True, capture_output=True)
 
 
-async def run(requests: int, profile: int, top: int, callgrind: bool = False) -> str:
+async def run(
+    requests: int, profile: int, top: int, callgrind: bool = False, emulator: ServerProcess | None = None
+) -> str:
+    """The report (module docstring); `emulator` is used (its latency set for the run) instead of starting one."""
     out = io.StringIO()
-    async with emulator_process(latency_s=LATENCY_S) as emulator:
+    async with emulator_process(emulator, latency_s=LATENCY_S) as emulator:
         sid = emulator.info["conversations"][CONVERSATION]
         extra = {"DELIVERY_GATEWAY_RESPONSE_CACHE": "false", "DELIVERY_GATEWAY_RECONCILE_SECONDS": "0"}
         env = gateway_env(emulator.info, cache_ttls=0, extra=extra)

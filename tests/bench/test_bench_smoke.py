@@ -98,6 +98,17 @@ async def test_instruction_count_runs_set_up_row_2_and_run_either_side(emulator:
 
 
 @pytest.mark.timeout(60)
+async def test_cold_profile_splits_a_cold_requests_cpu_by_phase_and_profiles_it(emulator: ServerProcess) -> None:
+    from bench.cold_profile import run
+
+    report = await run(3, 1, 5, emulator=emulator)
+    assert "3 cold requests in-process, 25 ms upstream latency, 53 upstream calls each" in report
+    for phase in ("CPU total", "to first call", "first round", "to second round", "second round", "after last"):
+        assert phase in report
+    assert "own time by package:" in report and "delivery_gateway.graphql" in report
+
+
+@pytest.mark.timeout(60)
 async def test_cold_row_compares_the_gateway_with_the_two_round_floor(emulator: ServerProcess) -> None:
     from bench.cold import run_cold
 
