@@ -59,6 +59,21 @@ _DEMO_ACCOUNT_SID = "AC" + "0" * 32
 _DEMO_AUTH_TOKEN = "demo"
 
 
+def _sdk_error(exc: Exception) -> Exception | None:
+    """The `UpstreamError` for an error the HTTP layer did not already type (it types every non-2xx it sees), or
+    None for one that goes on as it is (an `UpstreamError` already, an invalid SID, anything else)."""
+    if isinstance(exc, UpstreamError | InvalidSid):
+        return None
+    if isinstance(exc, TwilioRestException):
+        code = exc.code if isinstance(exc.code, int) else None
+        return error_for(
+            exc.status, method=exc.method or "?", route=route_of(exc.uri or ""), twilio_code=code, detail=exc.msg
+        )
+    if isinstance(exc, TwilioException | ValueError):  # ValueError: a body that is not JSON
+        return UpstreamError(f"unreadable upstream response: {exc}")
+    return None
+
+
 def _unset(value: Any) -> Any:
     return values.unset if value is None else value
 
@@ -190,22 +205,14 @@ class UpstreamClient:
 
     @asynccontextmanager
     async def _sdk_errors(self) -> AsyncIterator[None]:
-        """Errors the HTTP layer did not already type (it types every non-2xx it sees)."""
+        """Errors the HTTP layer did not already type (it types every non-2xx it sees): `_sdk_error`."""
         try:
             yield
-        except (UpstreamError, InvalidSid):
-            raise
-        except TwilioRestException as exc:
-            code = exc.code if isinstance(exc.code, int) else None
-            raise error_for(
-                exc.status,
-                method=exc.method or "?",
-                route=route_of(exc.uri or ""),
-                twilio_code=code,
-                detail=exc.msg,
-            ) from exc
-        except (TwilioException, ValueError) as exc:  # ValueError: a body that is not JSON
-            raise UpstreamError(f"unreadable upstream response: {exc}") from exc
+        except Exception as exc:
+            error = _sdk_error(exc)
+            if error is None:
+                raise
+            raise error from exc
 
     # Hot reads: the same HTTP client (counting, single-flight, breaker, retries, rate-limit budget), the SDK's
     # headers and credentials, Twilio's JSON read into records once.
@@ -228,11 +235,16 @@ class UpstreamClient:
         return response.status_code, json.loads(response.text)
 
     async def _fetch_direct(self, path: str, record_cls: type[Item], service_sid: str | None) -> Item:
-        async with self._sdk_errors():
+        try:  # as `_sdk_errors`, without a context manager per call
             status, payload = await self._read(path, None)
             if not 200 <= status < 300 or not isinstance(payload, dict):
                 raise UpstreamError(f"unreadable upstream response: HTTP {status}, not a resource")
             return mapping.from_payload(record_cls, payload, service_sid)
+        except Exception as exc:
+            error = _sdk_error(exc)
+            if error is None:
+                raise
+            raise error from exc
 
     async def _page_direct(
         self,
@@ -246,7 +258,7 @@ class UpstreamClient:
         query: dict[str, object] = {**params, "PageSize": page_size}
         if page_token is not None:
             query["PageToken"] = page_token
-        async with self._sdk_errors():
+        try:  # as `_sdk_errors`, without a context manager per call
             status, payload = await self._read(path, query)
             if status != 200:  # as the SDK's Page: a page is a 200 answer
                 raise UpstreamError(f"unreadable upstream response: HTTP {status} for a page")
@@ -256,6 +268,11 @@ class UpstreamClient:
                 raise UpstreamError(f"unreadable upstream response: {exc}") from exc
             next_token, previous_token = mapping.page_tokens(payload)
             return Page(items, page_size, next_page_token=next_token, previous_page_token=previous_token)
+        except Exception as exc:
+            error = _sdk_error(exc)
+            if error is None:
+                raise
+            raise error from exc
 
     async def _all_direct(self, path: str, record_cls: type[Item], service_sid: str | None) -> list[Item]:
         items: list[Item] = []
