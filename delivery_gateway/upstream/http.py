@@ -168,6 +168,7 @@ class GatewayHttpClient(AsyncHttpClient):
         self._session: aiohttp.ClientSession | None = None
         self._wire: WireClient | None = None  # GETs (upstream/wire.py); everything else through the session
         self._authorization: dict[tuple[str, str], str] = {}  # Basic credentials, encoded once
+        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}  # (latency, requests) metric children
         self.in_flight = 0  # HTTP attempts holding a concurrency slot right now
         self.max_in_flight = 0
 
@@ -371,8 +372,16 @@ class GatewayHttpClient(AsyncHttpClient):
                 raise
             finally:
                 self.in_flight -= 1
-                self.metrics.upstream_latency.labels(method, route).observe(time.perf_counter() - started)
-                self.metrics.upstream_requests.labels(method, route, status_label).inc()
+                series = self._series.get((method, route, status_label))
+                if series is None:  # the labelled children, looked up once per (method, route, status)
+                    if len(self._series) >= 4096:
+                        self._series.clear()
+                    series = self._series[(method, route, status_label)] = (
+                        self.metrics.upstream_latency.labels(method, route),
+                        self.metrics.upstream_requests.labels(method, route, status_label),
+                    )
+                series[0].observe(time.perf_counter() - started)
+                series[1].inc()
                 self.calls.record(method, route, status_label)
 
     def _breaker_changed(self, state: BreakerState) -> None:
