@@ -135,13 +135,15 @@ class _Connection(asyncio.Protocol):
 class WireClient:
     """A pool of kept-alive connections per origin, for GETs (module docstring). `close()` closes them all."""
 
-    def __init__(self, *, connect_timeout: float, read_timeout: float, pool_size: int) -> None:
+    def __init__(
+        self, *, connect_timeout: float, read_timeout: float, pool_size: int, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.pool_size = pool_size
         self._idle: dict[Origin, list[_Connection]] = {}
         self._open: set[_Connection] = set()
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = ssl_context  # None: Python's default context, made on the first https connection
         self._targets: dict[str, tuple[Origin, str, str]] = {}  # url -> (origin, quoted path and query, host)
         self._queries: dict[tuple[tuple[str, str], ...], str] = {}
 

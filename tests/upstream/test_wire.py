@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -60,10 +64,11 @@ class RawServer:
 
 
 @asynccontextmanager
-async def raw_server(answer: Answer) -> AsyncIterator[RawServer]:
+async def raw_server(answer: Answer, tls: ssl.SSLContext | None = None) -> AsyncIterator[RawServer]:
     server = RawServer(answer)
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-    server.url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=tls)
+    port = listener.sockets[0].getsockname()[1]
+    server.url = f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
     try:
         yield server
     finally:
@@ -178,3 +183,54 @@ async def test_urls_it_cannot_get_are_refused() -> None:
         for url in ("ftp://example.invalid/x", "http:///x"):
             with pytest.raises(aiohttp.InvalidURL):
                 await client.get(url, None, {})
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for `localhost` (key, certificate), made with the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return key, cert
+
+
+async def test_https_verifies_the_server_and_keeps_the_connection(tmp_path: Path) -> None:
+    key, cert = _certificate(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    async with raw_server(lambda n: _ok(b'{"n": %d}' % n), tls=served) as server:
+        trusting = ssl.create_default_context(cafile=str(cert))
+        client = WireClient(connect_timeout=2, read_timeout=2, pool_size=2, ssl_context=trusting)
+        try:
+            for n in range(2):
+                status, body, _ = await client.get(server.url + "/v1/Conversations", None, {})
+                assert (status, json.loads(body)) == (200, {"n": n})
+            assert server.connections == 1
+            assert f"\r\nHost: {server.url.removeprefix('https://')}\r\n" in server.requests[0].decode()
+        finally:
+            await client.close()
+        # Python's default context does not trust a self-signed certificate: the connection is refused.
+        async with wire() as default:
+            with pytest.raises(aiohttp.ClientConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+                await default.get(server.url + "/v1/Conversations", None, {})
