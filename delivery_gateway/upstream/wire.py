@@ -11,7 +11,8 @@ longer than the connect timeout raises `aiohttp.ConnectionTimeoutError`, an answ
 timeout `aiohttp.SocketTimeoutError`, a refused or dropped connection or an unreadable answer an
 `aiohttp.ClientConnectionError`, so retries, the breaker and the metrics see what they saw. No redirect is followed,
 no proxy used (as the session: `trust_env` off), no compression asked for; TLS verifies as Python's default context.
-A connection goes back to the pool only after a complete answer that allows keeping it; one idle for longer than
+An answer without a length (neither Content-Length nor chunked) ends where its connection does. A connection goes
+back to the pool only after a complete answer that allows keeping it; one idle for longer than
 `KEEPALIVE` seconds, or closed by the server, is not reused. Never used for anything but GET.
 """
 
@@ -49,6 +50,7 @@ class _Connection(asyncio.Protocol):
         self.last_data = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.keep_alive = False  # what the answer's headers allow (read when they are complete)
+        self.headers_done = False
 
     # -- asyncio.Protocol ------------------------------------------------------------------------------
 
@@ -57,6 +59,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if exc is None and self.waiter is not None and self._delimited_by_close():
+            self.on_message_complete()  # an answer without a length ends where the connection does
+            return
         self._fail(aiohttp.ServerDisconnectedError(f"connection lost: {exc}" if exc else None))
 
     def data_received(self, data: bytes) -> None:
@@ -77,6 +82,16 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.keep_alive = self.parser.should_keep_alive()
+        self.headers_done = True
+
+    def _delimited_by_close(self) -> bool:
+        """Whether the answer's headers are in and its body runs to the end of the connection (no length given)."""
+        headers = self.headers
+        return (
+            self.headers_done
+            and "Content-Length" not in headers
+            and "chunked" not in headers.get("Transfer-Encoding", "").lower()
+        )
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -94,6 +109,7 @@ class _Connection(asyncio.Protocol):
         self.body = []
         self.headers = CIMultiDict()
         self.keep_alive = False
+        self.headers_done = False
         self.waiter = waiter = self.loop.create_future()
         self.last_data = self.loop.time()
         self.timer = self.loop.call_at(self.last_data + self.read_timeout, self._check_timeout)

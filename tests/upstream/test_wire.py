@@ -44,6 +44,7 @@ class RawServer:
         self.connections = 0
         self.writers: list[asyncio.StreamWriter] = []
         self.url = ""
+        self.close_after_answer = False
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -57,6 +58,8 @@ class RawServer:
                     break
                 writer.write(reply)
                 await writer.drain()
+                if self.close_after_answer:
+                    break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -117,6 +120,15 @@ async def test_connection_close_and_a_server_closing_an_idle_connection_open_a_n
         server.writers[0].close()  # the server ends the idle keep-alive connection
         await asyncio.sleep(0.05)
         assert (await client.get(server.url + "/x", None, {}))[0] == 200
+        assert server.connections == 2
+
+
+async def test_an_answer_without_a_length_ends_with_its_connection() -> None:
+    unmeasured = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n[1, 2]"
+    async with raw_server(lambda n: unmeasured) as server, wire() as client:
+        server.close_after_answer = True
+        assert (await client.get(server.url + "/x", None, {}))[:2] == (200, b"[1, 2]")
+        assert (await client.get(server.url + "/x", None, {}))[:2] == (200, b"[1, 2]")
         assert server.connections == 2
 
 
