@@ -213,9 +213,10 @@ def _identity(value: Any) -> Any:
 
 class LeanCompletion(Executor):
     """An executor mixin (put before graphql-core's executor in the bases) completing values as described in the
-    module docstring. A copy of an executor (graphql-core's per-event executors) must get a `_plans` of its own."""
+    module docstring. Plans are kept per executor: a copy (graphql-core's per-event executors) makes its own."""
 
     _plans: Plans
+    _plans_of: int = 0  # id() of the executor `_plans` belongs to (not the executor itself: no reference cycle)
 
     def complete_value(
         self,
@@ -248,10 +249,11 @@ class LeanCompletion(Executor):
                 )
                 raise TypeError(msg)
             return coerced
-        try:
+        if self._plans_of == id(self):
             plans = self._plans
-        except AttributeError:
+        else:
             plans = self._plans = {}
+            self._plans_of = id(self)
         plan = _plan(self, plans, named, field_details_list)
         if plan is not None:
             try:

@@ -71,8 +71,6 @@ class EventScopedExecutor(LeanCompletion, LeanResolveInfo):
     def build_per_event_executor(self, payload: Any) -> Executor:
         executor = super().build_per_event_executor(payload)
         executor._relevant_sub_fields = {}  # per event: its keys are the event's own lists (see the module doc)
-        if isinstance(executor, LeanCompletion):
-            executor._plans = {}  # the same, for the completion plans (graphql/completion.py)
         if isinstance(self.context_value, RequestContext):
             executor.context_value = self.context_value.for_event()
             cursor = getattr(payload, "cursor", None)
