@@ -229,7 +229,7 @@ async def ingest_once(store: str, store_url: str, *, duration: float, connection
             # Sign the bodies while the gateway starts.
             gateway, _ = await asyncio.gather(
                 # Under the GC policy `delivery-gateway serve` applies once started, as a deployed gateway runs.
-                stack.enter_async_context(server_process(["gateway", "--serving-gc"], env)),
+                stack.enter_async_context(server_process(["gateway"], env)),
                 asyncio.to_thread(_bodies, bodies, count, signer),
             )
             session = await stack.enter_async_context(aiohttp.ClientSession())

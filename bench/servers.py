@@ -198,7 +198,9 @@ def main() -> None:
     emu.add_argument("--seed", type=int, default=7)
     gateway = sub.add_parser("gateway")
     gateway.add_argument(
-        "--serving-gc", action="store_true", help="apply the GC policy `delivery-gateway serve` applies once started"
+        "--default-gc",
+        action="store_true",
+        help="keep CPython's default GC thresholds (by default the gateway runs under the policy `serve` applies)",
     )
     raw = sub.add_parser("raw")
     raw.add_argument("body_path")
@@ -212,7 +214,7 @@ def main() -> None:
         app, ready = raw_app(args.body_path)
     else:
         app, ready = raw_ws_app()
-    serving_gc = args.kind == "gateway" and args.serving_gc
+    serving_gc = args.kind == "gateway" and not args.default_gc  # as `delivery-gateway serve` runs it
     run_served(
         _serve(app, ready, serving_gc=serving_gc)
     )  # the loop `delivery-gateway serve` runs on (uvloop), for every server
