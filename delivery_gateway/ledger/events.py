@@ -14,6 +14,9 @@ from typing import Any
 
 from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord, compact_json, parse_datetime
 
+# A string as `compact_json` writes it (ASCII, escaped): json's own C encoder for strings.
+_json_string = json.encoder.encode_basestring_ascii
+
 
 def _iso(moment: datetime | None) -> str | None:
     """ISO-8601 in UTC, as webhooks/parse.py spells webhook dates (dates compare as strings)."""
@@ -230,15 +233,29 @@ class LedgerChange:
     kind: ChangeKind
     conversation_sid: str
     payload: dict[str, Any] = field(default_factory=dict)
+    # `payload_json`, once encoded: the change log's column and every publish of the change share one encoding.
+    _payload_json: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def cursor(self) -> str:
         return str(self.seq)
 
+    @property
+    def payload_json(self) -> str:
+        """The payload as compact JSON (`compact_json`), encoded on first use. A change's payload is never changed
+        once the change exists."""
+        text = self._payload_json
+        if text is None:
+            text = compact_json(self.payload)
+            object.__setattr__(self, "_payload_json", text)
+        return text
+
     def to_json(self) -> str:
-        data: dict[str, Any] = {"seq": self.seq, "kind": self.kind.value, "conversation_sid": self.conversation_sid}
-        data["payload"] = self.payload
-        return compact_json(data)
+        """`compact_json` of {seq, kind, conversation_sid, payload}, around the payload's own encoding."""
+        return (
+            f'{{"seq":{int(self.seq)},"kind":{_json_string(self.kind.value)},'
+            f'"conversation_sid":{_json_string(self.conversation_sid)},"payload":{self.payload_json}}}'
+        )
 
     @classmethod
     def from_json(cls, text: str | bytes) -> LedgerChange:

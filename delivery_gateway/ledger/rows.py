@@ -12,7 +12,7 @@ from typing import Any
 
 from delivery_gateway.delivery.channels import receipt_channel
 from delivery_gateway.delivery.statuses import is_terminal
-from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord, compact_json
+from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord
 from delivery_gateway.ledger.events import ChangeKind, HistoryEntry, LedgerChange
 
 HOUR = 3600
@@ -117,7 +117,7 @@ def change_row(change: LedgerChange, ts: float) -> dict[str, Any]:
         "conversation_sid": change.conversation_sid,
         "service_sid": payload.get("service_sid"),
         "status": status,
-        "payload": compact_json(payload),
+        "payload": change.payload_json,  # encoded once: publishing the change reuses it
         "ts": ts,
     }
 

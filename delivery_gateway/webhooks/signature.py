@@ -7,6 +7,7 @@ computes an HMAC it does not need: the URL as called first, the port variants on
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Iterator
@@ -83,15 +84,28 @@ def signature_valid(
 
 
 def compute_signature(key: bytes, url: str, signed_params: str, digest: Callable[..., Any]) -> bytes:
-    """RequestValidator.compute_signature's value (base64 of the HMAC of the URL and the parameters), in one call
-    to the C implementation."""
-    return base64.b64encode(hmac.digest(key, (url + signed_params).encode(), digest))
+    """RequestValidator.compute_signature's value (base64 of the HMAC of the URL and the parameters).
+
+    From a copy of the key's HMAC state, keyed once: `hmac.digest` would set the key up again on every call, and
+    releases the GIL around it, so under load the event loop's thread waits for the ledger's to hand it back."""
+    mac = _keyed(key, digest).copy()
+    mac.update((url + signed_params).encode())
+    return base64.b64encode(mac.digest())
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(key: bytes, digest: Callable[..., Any]) -> hmac.HMAC:
+    """The HMAC state after the key (never updated itself: each signature works on a copy)."""
+    return hmac.new(key, digestmod=digest)
 
 
 def _signed_params(params: SignedParams) -> str:
     """What compute_signature appends to the URL: each name (sorted) followed by each of its distinct values
     (sorted), concatenated."""
-    return "".join(name + value for name in sorted(params) for value in sorted(set(params[name])))
+    return "".join(
+        name + (values[0] if len(values) == 1 else name.join(sorted(set(values))))
+        for name, values in sorted(params.items())
+    )
 
 
 def _url_variants(url: str) -> Iterator[str]:
