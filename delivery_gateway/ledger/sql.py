@@ -254,8 +254,8 @@ class SqlLedger:
         now = self.clock()
         if self.store.engine == "sqlite":
             chunks = [bodies[i : i + SQLITE_INSERT_ROWS] for i in range(0, len(bodies), SQLITE_INSERT_ROWS)]
-            # A lone statement commits by itself (autocommit); more rows than one statement binds: a transaction.
-            return await self._run(lambda conn: _sqlite_inbox_insert(conn, chunks, now), write=len(chunks) > 1)
+            # A write operation: it commits with the other writes waiting for the ledger's thread (group commit).
+            return await self._run(lambda conn: _sqlite_inbox_insert(conn, chunks, now), write=True)
         rows = [{"body": body, "received_at": now} for body in bodies]
         stmt = insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True)
         return await self._run(lambda conn: [int(row.id) for row in conn.execute(stmt, rows).all()], write=True)
