@@ -64,6 +64,9 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._awaiting_headers = False
         self._stop_clock()
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:  # a new request's cycle (not an upgrade)
+            cycle.transport = _ResponseWrites(self.transport, self.loop)  # type: ignore[assignment]
 
     def _expect_headers(self) -> None:
         self._awaiting_headers = True
@@ -91,6 +94,45 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             self.transport.close()
         else:
             self.cycle.keep_alive = False  # a pipelined request stalled: close once the current response is sent
+
+
+class _ResponseWrites:
+    """The transport as one request's response cycle writes to it: the status line and headers (the cycle's first
+    write) leave together with the first body chunk, in one send instead of two; a first write that nothing
+    follows in the same step of the event loop (a stream waiting for its first chunk) leaves at the end of that
+    step. Everything else goes straight to the transport, in order."""
+
+    __slots__ = ("_first", "_head", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._first = True
+        self._head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._first:
+            self._first = False
+            self._head = data
+            self._loop.call_soon(self._flush)
+            return
+        head, self._head = self._head, None
+        if head is None:
+            self._transport.write(data)
+        else:
+            self._transport.writelines((head, data))
+
+    def _flush(self) -> None:
+        head, self._head = self._head, None
+        if head is not None and not self._transport.is_closing():
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
 
 
 def http_protocol(header_timeout: float = DEFAULT_HEADER_TIMEOUT) -> type[HeaderDeadlineProtocol]:
