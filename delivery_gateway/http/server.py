@@ -36,7 +36,11 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # One timer at a time, kept across requests: a request whose headers arrive in time neither arms nor
+        # cancels one (a timer armed and cancelled per request cost as much as some of the request's own work).
+        # When it fires it refuses a request past its deadline, or re-arms for the deadline of the one under way.
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._headers_due = 0.0  # loop time by which the awaited headers must be complete
         self._awaiting_headers = False
         self._header_bytes = 0
 
@@ -62,7 +66,6 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._awaiting_headers = False
-        self._stop_clock()
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:  # a new request's cycle (not an upgrade)
@@ -71,8 +74,9 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def _expect_headers(self) -> None:
         self._awaiting_headers = True
         self._header_bytes = 0
+        self._headers_due = self.loop.time() + self.header_timeout
         if self._header_deadline is None:
-            self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+            self._header_deadline = self.loop.call_at(self._headers_due, self._headers_too_slow)
 
     def _stop_clock(self) -> None:
         if self._header_deadline is not None:
@@ -81,8 +85,12 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
-        if self._awaiting_headers:
-            self._refuse(b"408 Request Timeout")
+        if not self._awaiting_headers:
+            return  # the headers came in time; the next request arms the clock again
+        if self.loop.time() < self._headers_due:  # a later request's headers, with time left
+            self._header_deadline = self.loop.call_at(self._headers_due, self._headers_too_slow)
+            return
+        self._refuse(b"408 Request Timeout")
 
     def _refuse(self, status: bytes) -> None:
         self._stop_clock()

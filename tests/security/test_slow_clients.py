@@ -156,3 +156,20 @@ async def test_an_unauthenticated_trickling_body_is_refused_at_once() -> None:
             writer.close()
             assert status_line.split(b" ")[1] == status, status_line
             assert elapsed < within, f"{status!r} after {elapsed:.1f}s"
+
+
+async def test_a_later_request_on_a_kept_connection_gets_its_own_full_deadline() -> None:
+    """The clock armed for the first request fires during the second one: the second is held to its own
+    deadline (from its first byte), neither cut short by the first's nor left unbounded."""
+    async with served() as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        assert (await asyncio.wait_for(reader.readline(), 10)).split(b" ")[1] == b"200"
+        await asyncio.sleep(BOUND * 0.6)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n")  # the second request's headers never end
+        started = time.monotonic()
+        answer = await read_all(reader, BOUND + 5)
+        writer.close()
+    assert answer.endswith(b"<closed>")
+    assert b"HTTP/1.1 408" in answer
+    assert BOUND * 0.9 <= time.monotonic() - started < BOUND + 2
