@@ -124,4 +124,9 @@ def change_row(change: LedgerChange, ts: float) -> dict[str, Any]:
 
 def change_from_row(row: Any) -> LedgerChange:
     """A `ledger_changes` row (seq, kind, conversation_sid, payload) as a LedgerChange."""
-    return LedgerChange(int(row.seq), ChangeKind(row.kind), row.conversation_sid, json.loads(row.payload))
+    return change_from_values(row.seq, row.kind, row.conversation_sid, row.payload)
+
+
+def change_from_values(seq: Any, kind: str, conversation_sid: str, payload: str) -> LedgerChange:
+    """A LedgerChange from a `ledger_changes` row's seq, kind, conversation_sid and payload (its JSON text)."""
+    return LedgerChange(int(seq), ChangeKind(kind), conversation_sid, json.loads(payload))

@@ -33,7 +33,7 @@ from delivery_gateway.kernel.records import DeliveryStatus, ReceiptRecord
 from delivery_gateway.ledger import tracking
 from delivery_gateway.ledger.base import AfterCommit, LedgerUnavailable, sort_history
 from delivery_gateway.ledger.batch import BatchPlan, Snapshot, plan_batch
-from delivery_gateway.ledger.driver import execute_many
+from delivery_gateway.ledger.driver import execute_many, execute_one, rows_in, rows_of
 from delivery_gateway.ledger.events import (
     ApplyResult,
     DeliveryEvent,
@@ -56,6 +56,7 @@ from delivery_gateway.ledger.reports import (
 from delivery_gateway.ledger.rows import (
     HOUR,
     change_from_row,
+    change_from_values,
     change_row,
     history_entry,
     history_row,
@@ -343,34 +344,34 @@ class SqlLedger:
         await self._run_append(locked, mark)
 
     def _set_meta(self, conn: Connection, key: str, value: int) -> None:
-        conn.execute(_SET_META, {"meta_key": key, "meta_value": value})
+        execute_one(conn, _SET_META, {"meta_key": key, "meta_value": value})
 
     def _snapshot(self, conn: Connection, events: list[LedgerEvent]) -> tuple[Snapshot, int]:
-        """Everything `events` can touch, rows locked (SELECT … FOR UPDATE on PostgreSQL)."""
-        counters = {r.key: int(r.value) for r in conn.execute(_SNAPSHOT_COUNTERS)}
+        """Everything `events` can touch, rows locked (SELECT … FOR UPDATE on PostgreSQL). Rows are read by
+        position (ledger/driver.py: on SQLite straight through the driver)."""
+        counters = {key: int(value) for key, value in rows_of(conn, _SNAPSHOT_COUNTERS)}
         snapshot = Snapshot(last_seq=counters["last_seq"])
         if not events:
             return snapshot, counters["published_through"]
         keys = list(dict.fromkeys(e.dedupe_key for e in events))
         for key_chunk in _chunks(keys):
-            for seen_row in conn.execute(_SNAPSHOT_SEEN, {"values": key_chunk}):
-                snapshot.seen[seen_row.key] = int(seen_row.seq)
+            for key, seq in rows_in(conn, _SNAPSHOT_SEEN, key_chunk):
+                snapshot.seen[key] = int(seq)
         originals = sorted({seq for seq in snapshot.seen.values() if seq > 0})
         for seq_chunk in _chunks(originals):
-            for change in conn.execute(_SNAPSHOT_CHANGES, {"values": seq_chunk}):
-                snapshot.changes[int(change.seq)] = change_from_row(change)
+            for seq, kind, conversation_sid, payload in rows_in(conn, _SNAPSHOT_CHANGES, seq_chunk):
+                snapshot.changes[int(seq)] = change_from_values(seq, kind, conversation_sid, payload)
         receipt_sids = list(dict.fromkeys(e.receipt_sid for e in events if isinstance(e, DeliveryEvent)))
         for sid_chunk in _chunks(receipt_sids):
-            for receipt in conn.execute(_SNAPSHOT_RECEIPTS, {"values": sid_chunk}):
-                snapshot.receipts[receipt.sid] = ReceiptRecord.from_json(receipt.record)
+            for sid, record in rows_in(conn, _SNAPSHOT_RECEIPTS, sid_chunk):
+                snapshot.receipts[sid] = ReceiptRecord.from_json(record)
         known = list(snapshot.receipts)  # a receipt has history only once it has a record
         for sid_chunk in _chunks(known):
-            taken = conn.execute(_SNAPSHOT_HISTORY, {"values": sid_chunk})
-            snapshot.history.update((entry.receipt_sid, entry.status) for entry in taken)
+            snapshot.history.update((sid, status) for sid, status in rows_in(conn, _SNAPSHOT_HISTORY, sid_chunk))
         participants = list(dict.fromkeys(e.participant_sid for e in events if isinstance(e, ReadHorizonEvent)))
         for sid_chunk in _chunks(participants):
-            for mark in conn.execute(_SNAPSHOT_HORIZONS, {"values": sid_chunk}):
-                snapshot.horizons[mark.participant_sid] = (int(mark.idx), mark.at)
+            for participant_sid, idx, at in rows_in(conn, _SNAPSHOT_HORIZONS, sid_chunk):
+                snapshot.horizons[participant_sid] = (int(idx), at)
         return snapshot, counters["published_through"]
 
     def _write_plan(self, conn: Connection, plan: BatchPlan, snapshot: Snapshot) -> None:
@@ -747,9 +748,13 @@ def _sqlite_inbox_statement(rows: int) -> str:
 
 
 _INBOX_DONE = delete(inbox).where(inbox.c.id.in_(bindparam("ids", expanding=True)))  # built once
+_INBOX_DONE_ONE = delete(inbox).where(inbox.c.id == bindparam("id"))  # built once
 
 
 def _delete_inbox(conn: Connection, entry_ids: Sequence[int]) -> None:
+    if conn.dialect.name == "sqlite":  # one indexed DELETE per entry, compiled once, bound by `executemany`
+        execute_many(conn, _INBOX_DONE_ONE, [{"id": entry_id} for entry_id in entry_ids])
+        return
     for chunk in _chunks(entry_ids):
         conn.execute(_INBOX_DONE, {"ids": list(chunk)})
 
