@@ -8,7 +8,8 @@ read, a group commit, a whole batch transaction) is one hand-off, and its statem
 Write operations that wait for the thread together share one transaction and one commit (a group commit across
 operations: the webhooks' inbox entries queued behind a batch's apply commit with it, the batch's "published"
 mark with the next inbox entries), so a busy ledger commits, and wakes the event loop, fewer times. Each still
-succeeds or fails alone: when one raises, nothing of the group is committed and each runs again by itself.
+succeeds or fails alone: when one raises, nothing of the group is committed, that one fails with its error, and
+each of the others runs again by itself.
 
 Never runs two operations at once (one thread, one connection: SQLite's single writer), and never runs an
 operation on the event loop (a commit may wait on the disk).
@@ -94,12 +95,15 @@ class SqliteThread:
                 break
         if len(group) == 1:
             return [self._outcome(group[0][0])]
+        fns = [fn for fn, _ in group]
+        failing: list[int] = []  # the operation that raised, if one did (not the commit)
         try:
-            return [(True, value) for value in self._call_all([fn for fn, _ in group])]
-        except Exception:
-            # One of them raised, so none was committed: each again in a transaction of its own, so that each
-            # commits or fails alone.
-            return [self._outcome(fn) for fn, _ in group]
+            return [(True, value) for value in self._call_all(fns, failing)]
+        except Exception as exc:
+            # Nothing of the group was committed. The operation that raised fails with its error, as it would
+            # have alone; every other one runs again in a transaction of its own, so that each commits or fails
+            # alone (when the commit itself failed, every one of them).
+            return [(False, exc) if failing and n == failing[0] else self._outcome(fn) for n, fn in enumerate(fns)]
 
     def _outcome(self, fn: Callable[[Connection], Any]) -> Outcome:
         try:
@@ -113,12 +117,21 @@ class SqliteThread:
             conn = self._conn = self.engine.connect()
         return conn
 
-    def _call_all(self, fns: list[Callable[[Connection], Any]]) -> list[Any]:
+    def _call_all(self, fns: list[Callable[[Connection], Any]], failing: list[int] | None = None) -> list[Any]:
+        """`fns` in one transaction, in order; `failing` gets the index of the one that raised, if one did."""
         conn = self._connection()
         try:
             conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
             with conn.begin():
-                return [fn(conn) for fn in fns]
+                values = []
+                for n, fn in enumerate(fns):
+                    try:
+                        values.append(fn(conn))
+                    except BaseException:
+                        if failing is not None:
+                            failing.append(n)
+                        raise
+                return values
         except BaseException:
             self._release()  # as a check-in after a failure would: the next operation starts on a clean connection
             raise

@@ -61,8 +61,14 @@ async def test_a_failing_write_fails_alone(thread):
 
     first = asyncio.ensure_future(thread.run(hold, write=True))
     await asyncio.sleep(0.05)
+    attempts = []
+
+    def duplicate(conn) -> None:  # UNIQUE: fails
+        attempts.append(1)
+        _insert(7)(conn)
+
     good = asyncio.ensure_future(thread.run(_insert(1), write=True))
-    bad = asyncio.ensure_future(thread.run(_insert(7), write=True))  # UNIQUE: fails
+    bad = asyncio.ensure_future(thread.run(duplicate, write=True))
     later = asyncio.ensure_future(thread.run(_insert(2), write=True))
     await asyncio.sleep(0.01)
     blocker.set()
@@ -71,6 +77,7 @@ async def test_a_failing_write_fails_alone(thread):
     with pytest.raises(Exception, match="UNIQUE"):
         await bad
     assert await later == 2
+    assert attempts == [1]  # the failing one is not run again: it fails as it would have alone
     assert await _values(thread) == [1, 2, 7]
     # the kept connection still works, for reads and writes
     assert await thread.run(_insert(3), write=True) == 3
