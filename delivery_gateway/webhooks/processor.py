@@ -138,8 +138,12 @@ class WebhookProcessor:
         cache was updated and the changes published (in the transaction marking them published)."""
         events = [event for _, event in items]
         results = await self.apply(events, inbox_done=[entry_id for entry_id, _ in items])
+        counts: dict[tuple[str, str], int] = {}  # one increment per (event type, outcome) of the batch
         for event, result in zip(events, results, strict=True):
-            self._count(event, result)
+            key = (type(event).__name__, _outcome(result))
+            counts[key] = counts.get(key, 0) + 1
+        for key, n in counts.items():
+            self._counter(key).inc(n)
         self.processed += len(items)
         return results
 
@@ -182,13 +186,12 @@ class WebhookProcessor:
             return False
         return True
 
-    def _count(self, event: LedgerEvent, result: ApplyResult) -> None:
-        outcome = "duplicate" if result.duplicate else ("applied" if result.change is not None else "stale")
-        key = (type(event).__name__, outcome)  # a few event classes x three outcomes
+    def _counter(self, key: tuple[str, str]) -> Any:
+        """The webhooks_received child of (event class, outcome): a few event classes x three outcomes."""
         counter = self._counters.get(key)
         if counter is None:  # `labels` takes a lock and builds a tuple on every call: once per pair is enough
             counter = self._counters[key] = self.metrics.webhooks_received.labels(*key)
-        counter.inc()
+        return counter
 
     async def _work(self) -> None:
         while True:
@@ -209,3 +212,7 @@ class WebhookProcessor:
                     self._queue.task_done()
                 if self._queue.qsize() < self.backlog_limit:
                     self._room.set()
+
+
+def _outcome(result: ApplyResult) -> str:
+    return "duplicate" if result.duplicate else ("applied" if result.change is not None else "stale")
