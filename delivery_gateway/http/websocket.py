@@ -46,15 +46,39 @@ def frame_writer(scope: Scope) -> FrameWriter | None:
     return protocol.write_frame if protocol is not None else None
 
 
-class _Received:
+class _Waiters:
+    """Futures waiting on a `_Received` or `_Writable`, in a list made only while one waits."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def _waiter(self) -> asyncio.Future[None]:
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        return waiter
+
+    def _forget(self, waiter: asyncio.Future[None]) -> None:
+        waiters = self._waiters
+        if waiters is not None:
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self._waiters = None
+
+
+class _Received(_Waiters):
     """What uvicorn's protocol uses of an asyncio.Queue (`put_nowait`, `get`, `empty`), holding no container while
     it is empty and no getter waits (a waiting getter: a one-item list)."""
 
-    __slots__ = ("_items", "_waiters")
+    __slots__ = ("_items",)
 
     def __init__(self) -> None:
+        super().__init__()
         self._items: list[Any] | None = None
-        self._waiters: list[asyncio.Future[None]] | None = None
 
     def empty(self) -> bool:
         return not self._items
@@ -71,10 +95,7 @@ class _Received:
 
     async def get(self) -> Any:
         while not self._items:
-            waiter = asyncio.get_running_loop().create_future()
-            if self._waiters is None:
-                self._waiters = []
-            self._waiters.append(waiter)
+            waiter = self._waiter()
             try:
                 await waiter
             except asyncio.CancelledError:
@@ -96,23 +117,15 @@ class _Received:
                 waiter.set_result(None)
                 return
 
-    def _forget(self, waiter: asyncio.Future[None]) -> None:
-        waiters = self._waiters
-        if waiters is not None:
-            if waiter in waiters:
-                waiters.remove(waiter)
-            if not waiters:
-                self._waiters = None
 
-
-class _Writable:
+class _Writable(_Waiters):
     """What uvicorn's protocol uses of an asyncio.Event (`set`, `clear`, `wait`), holding no container while set."""
 
-    __slots__ = ("_set", "_waiters")
+    __slots__ = ("_set",)
 
     def __init__(self) -> None:
+        super().__init__()
         self._set = True
-        self._waiters: list[asyncio.Future[None]] | None = None
 
     def is_set(self) -> bool:
         return self._set
@@ -132,19 +145,11 @@ class _Writable:
     async def wait(self) -> bool:
         if self._set:
             return True
-        waiter = asyncio.get_running_loop().create_future()
-        if self._waiters is None:
-            self._waiters = []
-        self._waiters.append(waiter)
+        waiter = self._waiter()
         try:
             await waiter
         finally:
-            waiters = self._waiters
-            if waiters is not None:
-                if waiter in waiters:
-                    waiters.remove(waiter)
-                if not waiters:
-                    self._waiters = None
+            self._forget(waiter)
         return True
 
 

@@ -6,7 +6,10 @@ otherwise (permessage-deflate, a paused transport), in order either way; past th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import websockets
@@ -45,6 +48,23 @@ def four_receipts(lv, conversation) -> list:
 
 def receipt_of(frame: str | bytes) -> str:
     return json.loads(frame)["payload"]["data"]["deliveryUpdates"]["receipt"]["sid"]
+
+
+@contextlib.asynccontextmanager
+async def paused_and_reading(lv, conversation) -> AsyncIterator[tuple[TransportWsClient, TransportWsClient, Any]]:
+    """Two plain sockets subscribed to the conversation's ticks: the first one's server side paused (as the
+    transport pauses once its buffer passes the high-water mark), the second reading. Yields both clients and the
+    paused server side."""
+    async with (
+        TransportWsClient.connect(lv.gateway.ws_url, compression=None) as paused,
+        TransportWsClient.connect(lv.gateway.ws_url, compression=None) as reader,
+    ):
+        for client in (paused, reader):
+            await client.subscribe(TICKS, {"c": conversation.sid})
+        await until(lambda: active(lv.gateway) == 2, "2 subscriptions")
+        server_paused, _ = protocols(lv.gateway)
+        server_paused.pause_writing()
+        yield paused, reader, server_paused
 
 
 async def test_a_browser_offering_compression_gets_plain_frames_by_default(tmp_path, direct_writes):
@@ -95,18 +115,9 @@ async def test_frames_go_straight_to_a_plain_socket_and_through_send_to_a_compre
 
 async def test_a_paused_socket_gets_its_frames_in_order_once_it_drains(tmp_path, direct_writes):
     async with live(tmp_path) as lv:
-        gateway = lv.gateway
         conversation = conversation_with_recipients(lv.emulator)
         receipts = four_receipts(lv, conversation)
-        async with (
-            TransportWsClient.connect(gateway.ws_url, compression=None) as paused,
-            TransportWsClient.connect(gateway.ws_url, compression=None) as reader,
-        ):
-            for client in (paused, reader):
-                await client.subscribe(TICKS, {"c": conversation.sid})
-            await until(lambda: active(gateway) == 2, "2 subscriptions")
-            server_paused, _ = protocols(gateway)
-            server_paused.pause_writing()  # as the transport does once its buffer passes the high-water mark
+        async with paused_and_reading(lv, conversation) as (paused, reader, server_paused):
             for receipt in receipts[:2]:
                 await webhook(lv, conversation, receipt)
                 assert receipt_of(await asyncio.wait_for(reader.ws.recv(), 10)) == receipt.sid  # not held up
@@ -128,15 +139,7 @@ async def test_past_its_bound_a_paused_socket_ends_with_slow_consumer_over_real_
         gateway = lv.gateway
         conversation = conversation_with_recipients(lv.emulator)
         receipts = four_receipts(lv, conversation)
-        async with (
-            TransportWsClient.connect(gateway.ws_url, compression=None) as stalled,
-            TransportWsClient.connect(gateway.ws_url, compression=None) as reader,
-        ):
-            for client in (stalled, reader):
-                await client.subscribe(TICKS, {"c": conversation.sid})
-            await until(lambda: active(gateway) == 2, "2 subscriptions")
-            server_stalled, _ = protocols(gateway)
-            server_stalled.pause_writing()
+        async with paused_and_reading(lv, conversation) as (stalled, reader, server_stalled):
             for receipt in receipts:  # one write waits, two queue behind it, the fourth is past the bound
                 await webhook(lv, conversation, receipt)
                 assert receipt_of(await asyncio.wait_for(reader.ws.recv(), 10)) == receipt.sid
