@@ -348,7 +348,7 @@ class GatewayHttpClient(AsyncHttpClient):
             started = time.perf_counter()
             status_label = STATUS_CONNECTION_ERROR
             try:
-                if method == "GET" and not form and not kwargs and self._wire is not None:
+                if method == "GET" and not form and not kwargs and not allow_redirects and self._wire is not None:
                     status, body, resp_headers = await self._wire.get(url, query, headers or {})
                     status_label = str(status)
                     return status, _text(body, resp_headers), resp_headers

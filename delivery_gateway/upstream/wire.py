@@ -13,7 +13,9 @@ timeout `aiohttp.SocketTimeoutError`, a refused or dropped connection or an unre
 no proxy used (as the session: `trust_env` off), no compression asked for; TLS verifies as Python's default context.
 An answer without a length (neither Content-Length nor chunked) ends where its connection does. A connection goes
 back to the pool only after a complete answer that allows keeping it; one idle for longer than
-`KEEPALIVE` seconds, or closed by the server, is not reused. Never used for anything but GET.
+`KEEPALIVE` seconds, or closed by the server, is not reused (and closed on the next call for its origin). An
+informational answer (1xx) is skipped; a second answer to one request ends its connection. Never used for anything but
+GET.
 """
 
 from __future__ import annotations
@@ -77,6 +79,11 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks ---------------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.waiter is None:  # a second answer to one request: the connection is not reused, the answer kept
+            self.headers, self.body = CIMultiDict(), []
+            self.close()
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.add(name.decode("latin-1"), value.decode("latin-1"))
 
@@ -97,6 +104,11 @@ class _Connection(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if self.waiter is not None and 100 <= status < 200 and status != 101:
+            # an informational answer (103 Early Hints): the answer follows it, as aiohttp reads it
+            self.headers, self.body, self.headers_done = CIMultiDict(), [], False
+            return
         waiter, self.waiter = self.waiter, None
         self._stop_timer()
         if waiter is not None and not waiter.done():
@@ -159,6 +171,7 @@ class WireClient:
         self.pool_size = pool_size
         self._idle: dict[Origin, list[_Connection]] = {}
         self._open: set[_Connection] = set()
+        self._closed = False
         self._ssl = ssl_context  # None: Python's default context, made on the first https connection
         self._targets: dict[str, tuple[Origin, str, str]] = {}  # url -> (origin, quoted path and query, host)
         self._queries: dict[tuple[tuple[str, str], ...], str] = {}
@@ -188,6 +201,7 @@ class WireClient:
         return answer
 
     async def close(self) -> None:
+        self._closed = True
         for connection in list(self._open):
             connection.close()
         self._open.clear()
@@ -224,6 +238,9 @@ class WireClient:
 
     async def _acquire(self, origin: Origin) -> _Connection:
         idle = self._idle.get(origin)
+        now = asyncio.get_running_loop().time()
+        while idle and (idle[0].closed or now - idle[0].idle_since > KEEPALIVE):  # the longest idle first
+            self._discard(idle.pop(0))
         while idle:
             connection = idle.pop()
             if connection.closed or connection.loop.time() - connection.idle_since > KEEPALIVE:
@@ -253,6 +270,9 @@ class WireClient:
             raise aiohttp.ConnectionTimeoutError(f"Connection timeout to host {hostname}:{port}") from exc
         except OSError as exc:
             raise aiohttp.ClientConnectionError(f"cannot connect to {hostname}:{port}: {exc}") from exc
+        if self._closed:  # closed while connecting
+            connection.close()
+            raise aiohttp.ClientConnectionError("the client is closed")
         self._open.add(connection)
         return connection
 

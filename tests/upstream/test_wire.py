@@ -181,7 +181,7 @@ async def test_a_cancelled_get_drops_its_connection_and_close_ends_every_connect
         with pytest.raises(asyncio.CancelledError):
             await call
         assert (await client.get(server.url + "/x", None, {}))[0] == 200
-        assert server.connections == 2
+        assert server.connections == 2 and len(client._open) == 1  # the cancelled one is closed, not left open
     async with raw_server(lambda n: _ok(b"{}")) as server:
         client = WireClient(connect_timeout=0.5, read_timeout=0.5, pool_size=4)
         await client.get(server.url + "/x", None, {})
@@ -246,3 +246,84 @@ async def test_https_verifies_the_server_and_keeps_the_connection(tmp_path: Path
         async with wire() as default:
             with pytest.raises(aiohttp.ClientConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
                 await default.get(server.url + "/v1/Conversations", None, {})
+
+
+async def test_an_informational_answer_is_skipped_and_a_stray_answer_ends_the_connection() -> None:
+    # A 1xx answer (103 Early Hints) comes before the answer itself, as aiohttp reads it.
+    hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + _ok(b'{"n": 1}')
+    async with raw_server(lambda n: hints) as server, wire() as client:
+        for _ in range(2):
+            status, body, headers = await client.get(server.url + "/x", None, {})
+            assert (status, body, headers.getall("Content-Length"), "Link" in headers) == (
+                200,
+                b'{"n": 1}',
+                ["8"],
+                False,
+            )
+        assert server.connections == 1
+    # Two answers to one request: the first is the answer, unchanged; the connection is not reused.
+    twice = _ok(b"{}") + b"HTTP/1.1 200 OK\r\nX-Extra: 1\r\nContent-Length: 4\r\n\r\n[99]"
+    async with raw_server(lambda n: twice) as server, wire() as client:
+        for _ in range(2):
+            status, body, headers = await client.get(server.url + "/x", None, {})
+            assert (status, body, headers.getall("Content-Length"), "X-Extra" in headers) == (200, b"{}", ["2"], False)
+        assert server.connections == 2
+
+
+async def test_connections_idle_for_longer_than_the_keep_alive_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("delivery_gateway.upstream.wire.KEEPALIVE", 0.3)
+    async with raw_server(lambda n: _ok(b"{}")) as server, wire() as client:
+        await asyncio.gather(*(client.get(server.url + "/x", None, {}) for _ in range(3)))
+        assert server.connections == 3
+        for _ in range(2):  # one connection kept in use, two left idle past the keep-alive
+            await asyncio.sleep(0.2)
+            assert (await client.get(server.url + "/x", None, {}))[0] == 200
+        await asyncio.sleep(0.05)
+        assert server.connections == 3
+        assert [writer.is_closing() for writer in server.writers].count(False) == 1
+        assert len(client._open) == 1
+
+
+async def test_a_connection_made_after_close_is_not_kept() -> None:
+    async with raw_server(lambda n: _ok(b"{}")) as server:
+        client = WireClient(connect_timeout=0.5, read_timeout=0.5, pool_size=4)
+        call = asyncio.ensure_future(client.get(server.url + "/x", None, {}))
+        await asyncio.sleep(0)  # connecting
+        await client.close()
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await call
+        assert not client._open
+
+
+async def test_a_get_that_follows_redirects_is_sent_as_before() -> None:
+    moved = b"HTTP/1.1 302 Found\r\nLocation: /y\r\nContent-Length: 0\r\n\r\n"
+    async with raw_server(lambda n: moved if n in (0, 2) else _ok(b'{"n": 1}')) as server:
+        async with GatewayHttpClient(connect_timeout=0.3, read_timeout=0.3) as http:
+            followed = await http.request("GET", server.url + "/x", allow_redirects=True)
+            assert (followed.status_code, json.loads(followed.text)) == (200, {"n": 1})
+            assert (await http.request("GET", server.url + "/x")).status_code == 302  # the default: not followed
+
+
+async def test_the_read_timeout_runs_from_the_last_data_and_data_out_of_turn_ends_a_connection() -> None:
+    trickle = [b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", b"[1", b",2", b"]"]
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        for part in trickle:  # 0.45 s in all, never 0.3 s without data
+            writer.write(part)
+            await asyncio.sleep(0.15)
+        writer.close()
+
+    listener = await asyncio.start_server(slow, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        async with wire(read_timeout=0.3) as client:
+            assert (await client.get(f"http://127.0.0.1:{port}/x", None, {}))[:2] == (200, b"[1,2]")
+    finally:
+        listener.close()
+    async with raw_server(lambda n: _ok(b"{}")) as server, wire() as client:
+        assert (await client.get(server.url + "/x", None, {}))[0] == 200
+        server.writers[0].write(b"HTTP/1.1 200 OK\r\n")  # bytes while nothing is asked
+        await asyncio.sleep(0.05)
+        assert (await client.get(server.url + "/x", None, {}))[0] == 200
+        assert server.connections == 2
