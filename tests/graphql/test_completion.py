@@ -36,6 +36,8 @@ from graphql import (
 )
 from graphql.execution import Executor, execute
 from graphql.pyutils import Path
+from strawberry.directive import DirectiveLocation, DirectiveValue
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -409,3 +411,70 @@ async def test_a_plain_object_is_completed_without_executing_its_fields_one_by_o
     _, errors, executed = await _box_results(f'{{ box(case: "error_leaf") {{ {BOX_SELECTION} }} }}')
     assert errors == [("no name", ("box", "alias", "n")), ("no name", ("box", "leaf", "name"))]
     assert 1 < executed < 16
+
+
+@strawberry.directive(locations=[DirectiveLocation.FIELD])
+def shout(value: DirectiveValue[str]) -> str:
+    return value.upper()
+
+
+class CountResolves(SchemaExtension):
+    resolved = 0
+
+    def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+        CountResolves.resolved += 1
+        return _next(root, info, *args, **kwargs)
+
+
+@strawberry.type
+class Checked:
+    name: str
+
+    @classmethod
+    def is_type_of(cls, obj: Any, _info: Any) -> bool:
+        return isinstance(obj, cls)
+
+
+@strawberry.type
+class GuardedQuery:
+    @strawberry.field
+    def box(self) -> Box:
+        return _boxes()["plain"]
+
+    @strawberry.field
+    def checked(self) -> Checked | None:
+        return SimpleNamespace(name="not a Checked")  # type: ignore[return-value]
+
+
+async def test_plans_leave_directives_resolve_hooks_and_type_checks_to_graphql_core() -> None:
+    plain = "{ box { title leaf { name count tags } } }"
+    cases: list[tuple[dict[str, Any], list[str]]] = [
+        ({}, ["{ checked { name } }", plain]),  # an is_type_of that refuses the value
+        ({"extensions": [CountResolves]}, [plain]),  # a resolve hook sees every field
+        # A directive on a field the plan would read (Strawberry runs directives as a resolve hook).
+        (
+            {"directives": [shout]},
+            [
+                "{ box { title leaf { name @shout count } } }",
+                "{ box { leaf { ...L } } } fragment L on Leaf { name @shout }",
+            ],
+        ),
+    ]
+    for options, queries in cases:
+        stock = strawberry.Schema(query=GuardedQuery, **options)
+        ours = strawberry.Schema(query=GuardedQuery, execution_context_class=PlannedExecutor, **options)
+        serve_attributes(ours)
+        for query in queries:
+            CountResolves.resolved = 0
+            theirs = await stock.execute(query)
+            theirs_resolved, CountResolves.resolved = CountResolves.resolved, 0
+            result = await ours.execute(query)
+            assert result.data == theirs.data, query
+            assert [e.message for e in result.errors or ()] == [e.message for e in theirs.errors or ()], query
+            assert CountResolves.resolved == theirs_resolved, query
+            if options.get("extensions"):
+                assert theirs_resolved == 6
+            if "@shout" in query:
+                assert theirs.data["box"]["leaf"]["name"] == "A"
+            if "checked" in query:
+                assert theirs.errors and theirs.data == {"checked": None}
