@@ -30,6 +30,7 @@ import httptools
 from multidict import CIMultiDict
 
 KEEPALIVE = 15.0  # seconds an idle connection is kept for reuse (aiohttp's default keep-alive timeout)
+HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address is tried alongside (aiohttp's default)
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = "?/:@"
 
@@ -265,6 +266,7 @@ class WireClient:
                     port,
                     ssl=context,
                     server_hostname=hostname if context is not None else None,
+                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
                 )
         except TimeoutError as exc:
             raise aiohttp.ConnectionTimeoutError(f"Connection timeout to host {hostname}:{port}") from exc

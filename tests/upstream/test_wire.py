@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Callable
@@ -327,3 +328,35 @@ async def test_the_read_timeout_runs_from_the_last_data_and_data_out_of_turn_end
         await asyncio.sleep(0.05)
         assert (await client.get(server.url + "/x", None, {}))[0] == 200
         assert server.connections == 2
+
+
+async def test_an_address_that_does_not_answer_is_raced_with_the_next_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first address a name resolves to never answers (a listener whose queue is full drops each SYN), the
+    # second does: tried after a quarter of a second (aiohttp's happy-eyeballs delay), within the connect timeout.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(0)
+    fillers = []
+    for _ in range(8):  # fill the accept queue
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(silent.getsockname())
+        fillers.append(filler)
+    try:
+        async with raw_server(lambda n: _ok(b"{}")) as server:
+            port = int(server.url.rsplit(":", 1)[1])
+            loop = asyncio.get_running_loop()
+
+            async def resolve(host: str, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+                tcp = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
+                return [(*tcp, silent.getsockname()), (*tcp, ("127.0.0.1", port))]
+
+            monkeypatch.setattr(loop, "getaddrinfo", resolve)
+            client = WireClient(connect_timeout=1.5, read_timeout=1, pool_size=2)
+            try:
+                assert (await client.get(f"http://twilio.invalid:{port}/x", None, {}))[0] == 200
+            finally:
+                await client.close()
+    finally:
+        for sock in (silent, *fillers):
+            sock.close()
