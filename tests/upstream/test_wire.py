@@ -272,12 +272,12 @@ async def test_an_informational_answer_is_skipped_and_a_stray_answer_ends_the_co
 
 
 async def test_connections_idle_for_longer_than_the_keep_alive_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("delivery_gateway.upstream.wire.KEEPALIVE", 0.3)
+    monkeypatch.setattr("delivery_gateway.upstream.wire.KEEPALIVE", 0.6)
     async with raw_server(lambda n: _ok(b"{}")) as server, wire() as client:
         await asyncio.gather(*(client.get(server.url + "/x", None, {}) for _ in range(3)))
         assert server.connections == 3
         for _ in range(2):  # one connection kept in use, two left idle past the keep-alive
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.4)
             assert (await client.get(server.url + "/x", None, {}))[0] == 200
         await asyncio.sleep(0.05)
         assert server.connections == 3
@@ -310,15 +310,15 @@ async def test_the_read_timeout_runs_from_the_last_data_and_data_out_of_turn_end
 
     async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
-        for part in trickle:  # 0.45 s in all, never 0.3 s without data
+        for part in trickle:  # 0.6 s in all, never 0.5 s without data
             writer.write(part)
-            await asyncio.sleep(0.15)
+            await asyncio.sleep(0.2)
         writer.close()
 
     listener = await asyncio.start_server(slow, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
     try:
-        async with wire(read_timeout=0.3) as client:
+        async with wire(read_timeout=0.5) as client:
             assert (await client.get(f"http://127.0.0.1:{port}/x", None, {}))[:2] == (200, b"[1,2]")
     finally:
         listener.close()
