@@ -21,10 +21,12 @@ GET.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
+import aiohappyeyeballs
 import aiohttp
 import httptools
 from multidict import CIMultiDict
@@ -260,14 +262,22 @@ class WireClient:
             context = self._ssl
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _, connection = await loop.create_connection(
-                    lambda: _Connection(loop, self.read_timeout),
-                    hostname,
-                    port,
-                    ssl=context,
-                    server_hostname=hostname if context is not None else None,
-                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
+                # The addresses raced as aiohttp races them (aiohappyeyeballs: any event loop, uvloop included,
+                # whose create_connection takes no happy_eyeballs_delay); the connected socket is then wrapped.
+                addresses = await loop.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
+                sock = await aiohappyeyeballs.start_connection(
+                    addresses, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1, loop=loop
                 )
+                try:
+                    _, connection = await loop.create_connection(
+                        lambda: _Connection(loop, self.read_timeout),
+                        sock=sock,
+                        ssl=context,
+                        server_hostname=hostname if context is not None else None,
+                    )
+                except BaseException:
+                    sock.close()
+                    raise
         except TimeoutError as exc:
             raise aiohttp.ConnectionTimeoutError(f"Connection timeout to host {hostname}:{port}") from exc
         except OSError as exc:

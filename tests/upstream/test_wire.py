@@ -360,3 +360,17 @@ async def test_an_address_that_does_not_answer_is_raced_with_the_next_one(monkey
     finally:
         for sock in (silent, *fillers):
             sock.close()
+
+
+def test_a_get_connects_on_uvloop_the_loop_serve_runs_on() -> None:
+    """`serve` runs on uvloop, whose create_connection takes no happy_eyeballs_delay: the addresses are raced
+    before it (aiohappyeyeballs), so a GET works there too (the other tests run on asyncio's own loop)."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def one_get() -> tuple[int, bytes]:
+        async with raw_server(lambda n: _ok(b"[1]")) as server, wire() as client:
+            status, body, _ = await client.get(server.url + "/x", None, {})
+            return status, body
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(one_get()) == (200, b"[1]")
