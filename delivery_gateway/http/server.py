@@ -71,6 +71,12 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         if cycle is not None and cycle.transport is self.transport:  # a new request's cycle (not an upgrade)
             cycle.transport = _ResponseWrites(self.transport, self.loop)  # type: ignore[assignment]
 
+    def handle_websocket_upgrade(self) -> None:
+        # The connection leaves for the WebSocket protocol: a clock still armed would hold this protocol (its
+        # parser and buffers) for up to `header_timeout` seconds after the upgrade, for every new subscriber.
+        self._stop_clock()
+        super().handle_websocket_upgrade()
+
     def _expect_headers(self) -> None:
         self._awaiting_headers = True
         self._header_bytes = 0

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 import uvicorn
+import websockets
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from delivery_gateway.app import create_app
-from delivery_gateway.http.server import MAX_HEADER_BYTES
+from delivery_gateway.http.server import MAX_HEADER_BYTES, HeaderDeadlineProtocol
 from delivery_gateway.ops.runner import served_config
 from tests.app_support import free_port
 from tests.graphql.fake_upstream import FakeConversations
@@ -180,3 +183,16 @@ async def test_a_later_request_on_a_kept_connection_gets_its_own_full_deadline()
     assert answer.endswith(b"<closed>")
     assert b"HTTP/1.1 408" in answer
     assert BOUND * 0.9 <= time.monotonic() - started < BOUND + 2
+
+
+async def test_a_websocket_upgrade_leaves_no_http_protocol_behind() -> None:
+    """Once a connection is upgraded, its HTTP protocol (parser, buffers) is garbage at once: no header clock keeps
+    it for the deadline's length, for every new subscriber (a burst of 10,000 would hold them all)."""
+    async with served() as port:  # a deadline (1 s) far longer than the handshake
+        async with websockets.connect(
+            f"ws://127.0.0.1:{port}/graphql", subprotocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL], compression=None
+        ) as ws:
+            assert ws.subprotocol == GRAPHQL_TRANSPORT_WS_PROTOCOL  # upgraded
+            gc.collect()
+            alive = [o for o in gc.get_objects() if isinstance(o, HeaderDeadlineProtocol)]
+            assert alive == []
