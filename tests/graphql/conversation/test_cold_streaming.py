@@ -86,12 +86,18 @@ async def reference(fake: GatedTwilio, sid: str) -> dict:
             return await post(client, sid)
 
 
-async def test_each_message_completes_as_its_receipts_list_arrives():
+async def gated_chat() -> tuple[GatedTwilio, str, dict, list[dict]]:
+    """A fake Twilio holding a chat, its conversation SID, the chat screen read ungated (`reference`) and that
+    answer's message nodes."""
     fake = GatedTwilio()
     conv, *_ = build_chat(fake)
     sid = conv.record.sid
     expected = await reference(fake, sid)
-    nodes = [e["node"] for e in expected["data"]["conversation"]["messages"]["edges"]]
+    return fake, sid, expected, [e["node"] for e in expected["data"]["conversation"]["messages"]["edges"]]
+
+
+async def test_each_message_completes_as_its_receipts_list_arrives():
+    fake, sid, expected, nodes = await gated_chat()
     fake.gated, fake.calls = True, type(fake.calls)()
     async with running_app(settings(), fake) as app:
         schema = app.state.gateway.graphql.schema
@@ -123,11 +129,7 @@ async def test_each_message_completes_as_its_receipts_list_arrives():
 
 
 async def test_a_receipts_list_failing_after_others_arrived_errs_on_its_message_alone():
-    fake = GatedTwilio()
-    conv, *_ = build_chat(fake)
-    sid = conv.record.sid
-    expected = await reference(fake, sid)
-    nodes = [e["node"] for e in expected["data"]["conversation"]["messages"]["edges"]]
+    fake, sid, _, nodes = await gated_chat()
     fake.gated = True
     async with running_app(settings(), fake) as app:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
