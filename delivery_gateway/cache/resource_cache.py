@@ -16,7 +16,7 @@ from delivery_gateway.cache import keys as cache_keys
 from delivery_gateway.cache.backend import DEFAULT_OP_TIMEOUT, CacheBackend, Decode, backend_from_url
 from delivery_gateway.cache.ttl import GENERATION_TTL
 from delivery_gateway.kernel import read_set
-from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.kernel.metrics import Children, Metrics
 from delivery_gateway.kernel.request_stats import note_cache
 
 _logger = logging.getLogger("delivery_gateway.cache")
@@ -50,7 +50,7 @@ class ResourceCache:
         # Services this process stored participants lists under (an Access Token caller's lists are keyed by its
         # token's service): participant webhooks name no service, so their evictions cover these scopes too.
         self.participant_scopes: set[str] = set()
-        self._counters: dict[tuple[str, str], Any] = {}  # the cache_requests child of each (kind, result)
+        self._requests = Children(self.metrics.cache_requests)  # (kind, result)
 
     @classmethod
     def from_url(
@@ -164,7 +164,4 @@ class ResourceCache:
         for key in keys:
             per_kind[key.partition(":")[0]] += 1  # cache_keys.kind_of, without a call per key
         for kind, n in per_kind.items():
-            counter = self._counters.get((kind, result))
-            if counter is None:  # labels() looks the child up under a lock: once per (kind, result) is enough
-                counter = self._counters[(kind, result)] = self.metrics.cache_requests.labels(kind, result)
-            counter.inc(n)
+            self._requests(kind, result).inc(n)

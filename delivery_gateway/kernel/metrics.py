@@ -5,11 +5,34 @@ Never touches prometheus_client's global REGISTRY: several apps (and tests) in o
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 # Upstream latencies: local emulator calls take ~1 ms, Twilio 50-500 ms, timeouts up to ~10 s.
 UPSTREAM_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Children:
+    """A labelled metric's children, each looked up once: prometheus-client's `labels` builds a tuple and takes a
+    lock on every call, a visible cost on paths that count every request or event. At most `bound` children are
+    remembered (forgotten all at once past it: a label set without end cannot grow this without end)."""
+
+    __slots__ = ("_bound", "_children", "_metric")
+
+    def __init__(self, metric: Any, bound: int = 4096) -> None:
+        self._metric = metric
+        self._bound = bound
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *labels: str) -> Any:
+        child = self._children.get(labels)
+        if child is None:
+            if len(self._children) >= self._bound:
+                self._children.clear()
+            child = self._children[labels] = self._metric.labels(*labels)
+        return child
 
 
 class Metrics:

@@ -20,7 +20,7 @@ from multidict import CIMultiDict
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 
-from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.kernel.metrics import Children, Metrics
 from delivery_gateway.upstream.backoff import (
     RETRYABLE_METHODS,
     RetryPolicy,
@@ -168,7 +168,8 @@ class GatewayHttpClient(AsyncHttpClient):
         self._session: aiohttp.ClientSession | None = None
         self._wire: WireClient | None = None  # GETs (upstream/wire.py); everything else through the session
         self._authorization: dict[tuple[str, str], str] = {}  # Basic credentials, encoded once
-        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}  # (latency, requests) metric children
+        self._latency = Children(self.metrics.upstream_latency)  # (method, route)
+        self._requests = Children(self.metrics.upstream_requests)  # (method, route, status)
         self.in_flight = 0  # HTTP attempts holding a concurrency slot right now
         self.max_in_flight = 0
 
@@ -372,16 +373,8 @@ class GatewayHttpClient(AsyncHttpClient):
                 raise
             finally:
                 self.in_flight -= 1
-                series = self._series.get((method, route, status_label))
-                if series is None:  # the labelled children, looked up once per (method, route, status)
-                    if len(self._series) >= 4096:
-                        self._series.clear()
-                    series = self._series[(method, route, status_label)] = (
-                        self.metrics.upstream_latency.labels(method, route),
-                        self.metrics.upstream_requests.labels(method, route, status_label),
-                    )
-                series[0].observe(time.perf_counter() - started)
-                series[1].inc()
+                self._latency(method, route).observe(time.perf_counter() - started)
+                self._requests(method, route, status_label).inc()
                 self.calls.record(method, route, status_label)
 
     def _breaker_changed(self, state: BreakerState) -> None:

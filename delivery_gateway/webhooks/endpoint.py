@@ -8,12 +8,11 @@ for processing: it answers once the raw event is in the ledger's inbox.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.kernel.metrics import Children, Metrics
 from delivery_gateway.kernel.records import compact_json
 from delivery_gateway.kernel.request_stats import note_webhook
 from delivery_gateway.ledger import DeliveryLedger
@@ -57,15 +56,12 @@ class TwilioWebhookEndpoint:
         self.ledger = ledger
         self.processor = processor
         self.metrics = metrics
-        self._counters: dict[tuple[str, str], Any] = {}
+        self._received = Children(metrics.webhooks_received)
 
     def _count(self, event_type: str | None, outcome: str) -> None:
-        key = (event_label(event_type), outcome)
-        counter = self._counters.get(key)
-        if counter is None:  # `labels` looks the child up under a lock on every call: once per pair is enough
-            counter = self._counters[key] = self.metrics.webhooks_received.labels(*key)
-        counter.inc()
-        note_webhook(key[0], outcome)
+        label = event_label(event_type)
+        self._received(label, outcome).inc()
+        note_webhook(label, outcome)
 
     async def handle(self, request: Request) -> JSONResponse:
         """The route: any form type Twilio may use (multipart through Starlette's parser)."""

@@ -14,9 +14,9 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
-from delivery_gateway.kernel.metrics import Metrics
+from delivery_gateway.kernel.metrics import Children, Metrics
 from delivery_gateway.ledger import AfterCommit, ApplyResult, DeliveryLedger, LedgerChange, LedgerEvent
 from delivery_gateway.pubsub import PubSub, conversation_channel, service_channel
 from delivery_gateway.webhooks.parse import MalformedWebhook, parse_event
@@ -67,7 +67,7 @@ class WebhookProcessor:
         self._room = asyncio.Event()  # set while the backlog is below its limit
         self._room.set()
         self._worker: asyncio.Task[None] | None = None
-        self._counters: dict[tuple[str, str], Any] = {}
+        self._received = Children(self.metrics.webhooks_received)  # (event class, outcome)
         self.processed = 0
 
     async def start(self) -> int:
@@ -143,7 +143,7 @@ class WebhookProcessor:
             key = (type(event).__name__, _outcome(result))
             counts[key] = counts.get(key, 0) + 1
         for key, n in counts.items():
-            self._counter(key).inc(n)
+            self._received(*key).inc(n)
         self.processed += len(items)
         return results
 
@@ -185,13 +185,6 @@ class WebhookProcessor:
             log.warning("publishing change %s on %s failed", change.seq, channel, exc_info=True)
             return False
         return True
-
-    def _counter(self, key: tuple[str, str]) -> Any:
-        """The webhooks_received child of (event class, outcome): a few event classes x three outcomes."""
-        counter = self._counters.get(key)
-        if counter is None:  # `labels` takes a lock and builds a tuple on every call: once per pair is enough
-            counter = self._counters[key] = self.metrics.webhooks_received.labels(*key)
-        return counter
 
     async def _work(self) -> None:
         while True:
