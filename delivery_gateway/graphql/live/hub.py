@@ -264,16 +264,15 @@ class Hub:
         text = self.request.encode(payload) + "}"
         members = list(self.members.values())
         slow: dict[int, HubConnection] = {}
-        built: dict[str, bytes] = {}  # the wire frame per operation id prefix (most subscribers share one)
+        # Per operation id prefix (most subscribers share one): the frame's text and its wire bytes, built once.
+        built: dict[str, tuple[str, bytes]] = {}
         for member in members:
             prefix = member.prefix
-            outbox = member.connection.outbox
-            frame = None
-            if outbox.write_frame is not None:
-                frame = built.get(prefix)
-                if frame is None:
-                    frame = built[prefix] = text_frame((prefix + text).encode())
-            if not outbox.put(prefix + text, frame):
+            frame = built.get(prefix)
+            if frame is None:
+                full = prefix + text
+                frame = built[prefix] = (full, text_frame(full.encode()))
+            if not member.connection.outbox.put(*frame):
                 slow[id(member.connection)] = member.connection
         for connection in slow.values():
             connection.fell_behind()
