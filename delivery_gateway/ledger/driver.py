@@ -21,16 +21,24 @@ _SQLITE_NAMED = sqlite.dialect(paramstyle="named")
 _SQLITE_QMARK = sqlite.dialect(paramstyle="qmark")
 
 
+def _sqlite_driver(conn: Connection) -> Any:
+    """The sqlite3 connection under `conn` (in its transaction), or None on any other dialect."""
+    if conn.dialect.name != "sqlite":
+        return None
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    return dbapi
+
+
 def execute_many(conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
     """`conn.execute(statement, rows)`; on SQLite through the driver's `executemany` with the statement compiled
     once per set of row keys (named parameters, the rows' dicts as they are)."""
     if not rows:
         return
-    if conn.dialect.name != "sqlite":
+    dbapi = _sqlite_driver(conn)
+    if dbapi is None:
         conn.execute(statement, rows)
         return
-    dbapi = conn.connection.driver_connection
-    assert dbapi is not None
     dbapi.executemany(sqlite_sql(statement, tuple(rows[0])), rows)
 
 
@@ -43,30 +51,27 @@ def sqlite_sql(statement: Any, keys: tuple[str, ...]) -> str:
 def rows_in(conn: Connection, statement: Any, values: Sequence[Any]) -> list[Any]:
     """The rows of `statement` (one expanding `IN` bound as `values`) for these values, as tuples (positional);
     on SQLite through the driver."""
-    if conn.dialect.name != "sqlite":
+    dbapi = _sqlite_driver(conn)
+    if dbapi is None:
         return list(conn.execute(statement, {"values": list(values)}))
-    dbapi = conn.connection.driver_connection
-    assert dbapi is not None
     return dbapi.execute(_sqlite_in_sql(statement, len(values)), tuple(values)).fetchall()
 
 
 def rows_of(conn: Connection, statement: Any) -> list[Any]:
     """The rows of `statement`, which binds nothing of its own but literal values, as tuples; on SQLite through
     the driver."""
-    if conn.dialect.name != "sqlite":
+    dbapi = _sqlite_driver(conn)
+    if dbapi is None:
         return list(conn.execute(statement))
-    dbapi = conn.connection.driver_connection
-    assert dbapi is not None
     return dbapi.execute(_sqlite_literal_sql(statement)).fetchall()
 
 
 def execute_one(conn: Connection, statement: Any, params: dict[str, Any]) -> None:
     """`conn.execute(statement, params)`; on SQLite through the driver, the SQL compiled once."""
-    if conn.dialect.name != "sqlite":
+    dbapi = _sqlite_driver(conn)
+    if dbapi is None:
         conn.execute(statement, params)
         return
-    dbapi = conn.connection.driver_connection
-    assert dbapi is not None
     dbapi.execute(sqlite_sql(statement, tuple(params)), params)
 
 
